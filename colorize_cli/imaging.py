@@ -1,0 +1,408 @@
+"""Image file I/O: safe decoding, encoding, atomic writes and folder scanning.
+
+Kept free of torch so DataLoader workers and ``--help`` paths import it cheaply.
+Every reading failure surfaces as :class:`ImageError` with a one-line message
+that names the file, so a batch run can report it and carry on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, TiffImagePlugin
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "IMAGE_EXTENSIONS",
+    "Decoded",
+    "ImageError",
+    "encode_image",
+    "iter_images",
+    "output_path",
+    "read_image",
+    "write_atomic",
+]
+
+IMAGE_EXTENSIONS: frozenset[str] = frozenset(
+    {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+)
+DEFAULT_MAX_PIXELS: int = 100_000_000
+
+# Our max_pixels check on the header is the bomb guard. Pillow's global limit would
+# otherwise refuse images the user allowed with --max-pixels (and hide W x H).
+Image.MAX_IMAGE_PIXELS = None
+
+_EXIF_ORIENTATION = 0x0112
+_ALPHA_EXTS = frozenset({".png", ".tif", ".tiff", ".webp"})
+_DEEP_EXTS = frozenset({".png", ".tif", ".tiff"})
+_WRITABLE_EXTS = IMAGE_EXTENSIONS
+_OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg"}
+
+
+class ImageError(Exception):
+    """One clear, one-line, human message that names the file."""
+
+
+@dataclass
+class Decoded:
+    rgb: np.ndarray  # float32 HxWx3 in 0..1, orientation applied, gray replicated
+    alpha: np.ndarray | None  # float32 HxW in 0..1
+    bit_depth: int  # 8 or 16 (float sources count as 16)
+    ext: str  # lower-case source extension, e.g. ".jpg"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decoded:
+    """Decode an image file; raises only ImageError("<path>: <reason>")."""
+    path = Path(path)
+    try:
+        return _read(path, max_pixels)
+    except ImageError:
+        raise
+    except MemoryError:
+        raise ImageError(f"{path}: out of memory while decoding") from None
+    except Exception as e:  # noqa: BLE001 - contract: never leak other types
+        raise ImageError(f"{path}: cannot decode: {_reason(e)}") from e
+
+
+def _read(path: Path, max_pixels: int) -> Decoded:
+    im, (w, h) = _open_header(path)
+    with im if im is not None else contextlib.nullcontext():
+        if w * h > max_pixels:
+            raise ImageError(
+                f"{path}: {w}x{h} pixels exceeds the limit of {max_pixels} "
+                "(raise it with --max-pixels)"
+            )
+        orientation = _orientation(im) if im is not None else 1
+        arr, bgr = _decode(path, im)
+    rgb, alpha, depth = _normalize(_orient(arr, orientation), bgr, path)
+    return Decoded(rgb=rgb, alpha=alpha, bit_depth=depth, ext=path.suffix.lower())
+
+
+def _open_header(path: Path) -> tuple[Image.Image | None, tuple[int, int]]:
+    """Read only the header (no pixel data): Pillow, or our own TIFF IFD parse for
+    TIFFs Pillow cannot model (e.g. 3-channel float32), then image is None."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # corrupt-EXIF chatter; failures raise below
+            im = Image.open(path)
+        return im, im.size
+    except FileNotFoundError:
+        raise ImageError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise ImageError(f"{path}: is a directory, not an image") from None
+    except PermissionError:
+        raise ImageError(f"{path}: permission denied") from None
+    except Image.DecompressionBombError as e:  # only if someone re-enabled Pillow's limit
+        raise ImageError(f"{path}: {e}") from None
+    except OSError as e:
+        if not isinstance(e, Image.UnidentifiedImageError):
+            raise ImageError(f"{path}: cannot read: {_reason(e)}") from None
+    except Exception:  # noqa: BLE001 - malformed headers raise ValueError, struct.error...
+        pass
+    size = _tiff_size(path)
+    if size is not None:
+        return None, size
+    if _is_empty(path):
+        raise ImageError(f"{path}: empty file (0 bytes)")
+    raise ImageError(f"{path}: not an image or unsupported format")
+
+
+def _tiff_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a TIFF's first IFD, or None if it is not a readable TIFF."""
+    try:
+        with open(path, "rb") as fp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about truncated IFDs; we just give up
+            head = fp.read(8)
+            if head[:4] not in TiffImagePlugin.PREFIXES:
+                return None
+            if head[2:4] in (b"\x00+", b"+\x00"):  # BigTIFF: 16-byte header
+                head += fp.read(8)
+            ifd = TiffImagePlugin.ImageFileDirectory_v2(head)
+            fp.seek(ifd.next)
+            ifd.load(fp)
+            return int(ifd[256]), int(ifd[257])
+    except Exception:  # noqa: BLE001 - anything odd simply means "not a TIFF we know"
+        return None
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
+
+
+def _orientation(im: Image.Image) -> int:
+    # TIFF: both Pillow and cv2 apply the Orientation tag themselves while decoding.
+    if im.format == "TIFF":
+        return 1
+    try:
+        value = int(im.getexif().get(_EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - broken EXIF must not cost the picture
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _decode(path: Path, im: Image.Image | None) -> tuple[np.ndarray, bool]:
+    """Pixels as stored; returns (array, channels_are_bgr)."""
+    try:
+        # fromfile copes with unicode paths; UNCHANGED keeps 16-bit and alpha.
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read: {_reason(e)}") from None
+    try:
+        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        arr = None
+    if arr is not None:
+        return arr, True
+    if im is None:
+        raise ImageError(f"{path}: cannot decode: truncated or corrupt data")
+    try:
+        return _pil_pixels(im), False
+    except MemoryError:
+        raise
+    except Exception:  # noqa: BLE001
+        raise ImageError(f"{path}: cannot decode: truncated or corrupt data") from None
+
+
+def _pil_pixels(im: Image.Image) -> np.ndarray:
+    """Fallback decode. Animated GIF/WebP: only the FIRST FRAME is used."""
+    im.seek(0)
+    if im.mode.startswith("I;16"):
+        return np.asarray(im).astype(np.uint16)  # also fixes big-endian I;16B
+    if im.mode == "F":
+        return np.asarray(im)
+    has_alpha = "A" in im.mode or "transparency" in im.info
+    return np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) to an HxW[xC] array, as Pillow's exif_transpose."""
+    ops: dict[int, Callable[[np.ndarray], np.ndarray]] = {
+        2: lambda x: x[:, ::-1],  # mirror horizontal
+        3: lambda x: x[::-1, ::-1],  # rotate 180
+        4: lambda x: x[::-1],  # mirror vertical
+        5: lambda x: x.swapaxes(0, 1),  # transpose
+        6: lambda x: x.swapaxes(0, 1)[:, ::-1],  # rotate 90 clockwise
+        7: lambda x: x[::-1, ::-1].swapaxes(0, 1),  # transverse
+        8: lambda x: x.swapaxes(0, 1)[::-1],  # rotate 90 counter-clockwise
+    }
+    op = ops.get(orientation)
+    return a if op is None else op(a)
+
+
+def _normalize(a: np.ndarray, bgr: bool, path: Path) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Any decoder layout -> (float32 RGB HxWx3, float32 alpha or None, bit depth)."""
+    f, depth = _to_unit_float(a, path)
+    if f.ndim == 2:
+        f = f[:, :, None]
+    channels = f.shape[2]
+    if channels in (1, 2):  # gray, gray+alpha
+        rgb = np.repeat(f[:, :, :1], 3, axis=2)
+    elif channels in (3, 4):
+        rgb = f[:, :, 2::-1] if bgr else f[:, :, :3]
+    else:
+        raise ImageError(f"{path}: unsupported number of channels ({channels})")
+    alpha = f[:, :, -1] if channels in (2, 4) else None
+    rgb = np.ascontiguousarray(rgb)
+    return rgb, (None if alpha is None else np.ascontiguousarray(alpha)), depth
+
+
+def _to_unit_float(a: np.ndarray, path: Path) -> tuple[np.ndarray, int]:
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) * np.float32(1 / 255), 8
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) * np.float32(1 / 65535), 16
+    if a.dtype.kind == "f":  # float TIFF: nominal range 0..1; NaN would poison the model
+        f = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+        return np.clip(f, 0.0, 1.0, out=f), 16
+    raise ImageError(f"{path}: unsupported sample type {a.dtype}")
+
+
+def _reason(e: BaseException) -> str:
+    text = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    return " ".join(text.split())  # keep the message on one line
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def encode_image(
+    rgb: np.ndarray,
+    alpha: np.ndarray | None,
+    ext: str,
+    bit_depth: int = 8,
+    jpeg_quality: int = 95,
+) -> bytes:
+    """Encode RGB (float 0..1, uint8 or uint16) to bytes for `ext` with cv2.
+
+    16-bit survives only in PNG/TIFF; alpha only in PNG/TIFF/WebP (dropped elsewhere).
+    `jpeg_quality` also drives lossy WebP.
+    """
+    ext = ext.lower() if ext.startswith(".") else "." + ext.lower()
+    dtype = np.uint16 if bit_depth == 16 and ext in _DEEP_EXTS else np.uint8
+    if rgb.ndim == 2:
+        rgb = rgb[:, :, None]
+    if rgb.ndim != 3 or rgb.shape[2] not in (1, 3):
+        raise ValueError(f"expected HxWx3 RGB, got shape {rgb.shape}")
+    rgb = np.broadcast_to(rgb, (*rgb.shape[:2], 3))
+    planes = [_quantize(rgb[:, :, 2::-1], dtype)]  # cv2 wants BGR
+    if alpha is not None and ext in _ALPHA_EXTS:
+        if alpha.shape != rgb.shape[:2]:
+            raise ValueError(f"alpha shape {alpha.shape} does not match image {rgb.shape[:2]}")
+        planes.append(_quantize(alpha, dtype)[:, :, None])
+    pixels = np.ascontiguousarray(np.concatenate(planes, axis=2))
+    q = int(np.clip(jpeg_quality, 1, 100))
+    params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, q], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, q],
+              ".webp": [cv2.IMWRITE_WEBP_QUALITY, q]}.get(ext, [])
+    try:
+        ok, buf = cv2.imencode(ext, pixels, params)
+    except cv2.error as e:
+        raise ImageError(f"{ext}: cannot encode: {_reason(e)}") from None
+    if not ok:
+        raise ImageError(f"{ext}: cannot encode this image")
+    return buf.tobytes()
+
+
+def _quantize(a: np.ndarray, dtype: type[np.integer]) -> np.ndarray:
+    """Round/clip to the target integer type; integer inputs are rescaled exactly."""
+    top = np.iinfo(dtype).max
+    if a.dtype == dtype:
+        return a
+    if a.dtype == np.uint8:  # 8 -> 16: 255 * 257 == 65535
+        return a.astype(np.uint16) * np.uint16(257)
+    if a.dtype == np.uint16:  # 16 -> 8
+        return np.rint(a / 257.0).astype(np.uint8)
+    f = np.clip(np.asarray(a, dtype=np.float32), 0.0, 1.0) * np.float32(top)
+    return np.rint(f).astype(dtype)
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; outputs should get ordinary permissions (0666 & ~umask).
+# Read once at import: os.umask is process-wide, so probing it later would race threads.
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write via a same-directory temp file + fsync + os.replace: never a half-written output."""
+    path = Path(path)
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException as e:  # also clean up on KeyboardInterrupt
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise ImageError(f"{path}: cannot write: {_reason(e)}") from e
+        raise
+
+
+# --------------------------------------------------------------------------- scanning
+
+
+def iter_images(root: Path, recursive: bool, exclude: Path | None = None) -> Iterator[Path]:
+    """Image files under `root`, sorted by path components; deterministic.
+
+    Hidden files (".*", which covers our ".*.tmp" temp files and macOS "._*") are
+    skipped. Recursion follows symlinks but visits each real directory once.
+    Everything inside `exclude` is skipped (if `root` itself is inside it, nothing
+    is yielded). Unreadable folders are skipped silently.
+    """
+    ex = os.path.realpath(exclude) if exclude is not None else None
+    visited: set[tuple[int, int]] = set()
+    stack = [_sorted_entries(str(root), visited, ex)]
+    while stack:
+        entry = next(stack[-1], None)
+        if entry is None:
+            stack.pop()
+        elif _is_dir(entry):
+            if recursive:
+                stack.append(_sorted_entries(entry.path, visited, ex))
+        elif _is_image_name(entry.name) and _is_file(entry):
+            yield Path(entry.path)
+
+
+def _sorted_entries(
+    d: str, visited: set[tuple[int, int]], ex: str | None
+) -> Iterator[os.DirEntry[str]]:
+    """Entries of `d` by name, or nothing if excluded, already visited (loop) or unreadable."""
+    if ex is not None and _is_within(os.path.realpath(d), ex):
+        return iter(())
+    try:
+        st = os.stat(d)
+        with os.scandir(d) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return iter(())
+    key = (st.st_dev, st.st_ino)
+    if key in visited:
+        return iter(())
+    visited.add(key)
+    return iter(entries)
+
+
+def _is_within(p: str, parent: str) -> bool:
+    return p == parent or p.startswith(parent.rstrip(os.sep) + os.sep)
+
+
+def _is_image_name(name: str) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()  # follows symlinks
+    except OSError:
+        return False
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_file()  # follows symlinks; broken links are skipped
+    except OSError:
+        return False
+
+
+def output_path(src: Path, in_root: Path | None, out_dir: Path, fmt: str) -> Path:
+    """Where the result for `src` goes: src's path relative to in_root, under out_dir.
+
+    fmt "same" keeps the source suffix when we can write it (else ".png"),
+    "png"/"jpg" force that format.
+    """
+    src = Path(src)
+    rel = Path(src.name)
+    if in_root is not None:
+        with contextlib.suppress(ValueError):  # not under in_root: fall back to the name
+            rel = src.relative_to(in_root)
+    if fmt == "same":
+        suffix = src.suffix if src.suffix.lower() in _WRITABLE_EXTS else ".png"
+    elif fmt in _OUTPUT_FORMATS:
+        suffix = _OUTPUT_FORMATS[fmt]
+    else:
+        raise ValueError(f"unknown output format {fmt!r}; expected same, png or jpg")
+    return Path(out_dir) / rel.with_suffix(suffix)

@@ -1,0 +1,37 @@
+"""Training losses by name; a model's spec names one. Each takes (model, raw prediction, native target)."""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from colorize_cli.models.base import ColorModel
+
+
+def _resized(raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return target if raw.shape[-2:] == target.shape[-2:] else F.interpolate(target, size=raw.shape[-2:], mode="area")
+
+
+def l1(model: ColorModel, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.l1_loss(raw.float(), _resized(raw, target))
+
+
+def mse(model: ColorModel, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(raw.float(), _resized(raw, target))
+
+
+def ab_classification(model: ColorModel, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Rebalanced cross-entropy against Gaussian soft-encoded ab (Zhang et al. 2016, eq. 2-4)."""
+    soft = model.soft_encode(target)
+    weight = model.class_weights[soft.argmax(1)]                 # (N,h,w): rarer colours count more
+    ce = -(soft * F.log_softmax(raw.float(), 1)).sum(1)
+    return (weight * ce).mean()
+
+
+LOSSES: dict[str, Callable[[ColorModel, torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "l1": l1,
+    "mae": l1,
+    "mse": mse,
+    "ab-classification": ab_classification,
+}

