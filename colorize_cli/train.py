@@ -203,7 +203,7 @@ class Trainer:
         self.total = cfg.steps or cfg.epochs * steps_per_epoch
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(min(cfg.warmup, self.total // 10 + 1), self.total))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
-        self.step, self.history = 0, []
+        self.step, self.history, self.running = 0, [], []   # running: losses since the last record
         if resume is not None:
             self._restore(resume)
 
@@ -259,6 +259,7 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
             "torch_rng": torch.get_rng_state(), "history": json.dumps(self.history),
+            "running": json.dumps(self.running),
         }
 
     def save(self, name: str = "last.ckpt") -> Path:
@@ -276,6 +277,7 @@ class Trainer:
         torch.set_rng_state(ck["torch_rng"])
         self.step = int(ck["step"])
         self.history = json.loads(ck["history"])
+        self.running = json.loads(ck.get("running", "[]"))
 
     # ----------------------------------------------------------------------------------------------------- loop
     def loader(self) -> DataLoader:
@@ -333,9 +335,10 @@ class Trainer:
         if not self.cfg.quiet:
             print(msg, file=sys.stderr, flush=True)
 
-    def run(self) -> Path:
-        """Train to the configured number of steps; Ctrl-C or SIGTERM saves a checkpoint before leaving."""
-        stop = {"flag": False}
+    def run(self, stop_at: int | None = None) -> Path:
+        """Train to the configured number of steps (or stop_at, for chunked runs); Ctrl-C or SIGTERM saves a
+        checkpoint before leaving."""
+        stop = {"flag": False, "at": stop_at or self.total}
         old = signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
         try:
             self._loop(stop)
@@ -354,17 +357,17 @@ class Trainer:
         if self.step >= self.total:
             return
         data = iter(self.loader())
-        t0, seen0, running = time.time(), self.step, []
+        t0, seen0 = time.time(), self.step
         with progress_for(self.total, self.step, self.cfg.quiet or not self.dist.main) as bar:
-            while self.step < self.total and not stop["flag"]:
+            while self.step < min(self.total, stop["at"]) and not stop["flag"]:
                 loss = self.train_step(next(data))
-                running.append(loss)
+                self.running.append(loss)
                 ips = (self.step - seen0) * self.cfg.batch_size * self.dist.world / max(1e-9, time.time() - t0)
                 bar(self.step, loss, ips)
                 if self.dist.main and (self.step % self.cfg.val_every == 0 or self.step == self.total):
-                    self.record({"step": self.step, "loss": sum(running) / len(running), "lr": self.sched.get_last_lr()[0],
-                                 "images_per_s": ips, **self.validate()})
-                    running = []
+                    self.record({"step": self.step, "loss": sum(self.running) / len(self.running),
+                                 "lr": self.sched.get_last_lr()[0], "images_per_s": ips, **self.validate()})
+                    self.running = []
                 if self.dist.main and self.step % self.cfg.ckpt_every == 0:
                     self.save()
         if stop["flag"] and self.dist.main:

@@ -45,8 +45,8 @@ def save_weights(path: Path, state: dict[str, torch.Tensor], meta: dict[str, Any
     """Write state (floats in fp16 when half) with metadata, atomically."""
     from safetensors.torch import save_file
     tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu() for k, v in state.items()}
-    header = {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
-    header["payload_sha256"] = _payload_digest(tensors)
+    header = {k: json.dumps(v) for k, v in meta.items()}   # every value JSON, so strings round-trip unchanged
+    header["payload_sha256"] = json.dumps(_payload_digest(tensors))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -100,8 +100,12 @@ def _check_listed_sum(path: Path) -> None:
     sums = path.parent / SUMS_FILE
     if not sums.is_file():
         return
-    listed = dict(reversed(line.split(maxsplit=1)) for line in sums.read_text().splitlines() if line.strip())
-    want = listed.get(path.name) or listed.get("*" + path.name)
+    listed = {}
+    for line in sums.read_text().splitlines():
+        fields = line.split(maxsplit=1)
+        if len(fields) == 2:                      # "<sha256>  <name>" or "<sha256> *<name>"
+            listed[fields[1].lstrip("*")] = fields[0]
+    want = listed.get(path.name)
     if want and want != file_sha256(path):
         raise WeightsError(f"{path}: sha256 differs from {SUMS_FILE}: file damaged or tampered with")
 
@@ -123,4 +127,5 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise WeightsError(f"{path}: checkpoint not found") from None
     except Exception as e:
-        raise WeightsError(f"{path}: not a safe checkpoint ({str(e).splitlines()[0]})") from None
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise WeightsError(f"{path}: not a safe checkpoint ({reason})") from None

@@ -1,0 +1,246 @@
+"""The model registry, the model contract (forward, chroma, target, loss, gradients) and unet-lab's ab bins/prior."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from colorize_cli import color, losses, metrics, registry
+from colorize_cli.models import unet_lab
+from colorize_cli.models.base import ColorModel
+
+NAMES = registry.list_models()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: extra threads only fight other work on the machine (10x slower under load)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _batch(h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    rgb = torch.rand(2, 3, h, w, generator=g)
+    return rgb, color.rgb_to_luminance(rgb)
+
+
+def test_registry_lists_the_default():
+    assert "unet-lab" in NAMES
+    assert NAMES == sorted(NAMES)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_spec_is_consistent(name):
+    spec = registry.get_spec(name)
+    assert spec.name == name
+    assert spec.color_space in ("lab", "rgb", "yuv")
+    assert spec.loss in losses.LOSSES
+    model = registry.create_model(name, pretrained_backbone=False)
+    assert isinstance(model, ColorModel)
+    assert model.spec is spec
+    assert model.color_space == spec.color_space
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_backward_chroma_and_loss(name):
+    torch.manual_seed(0)
+    model = registry.create_model(name, pretrained_backbone=False).train()
+    spec = registry.get_spec(name)
+    rgb, lum = _batch(48, 40)
+
+    raw = model(lum)
+    assert raw.shape[0] == 2 and torch.isfinite(raw).all()
+    (raw * torch.randn_like(raw)).sum().backward()
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable
+    missing = [n for n, p in trainable if p.grad is None]
+    assert not missing, f"parameters without a gradient: {missing[:10]}"
+    assert all(torch.isfinite(p.grad).all() for _, p in trainable)
+    nonzero = sum(bool(p.grad.abs().sum() > 0) for _, p in trainable)
+    assert nonzero >= 0.9 * len(trainable)
+
+    model.zero_grad()
+    raw = model(lum)
+    loss = losses.LOSSES[spec.loss](model, raw, model.target(rgb))
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for _, p in trainable)
+
+    with torch.no_grad():
+        ab = model.eval().chroma(lum)
+    assert ab.shape == (2, 2, 48, 40)
+    assert ab.dtype == torch.float32 and torch.isfinite(ab).all()
+    assert ab.abs().max().item() < 130          # Lab chroma, not logits or a normalised value
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_odd_sizes_give_matching_prediction_and_target(name):
+    """Sizes not divisible by 4 or 32: the loss must still line the prediction up with the target."""
+    model = registry.create_model(name, pretrained_backbone=False).eval()
+    rgb, lum = _batch(37, 29, seed=1)
+    with torch.no_grad():
+        raw = model(lum)
+        loss = losses.LOSSES[model.spec.loss](model, raw, model.target(rgb))
+        ab = model.chroma(lum)
+    assert torch.isfinite(loss) and loss.dim() == 0
+    assert ab.shape == (2, 2, 37, 29)
+
+
+def test_get_spec_unknown_lists_valid_names():
+    with pytest.raises(KeyError) as info:
+        registry.get_spec("no-such-model")
+    msg = str(info.value)
+    assert "no-such-model" in msg
+    for name in NAMES:
+        assert name in msg
+
+
+def test_create_model_unknown_raises_keyerror():
+    with pytest.raises(KeyError):
+        registry.create_model("no-such-model")
+
+
+def test_register_twice_raises_and_keeps_the_first():
+    name = "zz-test-throwaway"
+    assert name not in registry._REGISTRY
+
+    def builder(pretrained_backbone=False):
+        return ColorModel()
+
+    def other(pretrained_backbone=False):
+        return ColorModel()
+
+    try:
+        registry.register_model(name, color_space="lab", loss="l1", description="test")(builder)
+        assert registry.get_spec(name).builder is builder
+        assert name in registry.list_models()
+        with pytest.raises(ValueError, match="twice"):
+            registry.register_model(name, color_space="rgb", loss="mse", description="again")(other)
+        assert registry.get_spec(name).builder is builder
+    finally:
+        registry._REGISTRY.pop(name, None)
+    assert name not in registry.list_models()
+
+
+def test_register_existing_builtin_name_raises():
+    spec = registry.get_spec("unet-lab")
+    with pytest.raises(ValueError):
+        registry.register_model("unet-lab", color_space="lab", loss="l1", description="x")(lambda **kw: None)
+    assert registry.get_spec("unet-lab") is spec
+
+
+def test_create_model_overrides_reach_the_builder():
+    model = registry.create_model("unet-lab", temperature=0.5, rebalance=0.25)
+    assert abs(model.temperature.item() - 0.5) < 1e-7
+    assert model.rebalance == 0.25
+
+
+# ---- unet-lab: ab bins, readout, rebalancing ----
+
+BINS = unet_lab.gamut_bins()
+
+
+def test_gamut_bins_count_and_grid():
+    assert 150 <= len(BINS) <= 330
+    assert BINS.shape == (len(BINS), 2)
+    assert torch.equal(BINS, torch.round(BINS / 10) * 10)        # centres on the 10-unit grid
+    assert len({tuple(b) for b in BINS.tolist()}) == len(BINS)  # no duplicates
+    assert [0.0, 0.0] in BINS.tolist()
+    assert BINS.abs().max().item() <= 110
+
+
+def test_every_gamut_bin_is_reachable():
+    """Each bin has an L in 1..99 giving an sRGB colour (within 1e-3) with that ab; cross-checked with numpy Lab."""
+    q = len(BINS)
+    ls = torch.arange(1, 100, dtype=torch.float64)
+    ab = BINS.double()
+    lab = torch.cat([ls.repeat_interleave(q)[:, None], ab.repeat(len(ls), 1)], 1)      # (99*Q,3)
+    rgb = color.lab_to_rgb(lab.T[None, :, :, None], clip=False)[0, :, :, 0].T
+    excess = (torch.relu(-rgb) + torch.relu(rgb - 1)).amax(1).view(len(ls), q)          # distance outside the cube
+    best = excess.argmin(0)
+    assert (excess.min(0).values <= 1e-3).all(), BINS[excess.min(0).values > 1e-3]
+    # The colour found, clipped into the cube, really has (about) that ab by the independent numpy conversion.
+    chosen = rgb.view(len(ls), q, 3)[best, torch.arange(q)].clamp(0, 1).numpy()
+    ref = metrics.rgb_to_lab(chosen)
+    assert np.abs(ref[:, 1:] - ab.numpy()).max() < 2.0
+    assert np.abs(ref[:, 0] - ls[best].numpy()).max() < 2.0
+
+
+@pytest.fixture(scope="module")
+def unet():
+    return registry.create_model("unet-lab", pretrained_backbone=False).eval()
+
+
+def test_annealed_mean_readout_picks_a_confident_bin(unet):
+    q = len(unet.bins)
+    target = int(torch.argmax(unet.bins.norm(dim=1)))
+    raw = torch.zeros(1, q, 3, 2)
+    raw[:, target] = 50.0
+    lum = torch.full((1, 1, 12, 8), 0.5)
+    ab = unet.to_chroma(raw, lum)
+    assert ab.shape == (1, 2, 12, 8)
+    assert torch.allclose(ab, unet.bins[target].view(1, 2, 1, 1).expand_as(ab), atol=1e-3)
+
+
+def test_soft_encode_is_a_distribution_peaked_at_the_nearest_bin(unet):
+    ab = unet.bins[[0, 5, len(unet.bins) // 2]].T.reshape(1, 2, 1, 3) + 1.0
+    soft = unet.soft_encode(ab)
+    assert soft.shape == (1, len(unet.bins), 1, 3)
+    assert torch.allclose(soft.sum(1), torch.ones(1, 1, 3), atol=1e-5)
+    assert soft.argmax(1).flatten().tolist() == [0, 5, len(unet.bins) // 2]
+
+
+def test_classification_loss_prefers_the_true_distribution(unet):
+    rgb, _ = _batch(16, 16, seed=3)
+    target = unet.target(rgb)
+    assert target.shape == (2, 2, 4, 4)
+    good = torch.log(unet.soft_encode(target) + 1e-12)
+    bad = torch.randn_like(good)
+    loss = losses.LOSSES["ab-classification"]
+    assert loss(unet, good, target) < loss(unet, bad, target)
+
+
+def _fitted(ab: torch.Tensor, rebalance: float = 0.5):
+    model = unet_lab.EffUNetLab(pretrained_backbone=False, rebalance=rebalance)
+    model.fit_prior(ab)
+    return model
+
+
+def _smoothed_prior(model, ab: torch.Tensor) -> torch.Tensor:
+    """The empirical bin distribution smoothed over the ab plane (sigma 5), as the docstring describes."""
+    bins = model.bins.double()
+    idx = ((ab.double()[:, None] - bins[None]) ** 2).sum(-1).argmin(1)
+    hist = torch.bincount(idx, minlength=len(bins)).double()
+    k = torch.exp(-((bins[:, None] - bins[None]) ** 2).sum(-1) / 50)
+    return (k / k.sum(1, keepdim=True)) @ (hist / hist.sum())
+
+
+def test_fit_prior_upweights_rare_saturated_colours():
+    g = torch.Generator().manual_seed(0)
+    rare = BINS[int(torch.argmax(BINS.norm(dim=1)))]
+    ab = torch.cat([torch.randn(20000, 2, generator=g) * 3, rare.expand(20, 2)])
+    model = _fitted(ab)
+    w = model.class_weights
+    assert torch.isfinite(w).all() and (w > 0).all()
+    grey = int(torch.argmin(BINS.norm(dim=1)))
+    sat = int(torch.argmax(BINS.norm(dim=1)))
+    assert w[grey] < w[sat]
+    assert w[grey] < 1 < w[sat]
+    # The weights' expectation under the smoothed prior is 1 (Zhang et al. eq. 4 normalisation).
+    assert abs(float((_smoothed_prior(model, ab) * w.double()).sum()) - 1) < 1e-4
+    # The uniform mix bounds the weights: none exceeds Q / rebalance relative to the smallest.
+    assert (w.max() / w.min()).item() < len(BINS) / 0.5
+
+
+def test_fit_prior_uniform_data_gives_unit_weights():
+    model = _fitted(BINS.clone())
+    assert torch.allclose(model.class_weights, torch.ones(len(BINS)), atol=1e-4)
+
+
+def test_fit_prior_rebalance_one_is_uniform():
+    g = torch.Generator().manual_seed(1)
+    model = _fitted(torch.randn(5000, 2, generator=g) * 5, rebalance=1.0)
+    assert torch.allclose(model.class_weights, torch.ones(len(BINS)), atol=1e-4)
