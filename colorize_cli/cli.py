@@ -91,6 +91,7 @@ def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite:
     from colorize_cli.zoo import load_model, pick_device
 
     t0 = time.perf_counter()
+    opts.overwrite = overwrite
     jobs, settled = pipeline.plan(pairs, overwrite, shard, rel)
     try:
         device = pick_device(opts.device)
@@ -123,19 +124,22 @@ def dir_cmd(
     device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT, quiet: bool = QUIET,
     max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY,
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: take the K-th of N deterministic shards."),
+    in_place: bool = typer.Option(False, "--in-place", help="Write over the inputs themselves (explicit opt-in)."),
 ):
     """Colorize every photo in a folder; reruns skip what is done."""
-    from colorize_cli.imaging import iter_images, output_path
+    from colorize_cli.imaging import iter_images, output_path, sweep
 
     check_model_or_file(model)
     shards = parse_shard(shard)
     if not input_dir.is_dir():
         fail(f"{input_dir}: input folder not found")
-    output = output or input_dir.resolve().with_name(input_dir.resolve().name + "_colorized")
-    if output.resolve() == input_dir.resolve():
-        fail(f"{output}: output folder is the input folder; choose another with -o (inputs are never overwritten)")
+    output = input_dir if in_place else output or input_dir.resolve().with_name(input_dir.resolve().name + "_colorized")
+    if output.resolve() == input_dir.resolve() and not in_place:
+        fail(f"{output}: output folder is the input folder; choose another with -o, or say --in-place")
     _check_writable(output)
-    srcs = iter_images(input_dir, recursive, exclude=output)
+    sweep(output)
+    overwrite = overwrite or in_place
+    srcs = iter_images(input_dir, recursive, exclude=None if in_place else output)
     pairs = [(s, output_path(s, input_dir, output, fmt.value)) for s in srcs]
     run_photos(pairs, lambda s: str(s.relative_to(input_dir)), model,
                _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality),
@@ -203,7 +207,7 @@ def eval_cmd(
     from colorize_cli import evaluate
     from colorize_cli.imaging import iter_images
     from colorize_cli.weights import WeightsError
-    from colorize_cli.zoo import load_model, pick_device
+    from colorize_cli.zoo import load_model, pick_device, weights_for
 
     for m in models:
         check_model_or_file(m)
@@ -219,6 +223,8 @@ def eval_cmd(
                                    grid_images if grid else 0)
     except (WeightsError, ValueError) as e:
         fail(str(e))
+    for m in models:
+        report["results"][m]["weights_mb"] = weights_for(m).stat().st_size / 1e6
     table = Table(*evaluate.HEADERS, title=f"{truth_dir} ({len(files)} images)")
     for row in evaluate.table_rows(report):
         table.add_row(*row)

@@ -79,22 +79,28 @@ def evaluate(files: list[Path], models: dict[str, torch.nn.Module], opts: pipeli
                 grid[i][name] = item["rgb_out"]
         scores[name].model_seconds = colorizer.seconds
     cf = float(np.mean(truth_cf))
+    results = {GRAY: gray.summary(cf)}
+    for name, model in models.items():
+        results[name] = {**scores[name].summary(cf), "params": sum(p.numel() for p in model.parameters())}
     return {"data": str(files[0].parent) if files else "", "images": len(files), "render_size": opts.render_size,
-            "truth_colorfulness": cf, "results": {GRAY: gray.summary(cf), **{n: s.summary(cf) for n, s in scores.items()}},
+            "truth_colorfulness": cf, "results": results,
             "grid": [grid[i] for i in sorted(grid)]}
 
 
-def table_rows(report: dict[str, Any], extra: dict[str, dict[str, str]] | None = None) -> list[list[str]]:
-    """Rows for the terminal and README tables: model, PSNR, SSIM, CIEDE2000, colourfulness (ratio), ms."""
+def table_rows(report: dict[str, Any]) -> list[list[str]]:
+    """Rows for the terminal and README tables."""
     rows = []
     for name, r in report["results"].items():
         ms = f"{r['ms_per_image']:.0f}" if "ms_per_image" in r else "-"
-        rows.append([name, *(extra or {}).get(name, {}).values(), f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
-                     f"{r['ciede2000']:.2f}", f"{r['colorfulness']:.1f} ({r['colorfulness_ratio']:.2f})", ms])
+        params = f"{r['params'] / 1e6:.1f}M" if "params" in r else "-"
+        size = f"{r['weights_mb']:.1f}" if "weights_mb" in r else "-"
+        rows.append([name, params, size, f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['ciede2000']:.2f}",
+                     f"{r['colorfulness']:.1f} ({r['colorfulness_ratio']:.2f})", ms])
     return rows
 
 
-HEADERS = ["model", "PSNR dB", "SSIM", "CIEDE2000", "colourfulness (ratio to truth)", "model ms/img"]
+HEADERS = ["model", "params", "weights MB", "PSNR dB", "SSIM", "CIEDE2000", "colourfulness (ratio to truth)",
+           "model ms/img"]
 
 
 def markdown(report: dict[str, Any], command: str) -> str:

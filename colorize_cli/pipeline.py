@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from colorize_cli import color
-from colorize_cli.imaging import DEFAULT_MAX_PIXELS, ImageError, encode_image, read_image, write_atomic
+from colorize_cli.imaging import (DEFAULT_MAX_PIXELS, ImageError, claim, encode_image, read_image, release,
+                                  write_atomic)
 
 MAX_ASPECT = 4  # the long side of the render is capped at this many times the render size
 
@@ -37,6 +38,8 @@ class Options:
     max_pixels: int = DEFAULT_MAX_PIXELS
     jpeg_quality: int = 95
     keep_input: bool = False     # eval needs the original colours back
+    overwrite: bool = False      # redo outputs that exist
+    claim: bool = True           # lock each output while it is made (overlapping cron runs)
 
 
 @dataclass
@@ -127,13 +130,17 @@ def _as_is(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
-def stream(paths: list[Path], colorizer: Colorizer, opts: Options) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(index, item) for every path in order; item has "rgb_out" (HxWx3 float) or "error"."""
+def stream(paths: list[Path], colorizer: Colorizer, opts: Options,
+           admit: Callable[[int], str | None] = lambda i: None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, item) for every path in order; item has "rgb_out" (HxWx3 float), "error", or "skip" (the reason
+    admit(index) gave for not running the model on it)."""
     loader = DataLoader(ReadSet(paths, opts), batch_size=None, collate_fn=_as_is, num_workers=opts.workers,
                         pin_memory=colorizer.device.type == "cuda", prefetch_factor=4 if opts.workers else None)
     pending: list[dict[str, Any]] = []
 
     def flush() -> Iterator[tuple[int, dict[str, Any]]]:
+        if not pending:
+            return
         for item, ab in zip(pending, colorizer.chroma([p["small"] for p in pending])):
             item["rgb_out"], finite = colorizer.merge(item["lum"], ab)
             if not finite:
@@ -142,7 +149,9 @@ def stream(paths: list[Path], colorizer: Colorizer, opts: Options) -> Iterator[t
         pending.clear()
 
     for item in loader:
-        if "error" in item:
+        if "error" not in item and (reason := admit(item["i"])):
+            item["skip"] = reason
+        if "error" in item or "skip" in item:
             yield item["i"], item
             continue
         pending.append(item)
@@ -182,16 +191,37 @@ class Writer:
 def colorize_files(jobs: list[tuple[Path, Path]], colorizer: Colorizer, opts: Options,
                    on_done: Callable[[Result], None]) -> None:
     """Colorize each (src, dst) pair; on_done gets one Result per job, in order of completion."""
-    writer = Writer(opts.jpeg_quality, on_done)
+    claimed: set[Path] = set()
+
+    def admit(i: int) -> str | None:
+        """Claim the output just before the model runs, so overlapping runs share a folder instead of racing."""
+        dst = jobs[i][1]
+        if dst.exists() and not opts.overwrite:
+            return "done by another run meanwhile"
+        if not claim(dst):
+            return "claimed by another run"
+        claimed.add(dst)
+        return None
+
+    def finished(res: Result) -> None:
+        release(res.dst)
+        claimed.discard(res.dst)
+        on_done(res)
+
+    writer = Writer(opts.jpeg_quality, finished)
     try:
-        for i, item in stream([s for s, _ in jobs], colorizer, opts):
+        for i, item in stream([s for s, _ in jobs], colorizer, opts, admit if opts.claim else lambda i: None):
             src, dst = jobs[i]
             if "error" in item:
                 on_done(Result(src, dst, "failed", time.perf_counter() - item["t0"], error=item["error"]))
-                continue
-            writer.put(Result(src, dst, "ok", warning=item.get("warning", "")), item)
+            elif "skip" in item:
+                on_done(Result(src, dst, "skipped", warning=item["skip"]))
+            else:
+                writer.put(Result(src, dst, "ok", warning=item.get("warning", "")), item)
     finally:
         writer.close()
+        for dst in list(claimed):    # interrupted before these were written: free them for the next run
+            release(dst)
 
 
 def log(msg: str) -> None:
@@ -246,7 +276,7 @@ class Progress:
         self.failed += res.status == "failed"
         if res.status == "failed":
             self.echo(f"error: {res.error}")
-        elif res.warning:
+        elif res.warning and res.status == "ok":
             self.echo(f"warning: {res.src}: {res.warning}")
         if self.bar is not None:
             self.bar.update(self.task, completed=self.done, rate=f"{self.rate():.1f} img/s")

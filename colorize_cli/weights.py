@@ -9,14 +9,28 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SUMS_FILE = "SHA256SUMS"
+
+
+def _weights_dir() -> Path:
+    """$COLORIZE_WEIGHTS_DIR, else the checkout's weights/ (editable install), else the copy `pip install .` puts
+    under <prefix>/share/colorize_cli/weights."""
+    if os.environ.get("COLORIZE_WEIGHTS_DIR"):
+        return Path(os.environ["COLORIZE_WEIGHTS_DIR"])
+    checkout = Path(__file__).resolve().parent.parent / "weights"
+    if checkout.is_dir():
+        return checkout
+    return Path(sys.prefix) / "share" / "colorize_cli" / "weights"
+
+
+WEIGHTS_DIR = _weights_dir()
 
 
 class WeightsError(Exception):

@@ -97,7 +97,8 @@ def test_recursive_mirrors_tree_and_ignores_output_inside_input(photo_dir: Path)
 
 def test_format_jpg_and_image_command(photo_dir: Path, tmp_path: Path):
     files = [photo_dir / "colour.png", photo_dir / "alpha.png"]
-    res = run("image", *files, "-o", tmp_path / "o", "--format", "jpg", "--workers", "0")
+    # two images with --batch-size 2: the last batch is full, nothing is left pending
+    res = run("image", *files, "-o", tmp_path / "o", "--format", "jpg", "--workers", "0", "--batch-size", "2")
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["alpha.jpg", "colour.jpg"]
 

@@ -1,0 +1,856 @@
+"""Colorize film: a video file (audio kept) or a folder of frames, with temporal stabilisation.
+
+    video file -> ffmpeg decode (rgb24 pipe, streamed: never all frames on disk or in memory)
+               -> batches of N frames: full-res luminance + render-size luminance -> model chroma (one call per batch)
+               -> ChromaStabilizer, frame by frame (optical flow on the render-size luminance, warp the previous
+                  stabilised chroma, blend it in where the warp is trustworthy, reset at scene cuts)
+               -> merge with each frame's own full-res luminance -> ffmpeg encode (video only, temp file)
+               -> ffmpeg mux: video stream-copied, the source's audio copied (re-encoded to AAC, or Opus for .webm,
+                  only when the container cannot hold it) -> atomic rename to the output name.
+
+The output keeps the input's frame count, frame rate and exact width x height. The luminance always comes from the
+frames themselves, so a black-and-white film stored as colour video (three equal channels) needs nothing special.
+Container and encoder follow the output's extension (.mp4/.m4v/.mov/.mkv: libx264, .webm: libvpx-vp9); --codec and
+--crf override. Colour is written as BT.709 (tagged), limited range.
+
+Never a half-written file under the output name: the encoder writes `.NAME.video.partial.EXT`, the mux writes
+`NAME.partial.EXT` beside the output, the result is checked (frame count) and then renamed; any failure, Ctrl-C
+included, removes the temps.
+
+Resume (segment_seconds S > 0): the film is cut into segments of round(S * fps) frames. Each finished segment is encoded
+to `.NAME.segments/seg_00000.EXT` (a hidden folder beside the output) and recorded in its manifest.json, so a crash or
+Ctrl-C loses at most the segment in progress. A rerun with the same options skips the finished segments (it seeks
+straight to the first missing one), encodes the rest, joins all of them with ffmpeg's concat demuxer (-c copy), muxes
+the audio, renames, and removes the folder. Each segment first runs the model on the WARMUP frames before it (not
+written) so the stabiliser's state at the boundary is close to that of an unbroken run; every segment does this,
+interrupted or not, so the result does not depend on where a run was stopped. Changing anything that affects the picture
+(model, render size, strength, codec, crf, trims, segment length, the source file) discards the old segments. Segment
+boundaries are found by seeking in time: exact for constant-frame-rate sources (film transfers, camera files).
+
+Frame folders (`colorize video frames/ -o colour_frames/`): the images (sorted by name) are the frames; each output has
+the input's name and format and is written atomically. A rerun skips frames already written; stabilisation restarts
+(after a WARMUP-frame warm-up) at the first missing frame.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import torch
+
+from colorize_cli.imaging import ImageError, encode_image, iter_images, output_path, read_image, write_atomic
+from colorize_cli.pipeline import Colorizer, render_shape, srgb_luminance
+
+DEFAULT_STRENGTH = 0.6
+WARMUP = 8                      # frames run through model + stabiliser before a resumed segment, not written
+VIDEO_EXTENSIONS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9"}
+CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"}
+_MP4_LIKE = {".mp4", ".m4v", ".mov"}
+
+
+class VideoError(Exception):
+    """One line that names the file: cannot read it, no video stream, truncated, cannot write."""
+
+
+@dataclass
+class VideoOptions:
+    render_size: int = 256
+    batch_size: int = 8
+    strength: float = DEFAULT_STRENGTH
+    crf: int = 18
+    codec: str | None = None           # None: by the output's extension
+    start: float | None = None         # seconds
+    end: float | None = None
+    segment_seconds: float = 0.0       # 0: one pass; > 0: resumable segments
+    overwrite: bool = False
+    jpeg_quality: int = 95             # frame folders
+
+
+@dataclass
+class VideoResult:
+    src: Path
+    dst: Path
+    status: str = "ok"                 # "ok" or "skipped" (output already there)
+    frames: int = 0                    # frames colorized and written in this run
+    reused: int = 0                    # frames already done (finished segments, existing frame files)
+    seconds: float = 0.0
+    failed: list[str] = field(default_factory=list)    # frame folders: one line per unreadable/unwritable frame
+    warnings: list[str] = field(default_factory=list)
+    cuts: int = 0                      # scene cuts the stabiliser reset at
+
+
+@dataclass
+class Tick:
+    done: int                          # frames finished, reused ones included
+    total: int | None                  # best estimate, None if unknown
+    fps: float                         # frames per second colorized in this run
+    eta_s: float | None
+
+
+ProgressFn = Callable[[Tick], None]
+
+
+# ------------------------------------------------------------------------------------------------- stabilisation
+class ChromaStabilizer:
+    """Temporal smoothing of predicted chroma along optical flow; one frame at a time, in order.
+
+    step(lum, ab): lum (h,w) luminance 0..1 at render size, ab (2,h,w) the model's Lab chroma for that frame.
+    Farneback flow from the current frame back to the previous one warps the previous *stabilised* chroma onto this
+    frame; the result is  ab_t = (1 - a) * pred_t + a * warped_prev,  a = strength * confidence, where confidence
+    (per pixel, 0..1) needs both a consistent forward-backward flow and a warped previous luminance that matches this
+    one (after removing each frame's mean, so old-film exposure flicker does not count as a mismatch); pixels warped
+    from outside the frame get 0. A scene cut (the mean-free luminance histograms of consecutive frames differ by more
+    than cut_threshold in total variation, or the mean absolute luminance change exceeds cut_mad) restarts from the
+    prediction. Non-finite predictions become gray and restart too.
+    """
+
+    def __init__(self, strength: float = DEFAULT_STRENGTH, *, cut_threshold: float = 0.4, cut_mad: float = 0.25,
+                 photo_sigma: float = 0.05, fb_sigma: float = 1.0, flow_size: int = 256):
+        self.strength = float(np.clip(strength, 0.0, 1.0))
+        self.cut_threshold, self.cut_mad = cut_threshold, cut_mad
+        self.photo_sigma, self.fb_sigma, self.flow_size = photo_sigma, fb_sigma, flow_size
+        self.frames = self.cuts = self.nonfinite = 0
+        self.confidence_sum = 0.0
+        self._grid_cache: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.prev_ab: np.ndarray | None = None
+        self.prev_lum: np.ndarray | None = None      # blurred, full render size
+        self.prev_flow: np.ndarray | None = None     # uint8 at flow size
+        self.prev_hist: np.ndarray | None = None
+
+    @property
+    def mean_confidence(self) -> float:
+        return self.confidence_sum / max(1, self.frames)
+
+    def step(self, lum: np.ndarray | torch.Tensor, ab: np.ndarray | torch.Tensor) -> np.ndarray:
+        lum = _np32(lum)
+        ab = _np32(ab)
+        self.frames += 1
+        if not np.isfinite(ab).all():
+            self.nonfinite += 1
+            ab = np.zeros_like(ab)
+            self.reset()
+        if self.strength <= 0:
+            return ab
+        blurred = cv2.GaussianBlur(lum, (0, 0), 1.0)
+        flow_img, scale = self._flow_image(blurred)
+        hist = _centred_hist(lum)
+        out = ab
+        if self.prev_ab is not None and self.prev_ab.shape == ab.shape:
+            if self._is_cut(blurred, hist):
+                self.cuts += 1
+            else:
+                warped, conf = self._warp(blurred, flow_img, scale)
+                self.confidence_sum += float(conf.mean())
+                a = (self.strength * conf)[None]
+                out = ab + a * (warped - ab)
+        self.prev_ab, self.prev_lum, self.prev_flow, self.prev_hist = out, blurred, flow_img, hist
+        return out
+
+    def _is_cut(self, blurred: np.ndarray, hist: np.ndarray) -> bool:
+        tv = 0.5 * float(np.abs(hist - self.prev_hist).sum())
+        mad = float(np.abs(blurred - self.prev_lum).mean())
+        return tv > self.cut_threshold or mad > self.cut_mad
+
+    def _flow_image(self, blurred: np.ndarray) -> tuple[np.ndarray, float]:
+        """uint8 luminance for Farneback, shrunk so the short side is at most flow_size (cost ~ pixels)."""
+        h, w = blurred.shape
+        s = min(1.0, self.flow_size / min(h, w))
+        img = blurred if s == 1.0 else cv2.resize(blurred, (max(1, round(w * s)), max(1, round(h * s))),
+                                                  interpolation=cv2.INTER_AREA)
+        return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8), s
+
+    def _grid(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._grid_cache is None or self._grid_cache[0] != (h, w):
+            gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+            self._grid_cache = ((h, w), gx, gy)
+        return self._grid_cache[1], self._grid_cache[2]
+
+    def _warp(self, blurred: np.ndarray, flow_img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
+        """The previous stabilised chroma moved onto this frame, and a per-pixel confidence 0..1."""
+        h, w = blurred.shape
+        back = _farneback(flow_img, self.prev_flow)        # this frame's pixel -> where it was in the previous
+        fwd = _farneback(self.prev_flow, flow_img)
+        if scale != 1.0:
+            back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) / scale
+            fwd = cv2.resize(fwd, (w, h), interpolation=cv2.INTER_LINEAR) / scale
+        gx, gy = self._grid(h, w)
+        mx, my = gx + back[..., 0], gy + back[..., 1]
+        remap = functools.partial(cv2.remap, map1=mx, map2=my, interpolation=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+        warped = np.stack([remap(c) for c in self.prev_ab])
+        warped_lum = remap(self.prev_lum)
+        fwd_there = remap(fwd)
+        fb_err = np.hypot(back[..., 0] + fwd_there[..., 0], back[..., 1] + fwd_there[..., 1])
+        fb_sigma = self.fb_sigma * max(1.0, min(h, w) / 256)
+        photo = (warped_lum - warped_lum.mean()) - (blurred - blurred.mean())
+        conf = np.exp(-(photo / self.photo_sigma) ** 2 - (fb_err / fb_sigma) ** 2)
+        conf *= (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
+        conf = cv2.blur(cv2.erode(conf, np.ones((3, 3), np.uint8)), (3, 3))   # conservative at occlusion edges
+        return warped, conf.astype(np.float32)
+
+
+def _farneback(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=3, winsize=15, iterations=3,
+                                        poly_n=5, poly_sigma=1.1, flags=0)
+
+
+def _centred_hist(lum: np.ndarray, bins: int = 32) -> np.ndarray:
+    """Histogram of the luminance minus its mean (a global exposure change is not a cut)."""
+    idx = np.clip(((lum - lum.mean() + 0.5) * bins).astype(np.int64), 0, bins - 1)
+    return np.bincount(idx.ravel(), minlength=bins) / idx.size
+
+
+def _np32(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().float().cpu().numpy()
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------------------------------- luminance
+def _lin_table() -> np.ndarray:
+    v = np.arange(256, dtype=np.float32) * np.float32(1 / 255)
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+_LIN = _lin_table()
+_LIN_R, _LIN_G, _LIN_B = (_LIN * np.float32(c) for c in (0.2126729, 0.7151522, 0.0721750))
+_GRAY_L = srgb_luminance(np.repeat((np.arange(256, dtype=np.float32) * np.float32(1 / 255))[:, None], 3, 1)[None])[0]
+
+
+def frame_luminance(frame: np.ndarray) -> np.ndarray:
+    """Lab L / 100 of a uint8 RGB frame (HxWx3): pipeline.srgb_luminance through lookup tables, fast enough for 4K.
+    Gray frames (a B&W film stored as colour) take a single table lookup."""
+    if frame.dtype != np.uint8:
+        return srgb_luminance(frame.astype(np.float32))
+    r, g, b = frame[..., 0], frame[..., 1], frame[..., 2]
+    if np.array_equal(r, g) and np.array_equal(g, b):
+        return _GRAY_L[r]
+    y = _LIN_R[r]
+    y += _LIN_G[g]
+    y += _LIN_B[b]
+    eps, kappa = 216 / 24389, 24389 / 27
+    lum = np.where(y > eps, 116 * np.cbrt(np.maximum(y, eps)) - 16, kappa * y)
+    return (lum / 100).astype(np.float32)
+
+
+def _small(lum: np.ndarray, render_size: int) -> np.ndarray:
+    h, w = lum.shape
+    rh, rw = render_shape(h, w, render_size)
+    if (rh, rw) == (h, w):
+        return lum
+    return cv2.resize(lum, (rw, rh), interpolation=cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR)
+
+
+def _to_uint8(rgb: np.ndarray) -> np.ndarray:
+    return np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------- the core
+@dataclass
+class _Item:
+    key: Any
+    lum: np.ndarray                  # full-resolution luminance (H,W) 0..1
+    emit: bool = True                # False: warm-up frame, stabiliser only
+    reset: bool = False              # restart the stabiliser before this frame
+    extra: dict = field(default_factory=dict)
+
+
+def colorize_items(items: Iterable[_Item], colorizer: Colorizer, stabilizer: ChromaStabilizer, render_size: int,
+                   batch_size: int) -> Iterator[tuple[_Item, np.ndarray]]:
+    """(item, RGB float HxWx3) for every item with emit, in order. The model sees batches; the stabiliser and the merge
+    run frame by frame between them (the stabiliser is sequential by nature)."""
+    batch: list[_Item] = []
+
+    def flush() -> Iterator[tuple[_Item, np.ndarray]]:
+        smalls = [_small(it.lum, render_size) for it in batch]
+        chroma = colorizer.chroma([torch.from_numpy(s) for s in smalls])
+        for it, small, ab in zip(batch, smalls, chroma):
+            if it.reset:
+                stabilizer.reset()
+            ab = stabilizer.step(small, ab)
+            if it.emit:
+                rgb, _ = colorizer.merge(torch.from_numpy(it.lum), torch.from_numpy(ab).to(colorizer.device))
+                yield it, rgb
+        batch.clear()
+
+    for it in items:
+        batch.append(it)
+        if len(batch) >= batch_size:
+            yield from flush()
+    if batch:
+        yield from flush()
+
+
+def colorize_frames(frames: Iterable[np.ndarray], colorizer: Colorizer, stabilizer: ChromaStabilizer,
+                    render_size: int = 256, batch_size: int = 8, warmup: int = 0) -> Iterator[np.ndarray]:
+    """uint8 RGB frames in -> colorized uint8 RGB frames out, streaming; the first `warmup` frames only prime the
+    stabiliser and are not yielded."""
+    items = (_Item(i, frame_luminance(f), emit=i >= warmup) for i, f in enumerate(frames))
+    for _, rgb in colorize_items(items, colorizer, stabilizer, render_size, batch_size):
+        yield _to_uint8(rgb)
+
+
+class _Meter:
+    """Frames/s of this run and ETA for the progress callback."""
+
+    def __init__(self, progress: ProgressFn | None, total: int | None, reused: int = 0):
+        self.progress, self.total, self.reused = progress, total, reused
+        self.count = 0
+        self.t0 = time.perf_counter()
+
+    def fps(self) -> float:
+        return self.count / max(1e-9, time.perf_counter() - self.t0)
+
+    def add(self, n: int = 1) -> None:
+        self.count += n
+        if self.progress is None:
+            return
+        done, rate = self.reused + self.count, self.fps()
+        eta = max(0.0, (self.total - done) / rate) if self.total and rate > 0 else None
+        self.progress(Tick(done, self.total, rate, eta))
+
+
+# ------------------------------------------------------------------------------------------------------- ffmpeg
+def ffmpeg_exe() -> str:
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@functools.lru_cache(maxsize=1)
+def encoders() -> frozenset[str]:
+    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True, text=True,
+                         errors="replace").stdout
+    return frozenset(m.group(1) for m in re.finditer(r"^\s*[VAS][A-Z.]{5}\s+(\S+)", out, re.M))
+
+
+@dataclass
+class VideoInfo:
+    path: Path
+    width: int
+    height: int
+    fps: Fraction
+    duration: float                  # container duration in seconds (0 if unknown)
+    audio: str | None                # audio codec name, None without audio
+    packets: int | None              # video frames in the file (packet count), None if unknown
+
+
+_TRUNCATED = re.compile(r"partial file|truncat|moov atom not found|end of file|invalid data found", re.I)
+
+
+def _reason(text: str) -> str:
+    """One short line from an ffmpeg error text."""
+    low = text.lower()
+    if "no such file or directory" in low:
+        return "file not found"
+    if "permission denied" in low:
+        return "permission denied"
+    if "does not contain any stream" in low or "matches no streams" in low or "list index out of range" in low:
+        return "no video stream"
+    if "moov atom not found" in low:
+        return "not a video file, or truncated (moov atom not found)"
+    if "partial file" in low or "end of file" in low:
+        return "truncated file"
+    if "invalid data found" in low:
+        return "not a video file, or corrupt (invalid data)"
+    lines = [" ".join(ln.split()) for ln in text.splitlines() if ln.strip() and not ln.startswith("===")]
+    return (lines[-1] if lines else "unknown ffmpeg error")[:200]
+
+
+def _exact_fps(fps: float) -> Fraction:
+    """ffmpeg prints rounded rates (23.98, 29.97): snap to the NTSC fractions, else a small exact fraction."""
+    for base in (24, 30, 48, 60, 120, 240):
+        if abs(fps - base / 1.001) < 0.006:
+            return Fraction(base * 1000, 1001)
+    return Fraction(fps).limit_denominator(1000)
+
+
+def probe(path: Path | str) -> VideoInfo:
+    """Size, rate, duration and audio from the first dict read_frames yields; then a stream-copy pass over the
+    video packets (reads the file, decodes nothing) counts frames and catches a truncated or corrupt file."""
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"{path}: file not found")
+    if path.is_dir():
+        raise VideoError(f"{path}: is a folder, not a video file")
+    if path.stat().st_size == 0:
+        raise VideoError(f"{path}: empty file (0 bytes)")
+    gen = imageio_ffmpeg.read_frames(str(path))
+    try:
+        meta = next(gen)
+    except StopIteration:
+        raise VideoError(f"{path}: no video stream") from None
+    except Exception as e:  # noqa: BLE001 - imageio-ffmpeg raises OSError, IndexError...
+        raise VideoError(f"{path}: {_reason(str(e) or type(e).__name__)}") from None
+    finally:
+        gen.close()
+    width, height = meta["size"]
+    fps = _exact_fps(float(meta.get("fps") or 0)) if meta.get("fps") else Fraction(25)
+    packets = _scan(path)
+    return VideoInfo(path, int(width), int(height), fps, float(meta.get("duration") or 0), meta.get("audio_codec"),
+                     packets)
+
+
+def _scan(path: Path) -> int | None:
+    """Video packet count of a file; VideoError if ffmpeg finds it truncated or unreadable."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-stats", "-i", str(path),
+           "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
+    p = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
+    text = p.stderr.replace("\r", "\n")
+    bad = [ln for ln in text.splitlines() if _TRUNCATED.search(ln)]
+    if p.returncode != 0 or bad:
+        raise VideoError(f"{path}: {_reason(bad[0] if bad else text)}")
+    counts = re.findall(r"frame=\s*(\d+)", text)
+    return int(counts[-1]) if counts else None
+
+
+def _read(info: VideoInfo, start: float, duration: float | None, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Decoded uint8 RGB frames, streamed; accurate input seeking to `start`."""
+    params = (["-ss", f"{start:.6f}"] if start > 0 else []) + (["-t", f"{duration:.6f}"] if duration else [])
+    out = ["-map", "0:v:0"] + (["-frames:v", str(max_frames)] if max_frames else [])
+    gen = imageio_ffmpeg.read_frames(str(info.path), input_params=params, output_params=out)
+    try:
+        try:
+            meta = next(gen)
+        except Exception as e:  # noqa: BLE001
+            raise VideoError(f"{info.path}: {_reason(str(e))}") from None
+        w, h = meta["size"]
+        while True:
+            try:
+                buf = next(gen)
+            except StopIteration:
+                return
+            except Exception as e:  # noqa: BLE001 - a frame cut short
+                raise VideoError(f"{info.path}: cannot decode: {_reason(str(e))}") from None
+            yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+    finally:
+        gen.close()
+
+
+def _codec_args(codec: str, crf: int) -> list[str]:
+    if codec not in CRF_CODECS:
+        return []
+    args = ["-crf", str(crf)]
+    if codec == "libvpx-vp9":
+        args += ["-b:v", "0", "-row-mt", "1"]        # constant quality mode
+    return args
+
+
+class _Encoder:
+    """Video-only encode of uint8 RGB frames. Pixel format: yuv420p (what every player takes) when width and height
+    are even; yuv444p for odd sizes, since 4:2:0 needs even dimensions and the output must keep the input's exact
+    width x height (padding or cropping would change it). 4:4:4 H.264 plays in ffmpeg/VLC/browsers' VP9, not in
+    every hardware player."""
+
+    def __init__(self, path: Path, width: int, height: int, fps: Fraction, codec: str, crf: int):
+        self.path, self.frames = path, 0
+        pix = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
+        tags = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
+        self.gen = imageio_ffmpeg.write_frames(str(path), (width, height), fps=fps, codec=codec, pix_fmt_out=pix,
+                                               quality=None, macro_block_size=1, ffmpeg_log_level="error",
+                                               output_params=_codec_args(codec, crf) + tags)
+        self.gen.send(None)
+
+    def write(self, rgb: np.ndarray) -> None:
+        try:
+            self.gen.send(np.ascontiguousarray(rgb))
+        except OSError as e:
+            raise VideoError(f"{self.path}: the encoder stopped: {str(e).splitlines()[0]}") from None
+        self.frames += 1
+
+    def close(self) -> None:
+        self.gen.close()
+
+
+def _run_ffmpeg(args: list[str]) -> tuple[bool, str]:
+    p = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", *args],
+                       capture_output=True, text=True, errors="replace")
+    return p.returncode == 0, p.stderr
+
+
+def _mux(video_in: list[str], info: VideoInfo, start: float, duration: float | None, dst_tmp: Path,
+         final: Path) -> None:
+    """The colorized video stream (copied) + the source's audio over the same time range -> dst_tmp."""
+    ext = final.suffix.lower()
+    flags = ["-movflags", "+faststart"] if ext in _MP4_LIKE else []
+    if info.audio is None:
+        attempts: list[list[str]] = [[*video_in, "-map", "0:v:0", "-c:v", "copy", *flags, str(dst_tmp)]]
+    else:
+        trim = (["-ss", f"{start:.6f}"] if start > 0 else []) + (["-t", f"{duration:.6f}"] if duration else [])
+        base = [*video_in, *trim, "-i", str(info.path), "-map", "0:v:0", "-map", "1:a?", "-c:v", "copy"]
+        fallback = ("libopus" if "libopus" in encoders() else "libvorbis") if ext == ".webm" else "aac"
+        attempts = [[*base, "-c:a", "copy", *flags, str(dst_tmp)],
+                    [*base, "-c:a", fallback, "-b:a", "192k", *flags, str(dst_tmp)]]
+    err = ""
+    for args in attempts:
+        ok, err = _run_ffmpeg(args)
+        if ok:
+            return
+    raise VideoError(f"{final}: cannot write the output: {_reason(err)}")
+
+
+def _check_count(path: Path, expected: int, final: Path) -> None:
+    got = _scan(path)
+    if got is not None and got != expected:
+        raise VideoError(f"{final}: the encoder wrote {got} of {expected} frames")
+
+
+def _unlink(*paths: Path) -> None:
+    for p in paths:
+        with contextlib.suppress(OSError):
+            p.unlink()
+
+
+# ------------------------------------------------------------------------------------------------------- checks
+def parse_time(text: str | None) -> float | None:
+    """"HH:MM:SS[.ms]", "MM:SS[.ms]" or seconds -> seconds; None stays None; ValueError for anything else."""
+    if text is None or str(text).strip() == "":
+        return None
+    parts = str(text).strip().split(":")
+    try:
+        if len(parts) > 3 or any(p.strip() == "" for p in parts):
+            raise ValueError
+        nums = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"bad time {text!r}: use HH:MM:SS[.ms] or seconds") from None
+    if any(n < 0 or not np.isfinite(n) for n in nums) or any(n >= 60 for n in nums[1:]):
+        raise ValueError(f"bad time {text!r}: use HH:MM:SS[.ms] or seconds")
+    secs = 0.0
+    for n in nums:
+        secs = secs * 60 + n
+    return secs
+
+
+def default_output(src: Path) -> Path:
+    """NAME_colorized.EXT beside a video (.mp4 if its container is not one we write); NAME_colorized/ for a folder."""
+    src = Path(src)
+    if src.is_dir():
+        return src.resolve().with_name(src.resolve().name + "_colorized")
+    ext = src.suffix.lower() if src.suffix.lower() in VIDEO_EXTENSIONS else ".mp4"
+    return src.with_name(f"{src.stem}_colorized{ext}")
+
+
+def output_codec(dst: Path, codec: str | None) -> str:
+    return codec or VIDEO_EXTENSIONS.get(Path(dst).suffix.lower(), "libx264")
+
+
+def check_paths(src: Path, dst: Path, opts: VideoOptions) -> None:
+    """Usage errors (ValueError, one line) before any work: mode, extension, encoder, trims, output == input."""
+    src, dst = Path(src), Path(dst)
+    if opts.start is not None and opts.end is not None and opts.end <= opts.start:
+        raise ValueError(f"--end ({opts.end:g} s) must be after --start ({opts.start:g} s)")
+    if src.is_dir():
+        if dst.suffix.lower() in VIDEO_EXTENSIONS:
+            raise ValueError(f"{src} is a folder of frames: give -o a folder for the colorized frames, not {dst.name}")
+        if dst.resolve() == src.resolve():
+            raise ValueError(f"{dst}: output folder is the input folder; choose another with -o")
+        if opts.start is not None or opts.end is not None or opts.segment_seconds:
+            raise ValueError("--start, --end and --segment-seconds apply to video files, not frame folders")
+        return
+    if dst.suffix.lower() not in VIDEO_EXTENSIONS:
+        raise ValueError(f"{dst}: unsupported output type {dst.suffix or '(none)'!r}; "
+                         f"use {', '.join(sorted(VIDEO_EXTENSIONS))}")
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise ValueError(f"{dst}: output would overwrite the input; choose another -o")
+    codec = output_codec(dst, opts.codec)
+    if codec not in encoders():
+        raise ValueError(f"video encoder {codec!r} is not in this ffmpeg ({ffmpeg_exe()})")
+
+
+def is_done(src: Path, dst: Path, opts: VideoOptions) -> bool:
+    """Nothing to do: the output video exists, or every frame of a folder is written (and --overwrite is off)."""
+    if opts.overwrite:
+        return False
+    if Path(src).is_dir():
+        files = list(iter_images(Path(src), False, exclude=Path(dst)))
+        return bool(files) and all(output_path(f, Path(src), Path(dst), "same").exists() for f in files)
+    return Path(dst).exists()
+
+
+# ----------------------------------------------------------------------------------------------------- entry
+def run(src: Path | str, dst: Path | str, colorizer: Colorizer, opts: VideoOptions,
+        progress: ProgressFn | None = None) -> VideoResult:
+    """Colorize a video file into a video file, or a folder of frames into a folder. Raises VideoError (one line,
+    naming the file) when the input cannot be read or the output cannot be written; ValueError for bad options."""
+    src, dst = Path(src), Path(dst)
+    check_paths(src, dst, opts)
+    if src.is_dir():
+        return colorize_folder(src, dst, colorizer, opts, progress)
+    return colorize_video(src, dst, colorizer, opts, progress)
+
+
+def _window(info: VideoInfo, opts: VideoOptions) -> tuple[float, float | None, int | None]:
+    """(start, duration or None, expected frame count or None) of the part to colorize."""
+    start = opts.start or 0.0
+    if info.duration and start >= info.duration:
+        raise VideoError(f"{info.path}: --start {start:g} s is past the end of the video ({info.duration:g} s)")
+    duration = None if opts.end is None else opts.end - start
+    if start == 0 and duration is None:
+        return start, None, info.packets
+    stop = min(opts.end, info.duration) if opts.end is not None and info.duration else (opts.end or info.duration)
+    total = round((stop - start) * float(info.fps)) if stop else None
+    return start, duration, total
+
+
+def colorize_video(src: Path, dst: Path, colorizer: Colorizer, opts: VideoOptions,
+                   progress: ProgressFn | None = None) -> VideoResult:
+    t0 = time.perf_counter()
+    result = VideoResult(src, dst)
+    if dst.exists() and not opts.overwrite:
+        result.status = "skipped"
+        return result
+    info = probe(src)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if opts.segment_seconds > 0:
+        _segmented(info, dst, colorizer, opts, progress, result)
+    else:
+        _single(info, dst, colorizer, opts, progress, result)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _encode(frames: Iterator[np.ndarray], tmp: Path, info: VideoInfo, colorizer: Colorizer, opts: VideoOptions,
+            stab: ChromaStabilizer, meter: _Meter, codec: str, warmup: int = 0) -> int:
+    """Colorize frames into a video-only file; returns the number written."""
+    enc = None
+    try:
+        for rgb in colorize_frames(frames, colorizer, stab, opts.render_size, opts.batch_size, warmup):
+            if enc is None:
+                enc = _Encoder(tmp, rgb.shape[1], rgb.shape[0], info.fps, codec, opts.crf)
+            enc.write(rgb)
+            meter.add()
+    finally:
+        if enc is not None:
+            enc.close()
+    return enc.frames if enc is not None else 0
+
+
+def _single(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOptions, progress: ProgressFn | None,
+            result: VideoResult) -> None:
+    start, duration, total = _window(info, opts)
+    codec = output_codec(dst, opts.codec)
+    video_tmp = dst.with_name(f".{dst.stem}.video.partial{dst.suffix}")
+    out_tmp = dst.with_name(f"{dst.stem}.partial{dst.suffix}")
+    stab = ChromaStabilizer(opts.strength)
+    try:
+        n = _encode(_read(info, start, duration), video_tmp, info, colorizer, opts, stab, _Meter(progress, total),
+                    codec)
+        if n == 0:
+            raise VideoError(f"{info.path}: no video frames between --start and --end" if start or duration
+                             else f"{info.path}: no video frames could be decoded")
+        _mux(["-i", str(video_tmp)], info, start, duration, out_tmp, dst)
+        _check_count(out_tmp, n, dst)
+        os.replace(out_tmp, dst)
+    finally:
+        _unlink(video_tmp, out_tmp)
+    result.frames, result.cuts = n, stab.cuts
+    if stab.nonfinite:
+        result.warnings.append(f"model produced NaN/Inf on {stab.nonfinite} frames: left gray")
+
+
+def segments_dir(dst: Path) -> Path:
+    return dst.with_name(f".{dst.name}.segments")
+
+
+def _model_id(colorizer: Colorizer) -> str:
+    meta = getattr(colorizer.model, "meta", None) or {}
+    return str(meta.get("payload_sha256") or meta.get("architecture") or type(colorizer.model).__name__)
+
+
+def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOptions, progress: ProgressFn | None,
+               result: VideoResult) -> None:
+    start, duration, total = _window(info, opts)
+    codec = output_codec(dst, opts.codec)
+    fps = info.fps
+    per = max(1, round(opts.segment_seconds * float(fps)))
+    work = segments_dir(dst)
+    st = info.path.stat()
+    options = {"version": 1, "source": str(info.path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+               "model": _model_id(colorizer), "render_size": opts.render_size, "strength": opts.strength,
+               "codec": codec, "crf": opts.crf, "start": start, "end": opts.end, "segment_frames": per,
+               "fps": str(fps), "ext": dst.suffix.lower(), "warmup": WARMUP}
+    manifest_path = work / "manifest.json"
+    state: dict[str, Any] = {}
+    with contextlib.suppress(OSError, ValueError):
+        state = json.loads(manifest_path.read_text())
+    if state.get("options") != options:
+        if work.exists():
+            result.warnings.append(f"{work}: made with other options or another source; starting over")
+            shutil.rmtree(work, ignore_errors=True)
+        state = {"options": options, "segments": {}, "last": None}
+    work.mkdir(parents=True, exist_ok=True)
+
+    def seg_path(k: int) -> Path:
+        return work / f"seg_{k:05d}{dst.suffix.lower()}"
+
+    done = {int(k): int(v) for k, v in state["segments"].items() if seg_path(int(k)).exists()}
+    state["segments"] = {str(k): v for k, v in done.items()}
+    result.reused = sum(done.values())
+    meter = _Meter(progress, total, result.reused)
+    stab = ChromaStabilizer(opts.strength)
+
+    def save() -> None:
+        write_atomic(manifest_path, json.dumps(state, indent=1).encode())
+
+    k = 0
+    while True:
+        if state["last"] is not None and k > state["last"]:
+            break
+        if k in done:
+            k += 1
+            continue
+        warm = min(WARMUP, k * per)
+        first = k * per - warm                       # frame index where reading starts
+        t = start + (first - 0.5) / float(fps) if first else start   # half a frame early: exact on CFR timestamps
+        dur = None if opts.end is None else opts.end - t
+        tmp, seg = work / f"seg_{k:05d}.partial{dst.suffix.lower()}", seg_path(k)
+        stab.reset()
+        try:
+            n = _encode(_read(info, t, dur, max_frames=warm + per), tmp, info, colorizer, opts, stab, meter, codec,
+                        warmup=warm)
+            if n:
+                _check_count(tmp, n, dst)
+                os.replace(tmp, seg)
+        finally:
+            _unlink(tmp)
+        if n:
+            done[k] = n
+            state["segments"][str(k)] = n
+            result.frames += n
+        if n < per:
+            state["last"] = k if n else k - 1
+        save()
+        if n < per:
+            break
+        k += 1
+    result.cuts = stab.cuts
+    order = sorted(k for k in done if state["last"] is None or k <= state["last"])
+    if not order or order != list(range(len(order))):
+        raise VideoError(f"{info.path}: no video frames between --start and --end" if not order
+                         else f"{work}: segments missing; delete the folder and run again")
+    listing = work / "concat.txt"
+    listing.write_text("".join(f"file '{seg_path(i).name}'\n" for i in order))
+    out_tmp = dst.with_name(f"{dst.stem}.partial{dst.suffix}")
+    try:
+        _mux(["-f", "concat", "-safe", "0", "-i", str(listing)], info, start, duration, out_tmp, dst)
+        _check_count(out_tmp, sum(done[i] for i in order), dst)
+        os.replace(out_tmp, dst)
+    finally:
+        _unlink(out_tmp)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+# -------------------------------------------------------------------------------------------------- frame folders
+def colorize_folder(src: Path, dst: Path, colorizer: Colorizer, opts: VideoOptions,
+                    progress: ProgressFn | None = None) -> VideoResult:
+    """Every image in `src` (sorted by name) is a frame; outputs get the same names in `dst`. A frame that cannot be
+    read or written is reported in result.failed and the stabiliser restarts after it."""
+    t0 = time.perf_counter()
+    result = VideoResult(src, dst)
+    if not src.is_dir():
+        raise VideoError(f"{src}: folder not found")
+    files = list(iter_images(src, False, exclude=dst))
+    if not files:
+        raise VideoError(f"{src}: no images")
+    dsts = [output_path(f, src, dst, "same") for f in files]
+    todo = [opts.overwrite or not d.exists() for d in dsts]
+    # run a frame if it is to be written, or if one of the next WARMUP frames is (warm-up for the stabiliser)
+    run_it = [any(todo[i:i + WARMUP + 1]) for i in range(len(files))]
+    result.reused = len(files) - sum(todo)
+    if not any(todo):
+        result.status = "skipped"
+        return result
+    dst.mkdir(parents=True, exist_ok=True)
+    meter = _Meter(progress, len(files), result.reused)
+    stab = ChromaStabilizer(opts.strength)
+
+    def items() -> Iterator[_Item]:
+        fresh = True
+        for i, f in enumerate(files):
+            if not run_it[i]:
+                fresh = True
+                continue
+            try:
+                img = read_image(f)
+            except ImageError as e:
+                result.failed.append(str(e))
+                fresh = True
+                continue
+            yield _Item(i, srgb_luminance(img.rgb), emit=todo[i], reset=fresh,
+                        extra={"alpha": img.alpha, "bit_depth": img.bit_depth})
+            fresh = False
+
+    for it, rgb in colorize_items(items(), colorizer, stab, opts.render_size, opts.batch_size):
+        out = dsts[it.key]
+        try:
+            write_atomic(out, encode_image(rgb, it.extra["alpha"], out.suffix, it.extra["bit_depth"],
+                                           opts.jpeg_quality))
+            result.frames += 1
+        except (ImageError, ValueError, OSError) as e:
+            result.failed.append(str(e).splitlines()[0])
+            stab.reset()
+        meter.add()
+    result.cuts = stab.cuts
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+# ----------------------------------------------------------------------------------------------------- reporting
+class ProgressPrinter:
+    """A progress callback: a rich bar on a terminal, a plain line every `every_s` seconds otherwise, nothing when
+    quiet."""
+
+    def __init__(self, quiet: bool = False, every_s: float = 10.0):
+        self.quiet, self.every_s = quiet, every_s
+        self.last = time.perf_counter()
+        self.bar: Any = None
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, t: Tick) -> None:
+        if self.quiet:
+            return
+        if self.tty:
+            if self.bar is None:
+                from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+                self.bar = Progress(TextColumn("colorize"), BarColumn(), MofNCompleteColumn(),
+                                    TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=False)
+                self.task = self.bar.add_task("colorize", total=t.total, rate="")
+                self.bar.start()
+            self.bar.update(self.task, completed=t.done, total=t.total, rate=f"{t.fps:.1f} frames/s")
+        elif time.perf_counter() - self.last >= self.every_s or (t.total and t.done >= t.total):
+            self.last = time.perf_counter()
+            of = f"/{t.total}" if t.total else ""
+            eta = f", ETA {t.eta_s:.0f} s" if t.eta_s is not None else ""
+            print(f"{t.done}{of} frames, {t.fps:.2f} frames/s{eta}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def summary(r: VideoResult) -> str:
+    if r.status == "skipped":
+        return f"{r.dst}: already done, skipped (use --overwrite to redo)"
+    rate = r.frames / max(1e-9, r.seconds)
+    text = f"colorized {r.frames} frames of {r.src} -> {r.dst} in {r.seconds:.1f} s ({rate:.2f} frames/s)"
+    if r.reused:
+        text += f", {r.reused} already done"
+    if r.failed:
+        text += f", {len(r.failed)} failed"
+    return text

@@ -1,0 +1,50 @@
+"""`colorize eval`: figures per model beside the gray baseline, checked against independent formulas."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+from typer.testing import CliRunner
+
+from colorize_cli.cli import app
+from tests.conftest import VAL, pick
+
+
+def gray_of(rgb8: np.ndarray) -> np.ndarray:
+    """The neutral sRGB image with the same CIE L*, written out from the textbook formulas."""
+    c = rgb8 / 255.0
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    y = lin @ np.array([0.2126729, 0.7151522, 0.0721750])
+    s = np.where(y <= 0.0031308, 12.92 * y, 1.055 * y ** (1 / 2.4) - 0.055)
+    return np.repeat(np.round(np.clip(s, 0, 1) * 255)[..., None], 3, -1) / 255
+
+
+def test_eval_reports_models_and_gray_baseline(tmp_path: Path):
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    for p in pick(VAL, 3, "cbsd68_*.png"):
+        shutil.copy(p, truth / p.name)
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- eval-table:start -->\nold\n<!-- eval-table:end -->\nrest\n")
+    res = CliRunner().invoke(app, ["eval", str(truth), "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv"),
+                                   "--grid", str(tmp_path / "g.png"), "--readme", str(readme), "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    gray, model = report["results"]["gray (input)"], report["results"]["unet-lab"]
+    # independent gray-baseline PSNR: 10 log10(1 / MSE) over all pixels of the three images
+    psnrs = []
+    for p in sorted(truth.iterdir()):
+        rgb8 = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB).astype(np.float64)
+        psnrs.append(10 * np.log10(1 / np.mean((gray_of(rgb8) - rgb8 / 255) ** 2)))
+    assert abs(gray["psnr"] - np.mean(psnrs)) < 0.02
+    assert gray["colorfulness_ratio"] < 0.01 and model["colorfulness"] > 1.0
+    for key in ("psnr", "ssim", "ciede2000", "colorfulness", "colorfulness_ratio", "ms_per_image"):
+        assert np.isfinite(model[key])
+    assert "unet-lab" in (tmp_path / "r.csv").read_text()
+    grid = cv2.imread(str(tmp_path / "g.png"))
+    assert grid is not None and grid.shape[0] == 3 * 160
+    text = readme.read_text()
+    assert "old" not in text and "| unet-lab |" in text and text.startswith("intro") and text.endswith("rest\n")

@@ -1,0 +1,215 @@
+"""Hostile input, crashes, full disks and overlapping cron jobs: nothing lost, nothing half-written, nothing hangs."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+from typer.testing import CliRunner
+
+from colorize_cli import imaging
+from colorize_cli.cli import app
+from colorize_cli.imaging import ImageError, read_image
+from tests.conftest import HISTORICAL, pick
+
+runner = CliRunner()
+
+
+def colorize(*args) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "colorize_cli", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def png_bomb(path: Path, w: int = 100_000, h: int = 100_000) -> None:
+    """A valid PNG header claiming w x h pixels followed by a tiny, truncated data stream."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+    ihdr = w.to_bytes(4, "big") + h.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)))
+
+
+def small_grays(folder: Path, n: int, size: int = 48) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    src = cv2.imread(str(pick(HISTORICAL, 1, "*.jpg")[0]), cv2.IMREAD_GRAYSCALE)
+    paths = []
+    for i in range(n):
+        y, x = (i * 7) % (src.shape[0] - size), (i * 13) % (src.shape[1] - size)
+        paths.append(folder / f"img{i:03d}.png")
+        cv2.imwrite(str(paths[-1]), src[y:y + size, x:x + size])
+    return paths
+
+
+def assert_clean(out: Path, expected: int) -> None:
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    assert not [p for p in files if p.name.startswith(".")], "temp or lock files left behind"
+    assert len(files) == expected
+    for p in files:
+        assert cv2.imread(str(p)) is not None, f"{p} does not decode"
+
+
+def test_hostile_files_are_reported_by_name_and_the_run_goes_on(tmp_path: Path):
+    d = tmp_path / "in"
+    d.mkdir()
+    good = pick(HISTORICAL, 1, "*.jpg")[0]
+    (d / "good.jpg").write_bytes(good.read_bytes())
+    (d / "zero.jpg").write_bytes(b"")
+    (d / "truncated.jpg").write_bytes(good.read_bytes()[:300])
+    (d / "text.png").write_text("hello, I am not a picture\n")
+    (d / "elf.tif").write_bytes(b"\x7fELF" + os.urandom(200))
+    png_bomb(d / "bomb.png")
+    cv2.imwrite(str(d / "one.png"), np.array([[128]], np.uint8))                 # 1x1 is a valid image
+    cv2.imwrite(str(d / "float.tif"), np.random.default_rng(0).random((20, 30, 3), dtype=np.float32))
+    cv2.imwrite(str(d / "deep.tif"), (np.random.default_rng(1).random((20, 30)) * 65535).astype(np.uint16))
+    res = runner.invoke(app, ["dir", str(d), "-o", str(tmp_path / "out"), "--workers", "0",
+                              "--report", str(tmp_path / "r.json")])
+    assert res.exit_code == 1
+    status = {Path(r["input"]).name: r for r in json.loads((tmp_path / "r.json").read_text())}
+    for bad in ("zero.jpg", "truncated.jpg", "text.png", "elf.tif", "bomb.png"):
+        assert status[bad]["status"] == "failed" and bad in status[bad]["error"], bad
+        assert bad in res.output
+    assert "--max-pixels" in status["bomb.png"]["error"]
+    for ok in ("good.jpg", "one.png", "float.tif", "deep.tif"):
+        assert status[ok]["status"] == "ok", status[ok]
+    assert_clean(tmp_path / "out", 4)
+
+
+def test_decompression_bomb_refused_fast_and_small():
+    import resource
+    import tempfile
+    with tempfile.TemporaryDirectory() as t:
+        png_bomb(Path(t) / "b.png")
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t0 = time.perf_counter()
+        with pytest.raises(ImageError, match="exceeds the limit"):
+            read_image(Path(t) / "b.png")
+        assert time.perf_counter() - t0 < 2.0
+        assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000   # KiB: no 10-gigapixel buffer
+
+
+def test_sigkill_mid_run_then_rerun_completes_cleanly(tmp_path: Path):
+    small_grays(tmp_path / "in", 200)
+    out = tmp_path / "out"
+    args = ["dir", tmp_path / "in", "-o", out, "--render-size", "48", "--workers", "1", "--batch-size", "4", "-q"]
+    proc = colorize(*args)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.glob("*.png"))) < 20:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(out.glob("*.png")))
+    assert 0 < done_before < 200, "the kill should land mid-run"
+    for p in out.glob("*.png"):
+        assert cv2.imread(str(p)) is not None          # everything under a final name is whole
+    rerun = colorize(*args)
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    assert f"skipped {done_before}" in err            # resumed: the finished files were not redone
+    assert_clean(out, 200)                              # the killed run's temp and lock files were swept
+
+
+def test_overlapping_runs_share_the_work(tmp_path: Path):
+    small_grays(tmp_path / "in", 60)
+    out = tmp_path / "out"
+    args = ["dir", tmp_path / "in", "-o", out, "--render-size", "48", "--workers", "0", "--batch-size", "1",
+            "--report"]
+    a, b = colorize(*args, tmp_path / "a.json"), colorize(*args, tmp_path / "b.json")
+    for p in (a, b):
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    made = [r for f in ("a.json", "b.json") for r in json.loads((tmp_path / f).read_text()) if r["status"] == "ok"]
+    assert len({r["output"] for r in made}) == 60
+    assert len(made) <= 60 + 4, "more than a few files were done twice"
+    assert_clean(out, 60)
+
+
+def test_claims_respect_live_runs_and_take_over_dead_ones(tmp_path: Path):
+    dst = tmp_path / "x.png"
+    lock = tmp_path / ".x.png.lock"
+    lock.write_text(f"{imaging._HOST} {os.getppid()}\n")            # a live process holds it
+    assert not imaging.claim(dst)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock.write_text(f"{imaging._HOST} {dead.pid}\n")                  # its owner is gone: stale
+    assert imaging.claim(dst)
+    imaging.release(dst)
+    assert not lock.exists()
+
+
+def test_nan_from_a_model_never_reaches_an_output(tmp_path: Path):
+    from safetensors.torch import load_file
+
+    from colorize_cli.weights import WEIGHTS_DIR, read_metadata, save_weights
+    src = WEIGHTS_DIR / "unet-lab.safetensors"
+    tensors, meta = load_file(str(src)), read_metadata(src)
+    tensors["head.bias"] = tensors["head.bias"] * float("nan")
+    meta.pop("payload_sha256")
+    bad = tmp_path / "nan.safetensors"
+    save_weights(bad, tensors, meta)
+    small_grays(tmp_path / "in", 2)
+    res = runner.invoke(app, ["dir", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(bad),
+                              "--workers", "0"])
+    assert res.exit_code == 0 and "NaN" in res.output
+    out = cv2.imread(str(tmp_path / "out" / "img000.png"))
+    assert out is not None and np.abs(out.astype(int) - out[..., :1]).max() <= 1    # the gray input, not garbage
+
+
+def test_disk_full_is_a_clear_error_and_no_partial_file(tmp_path: Path, monkeypatch):
+    small_grays(tmp_path / "in", 3)
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(os, "fsync", full)
+    res = runner.invoke(app, ["dir", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--workers", "0"])
+    assert res.exit_code == 1
+    assert "No space left on device" in res.output and "img000.png" in res.output
+    assert not list((tmp_path / "out").iterdir())        # no partial file, no temp, no lock
+
+
+def test_in_place_only_when_asked(tmp_path: Path):
+    paths = small_grays(tmp_path / "in", 2)
+    before = paths[0].read_bytes()
+    res = runner.invoke(app, ["dir", str(tmp_path / "in"), "-o", str(tmp_path / "in"), "--workers", "0"])
+    assert res.exit_code == 2 and paths[0].read_bytes() == before
+    res = runner.invoke(app, ["dir", str(tmp_path / "in"), "--in-place", "--workers", "0"])
+    assert res.exit_code == 0 and paths[0].read_bytes() != before
+    assert len(list((tmp_path / "in").iterdir())) == 2
+
+
+def test_odd_file_names(tmp_path: Path):
+    d = tmp_path / "in"
+    names = ["-leading dash.png", "new\nline.png", "ünï cödé.png"]
+    for name, src in zip(names, small_grays(tmp_path / "src", 3)):
+        d.mkdir(exist_ok=True)
+        src.rename(d / name)
+    res = runner.invoke(app, ["dir", str(d), "-o", str(tmp_path / "out"), "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(names)
+    res = runner.invoke(app, ["image", "-o", str(tmp_path / "o2"), "--workers", "0", "--", str(d / names[0])])
+    assert res.exit_code == 0 and (tmp_path / "o2" / names[0]).is_file()
+
+
+MAGIC = [b"", b"\xff\xd8\xff\xe0", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"BM", b"RIFF\x00\x00\x00\x00WEBP",
+         b"GIF89a"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(magic=st.sampled_from(MAGIC), body=st.binary(max_size=400))
+def test_fuzz_reader_only_raises_its_own_error(tmp_path: Path, magic: bytes, body: bytes):
+    p = tmp_path / "fuzz.img.png"
+    p.write_bytes(magic + body)
+    try:
+        img = read_image(p, max_pixels=10_000_000)
+    except ImageError as e:
+        assert "fuzz.img.png" in str(e) and "\n" not in str(e)
+    else:
+        assert img.rgb.ndim == 3 and np.isfinite(img.rgb).all()
