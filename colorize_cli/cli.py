@@ -187,6 +187,75 @@ def _check_writable(folder: Path) -> None:
         fail(f"{folder}: output folder is not writable")
 
 
+# -------------------------------------------------------------------------------------------------------- video
+@app.command("video")
+def video_cmd(
+    source: Path = typer.Argument(..., help="A video file, or a folder of frames (images, in name order)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                          help="Output video (.mp4, .mkv, .mov, .webm) or frame folder "
+                                               "(default: NAME_colorized beside the input)."),
+    model: str = MODEL, render_size: int = RENDER, batch_size: int = BATCH, device: str = DEVICE,
+    strength: float = typer.Option(0.7, "--strength", min=0.0, max=1.0,
+                                   help="Temporal stabilisation: 0 colours each frame on its own, 1 is strongest."),
+    crf: int = typer.Option(18, "--crf", min=0, max=63, help="Quality for x264/x265/VP9: lower is better and bigger."),
+    codec: Optional[str] = typer.Option(None, "--codec", help="ffmpeg video encoder (default: libx264; libvpx-vp9 "
+                                                              "for .webm)."),
+    start: Optional[str] = typer.Option(None, "--start", help="Begin here: HH:MM:SS[.ms] or seconds."),
+    end: Optional[str] = typer.Option(None, "--end", help="Stop here: HH:MM:SS[.ms] or seconds."),
+    segment_seconds: float = typer.Option(0.0, "--segment-seconds", min=0.0,
+                                          help="Resumable: keep finished segments of this many seconds, so a rerun "
+                                               "after a crash or Ctrl-C continues (0: off)."),
+    overwrite: bool = OVERWRITE, quiet: bool = QUIET, jpeg_quality: int = QUALITY,
+):
+    """Colorize a film: a video file (sound kept) or a folder of frames, steadied from frame to frame."""
+    from colorize_cli import video
+    from colorize_cli.pipeline import Colorizer
+    from colorize_cli.weights import WeightsError
+    from colorize_cli.zoo import load_model, pick_device
+
+    check_model_or_file(model)
+    if not source.exists():
+        fail(f"{source}: file not found")
+    output = output or video.default_output(source)
+    try:
+        opts = video.VideoOptions(render_size=render_size, batch_size=batch_size, strength=strength, crf=crf,
+                                  codec=codec, start=video.parse_time(start), end=video.parse_time(end),
+                                  segment_seconds=segment_seconds, overwrite=overwrite, jpeg_quality=jpeg_quality)
+        video.check_paths(source, output, opts)
+    except ValueError as e:
+        fail(str(e))
+    _check_writable(output if source.is_dir() else output.parent)
+    if video.is_done(source, output, opts):
+        print(f"colorize: {output} is already done; --overwrite redoes it", file=sys.stderr)
+        raise typer.Exit(0)
+    try:
+        dev = pick_device(device)
+        colorizer = Colorizer(load_model(model, dev), dev)
+    except (WeightsError, ValueError) as e:
+        fail(str(e))
+    progress = video.ProgressPrinter(quiet)
+    try:
+        result = video.run(source, output, colorizer, opts, progress)
+    except video.VideoError as e:
+        fail(str(e), 1)
+    except KeyboardInterrupt:
+        if source.is_dir() or segment_seconds:
+            done = "frames" if source.is_dir() else "segments"
+            print(f"colorize: interrupted; finished {done} are kept, rerun to resume", file=sys.stderr)
+        else:
+            print(f"colorize: interrupted; {output} was not written (--segment-seconds makes long runs resumable)",
+                  file=sys.stderr)
+        raise typer.Exit(130)
+    finally:
+        progress.close()
+    for msg in result.failed:
+        print(f"error: {msg}", file=sys.stderr)
+    for msg in result.warnings:
+        print(f"warning: {msg}", file=sys.stderr)
+    print(video.summary(result), file=sys.stderr)
+    raise typer.Exit(1 if result.failed else 0)
+
+
 # --------------------------------------------------------------------------------------------------------- eval
 @app.command("eval")
 def eval_cmd(

@@ -21,6 +21,11 @@ def mse(model: ColorModel, raw: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return F.mse_loss(raw.float(), _resized(raw, target))
 
 
+def mse_kl(model: ColorModel, raw: torch.Tensor, target: torch.Tensor, beta: float = 1e-3) -> torch.Tensor:
+    """VAE: reconstruction MSE plus the KL term the model computed in its forward pass (weighted so colour wins)."""
+    return mse(model, raw, target) + beta * model.kl
+
+
 def ab_classification(model: ColorModel, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Rebalanced cross-entropy against Gaussian soft-encoded ab (Zhang et al. 2016, eq. 2-4)."""
     soft = model.soft_encode(target)
@@ -33,5 +38,6 @@ LOSSES: dict[str, Callable[[ColorModel, torch.Tensor, torch.Tensor], torch.Tenso
     "l1": l1,
     "mae": l1,
     "mse": mse,
+    "mse-kl": mse_kl,
     "ab-classification": ab_classification,
 }

@@ -255,7 +255,7 @@ class Trainer:
     # ---------------------------------------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
         return {
-            "config": asdict(self.cfg), "arch": self.cfg.arch, "step": self.step,
+            "config": asdict(self.cfg), "arch": self.cfg.arch, "step": self.step, "world": self.dist.world,
             "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
             "torch_rng": torch.get_rng_state(), "history": json.dumps(self.history),
@@ -366,7 +366,8 @@ class Trainer:
                 bar(self.step, loss, ips)
                 if self.dist.main and (self.step % self.cfg.val_every == 0 or self.step == self.total):
                     self.record({"step": self.step, "loss": sum(self.running) / len(self.running),
-                                 "lr": self.sched.get_last_lr()[0], "images_per_s": ips, **self.validate()})
+                                 "lr": self.sched.get_last_lr()[0], "images_per_s": ips, "world": self.dist.world,
+                                 **self.validate()})
                     self.running = []
                 if self.dist.main and self.step % self.cfg.ckpt_every == 0:
                     self.save()
@@ -382,7 +383,7 @@ def export(ckpt_path: Path, dest: Path, half: bool = True) -> dict[str, Any]:
     last_val = next((r["val_loss"] for r in reversed(history) if "val_loss" in r), None)
     meta = {"architecture": spec.name, "color_space": spec.color_space, "loss": spec.loss,
             "render_size": spec.render_size, "train_size": cfg["crop"] or spec.train_size,
-            "training_data": cfg["data"], "images_seen": int(ck["step"]) * cfg["batch_size"],
+            "training_data": cfg["data"], "images_seen": int(ck["step"]) * cfg["batch_size"] * int(ck.get("world", 1)),
             "step": int(ck["step"]), "val_loss": last_val, "format": "colorize_cli-weights-1"}
     save_weights(dest, ck["model"], meta, half=half)
     return meta

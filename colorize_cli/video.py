@@ -11,7 +11,8 @@
 The output keeps the input's frame count, frame rate and exact width x height. The luminance always comes from the
 frames themselves, so a black-and-white film stored as colour video (three equal channels) needs nothing special.
 Container and encoder follow the output's extension (.mp4/.m4v/.mov/.mkv: libx264, .webm: libvpx-vp9); --codec and
---crf override. Colour is written as BT.709 (tagged), limited range.
+--crf override. Colour is written as BT.709 (tagged), limited range. --start/--end select whole frames (the first frame
+at or after --start up to the last one before --end) and the audio is cut to the same span.
 
 Never a half-written file under the output name: the encoder writes `.NAME.video.partial.EXT`, the mux writes
 `NAME.partial.EXT` beside the output, the result is checked (frame count) and then renamed; any failure, Ctrl-C
@@ -36,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import os
 import re
 import shutil
@@ -55,7 +57,7 @@ import torch
 from colorize_cli.imaging import ImageError, encode_image, iter_images, output_path, read_image, write_atomic
 from colorize_cli.pipeline import Colorizer, render_shape, srgb_luminance
 
-DEFAULT_STRENGTH = 0.6
+DEFAULT_STRENGTH = 0.7
 WARMUP = 8                      # frames run through model + stabiliser before a resumed segment, not written
 VIDEO_EXTENSIONS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9"}
 CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"}
@@ -119,7 +121,7 @@ class ChromaStabilizer:
     """
 
     def __init__(self, strength: float = DEFAULT_STRENGTH, *, cut_threshold: float = 0.4, cut_mad: float = 0.25,
-                 photo_sigma: float = 0.05, fb_sigma: float = 1.0, flow_size: int = 256):
+                 photo_sigma: float = 0.05, fb_sigma: float = 1.0, flow_size: int = 160):
         self.strength = float(np.clip(strength, 0.0, 1.0))
         self.cut_threshold, self.cut_mad = cut_threshold, cut_mad
         self.photo_sigma, self.fb_sigma, self.flow_size = photo_sigma, fb_sigma, flow_size
@@ -419,10 +421,20 @@ def _scan(path: Path) -> int | None:
     return int(counts[-1]) if counts else None
 
 
-def _read(info: VideoInfo, start: float, duration: float | None, max_frames: int | None = None) -> Iterator[np.ndarray]:
-    """Decoded uint8 RGB frames, streamed; accurate input seeking to `start`."""
-    params = (["-ss", f"{start:.6f}"] if start > 0 else []) + (["-t", f"{duration:.6f}"] if duration else [])
-    out = ["-map", "0:v:0"] + (["-frames:v", str(max_frames)] if max_frames else [])
+@functools.lru_cache(maxsize=1)
+def _passthrough() -> list[str]:
+    """Every decoded frame exactly once (the pipe's default is constant-rate: it would duplicate or drop frames)."""
+    m = re.search(r"(\d+)\.(\d+)", imageio_ffmpeg.get_ffmpeg_version())
+    old = m is not None and (int(m.group(1)), int(m.group(2))) < (5, 1)
+    return ["-vsync", "passthrough"] if old else ["-fps_mode", "passthrough"]
+
+
+def _read(info: VideoInfo, first: int = 0, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Decoded uint8 RGB frames from frame index `first` on, streamed. ffmpeg seeks accurately (decodes from the
+    keyframe before and drops frames) to half a frame before `first`, so float rounding of timestamps cannot gain or
+    lose a frame; frame i is taken to be at i / fps (exact for constant-rate sources)."""
+    params = ["-ss", f"{(first - 0.5) / float(info.fps):.6f}"] if first > 0 else []
+    out = ["-map", "0:v:0", *_passthrough()] + (["-frames:v", str(max_frames)] if max_frames else [])
     gen = imageio_ffmpeg.read_frames(str(info.path), input_params=params, output_params=out)
     try:
         try:
@@ -442,6 +454,11 @@ def _read(info: VideoInfo, start: float, duration: float | None, max_frames: int
         gen.close()
 
 
+def decode(path: Path | str, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Every frame of a video file as uint8 RGB (HxWx3), streamed; VideoError if it cannot be read."""
+    yield from _read(probe(path), 0, max_frames)
+
+
 def _codec_args(codec: str, crf: int) -> list[str]:
     if codec not in CRF_CODECS:
         return []
@@ -454,8 +471,8 @@ def _codec_args(codec: str, crf: int) -> list[str]:
 class _Encoder:
     """Video-only encode of uint8 RGB frames. Pixel format: yuv420p (what every player takes) when width and height
     are even; yuv444p for odd sizes, since 4:2:0 needs even dimensions and the output must keep the input's exact
-    width x height (padding or cropping would change it). 4:4:4 H.264 plays in ffmpeg/VLC/browsers' VP9, not in
-    every hardware player."""
+    width x height (padding or cropping would change it). 4:4:4 plays in ffmpeg-based players and VLC, not in every
+    hardware or browser player; give the film even dimensions where that matters."""
 
     def __init__(self, path: Path, width: int, height: int, fps: Fraction, codec: str, crf: int):
         self.path, self.frames = path, 0
@@ -483,14 +500,14 @@ def _run_ffmpeg(args: list[str]) -> tuple[bool, str]:
     return p.returncode == 0, p.stderr
 
 
-def _mux(video_in: list[str], info: VideoInfo, start: float, duration: float | None, dst_tmp: Path,
-         final: Path) -> None:
+def _mux(video_in: list[str], info: VideoInfo, span: tuple[float, float | None], dst_tmp: Path, final: Path) -> None:
     """The colorized video stream (copied) + the source's audio over the same time range -> dst_tmp."""
     ext = final.suffix.lower()
     flags = ["-movflags", "+faststart"] if ext in _MP4_LIKE else []
     if info.audio is None:
         attempts: list[list[str]] = [[*video_in, "-map", "0:v:0", "-c:v", "copy", *flags, str(dst_tmp)]]
     else:
+        start, duration = span
         trim = (["-ss", f"{start:.6f}"] if start > 0 else []) + (["-t", f"{duration:.6f}"] if duration else [])
         base = [*video_in, *trim, "-i", str(info.path), "-map", "0:v:0", "-map", "1:a?", "-c:v", "copy"]
         fallback = ("libopus" if "libopus" in encoders() else "libvorbis") if ext == ".webm" else "aac"
@@ -508,6 +525,13 @@ def _check_count(path: Path, expected: int, final: Path) -> None:
     got = _scan(path)
     if got is not None and got != expected:
         raise VideoError(f"{final}: the encoder wrote {got} of {expected} frames")
+
+
+def _commit(tmp: Path, dst: Path) -> None:
+    """fsync, then rename over the final name: after a crash the name holds the old file or the whole new one."""
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, dst)
 
 
 def _unlink(*paths: Path) -> None:
@@ -594,17 +618,28 @@ def run(src: Path | str, dst: Path | str, colorizer: Colorizer, opts: VideoOptio
     return colorize_video(src, dst, colorizer, opts, progress)
 
 
-def _window(info: VideoInfo, opts: VideoOptions) -> tuple[float, float | None, int | None]:
-    """(start, duration or None, expected frame count or None) of the part to colorize."""
-    start = opts.start or 0.0
+@dataclass
+class _Window:
+    """The frames to colorize: [first, first + count) by index (count None: to the end) and, for the audio, the same
+    span in seconds."""
+    first: int
+    count: int | None
+    total: int | None                # expected frames, for progress
+
+    def audio_span(self, fps: Fraction) -> tuple[float, float | None]:
+        return self.first / float(fps), None if self.count is None else self.count / float(fps)
+
+
+def _window(info: VideoInfo, opts: VideoOptions) -> _Window:
+    """--start/--end as frame indices: the first frame at or after --start up to the last one before --end."""
+    fps, start = float(info.fps), opts.start or 0.0
     if info.duration and start >= info.duration:
         raise VideoError(f"{info.path}: --start {start:g} s is past the end of the video ({info.duration:g} s)")
-    duration = None if opts.end is None else opts.end - start
-    if start == 0 and duration is None:
-        return start, None, info.packets
-    stop = min(opts.end, info.duration) if opts.end is not None and info.duration else (opts.end or info.duration)
-    total = round((stop - start) * float(info.fps)) if stop else None
-    return start, duration, total
+    first = math.ceil(start * fps - 1e-6) if start > 0 else 0
+    count = None if opts.end is None else max(0, math.ceil(opts.end * fps - 1e-6) - first)
+    in_file = info.packets if info.packets is not None else (round(info.duration * fps) if info.duration else None)
+    total = count if in_file is None else max(0, in_file - first) if count is None else min(count, in_file - first)
+    return _Window(first, count, total)
 
 
 def colorize_video(src: Path, dst: Path, colorizer: Colorizer, opts: VideoOptions,
@@ -642,23 +677,28 @@ def _encode(frames: Iterator[np.ndarray], tmp: Path, info: VideoInfo, colorizer:
 
 def _single(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOptions, progress: ProgressFn | None,
             result: VideoResult) -> None:
-    start, duration, total = _window(info, opts)
+    win = _window(info, opts)
     codec = output_codec(dst, opts.codec)
     video_tmp = dst.with_name(f".{dst.stem}.video.partial{dst.suffix}")
     out_tmp = dst.with_name(f"{dst.stem}.partial{dst.suffix}")
     stab = ChromaStabilizer(opts.strength)
     try:
-        n = _encode(_read(info, start, duration), video_tmp, info, colorizer, opts, stab, _Meter(progress, total),
-                    codec)
+        n = _encode(_read(info, win.first, win.count), video_tmp, info, colorizer, opts, stab,
+                    _Meter(progress, win.total), codec) if win.count != 0 else 0
         if n == 0:
-            raise VideoError(f"{info.path}: no video frames between --start and --end" if start or duration
+            raise VideoError(f"{info.path}: no video frames between --start and --end"
+                             if opts.start is not None or opts.end is not None
                              else f"{info.path}: no video frames could be decoded")
-        _mux(["-i", str(video_tmp)], info, start, duration, out_tmp, dst)
+        _mux(["-i", str(video_tmp)], info, win.audio_span(info.fps), out_tmp, dst)
         _check_count(out_tmp, n, dst)
-        os.replace(out_tmp, dst)
+        _commit(out_tmp, dst)
     finally:
         _unlink(video_tmp, out_tmp)
     result.frames, result.cuts = n, stab.cuts
+    _nonfinite_warning(stab, result)
+
+
+def _nonfinite_warning(stab: ChromaStabilizer, result: VideoResult) -> None:
     if stab.nonfinite:
         result.warnings.append(f"model produced NaN/Inf on {stab.nonfinite} frames: left gray")
 
@@ -674,7 +714,7 @@ def _model_id(colorizer: Colorizer) -> str:
 
 def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOptions, progress: ProgressFn | None,
                result: VideoResult) -> None:
-    start, duration, total = _window(info, opts)
+    win = _window(info, opts)
     codec = output_codec(dst, opts.codec)
     fps = info.fps
     per = max(1, round(opts.segment_seconds * float(fps)))
@@ -682,7 +722,7 @@ def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOpti
     st = info.path.stat()
     options = {"version": 1, "source": str(info.path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                "model": _model_id(colorizer), "render_size": opts.render_size, "strength": opts.strength,
-               "codec": codec, "crf": opts.crf, "start": start, "end": opts.end, "segment_frames": per,
+               "codec": codec, "crf": opts.crf, "first": win.first, "count": win.count, "segment_frames": per,
                "fps": str(fps), "ext": dst.suffix.lower(), "warmup": WARMUP}
     manifest_path = work / "manifest.json"
     state: dict[str, Any] = {}
@@ -701,12 +741,13 @@ def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOpti
     done = {int(k): int(v) for k, v in state["segments"].items() if seg_path(int(k)).exists()}
     state["segments"] = {str(k): v for k, v in done.items()}
     result.reused = sum(done.values())
-    meter = _Meter(progress, total, result.reused)
+    meter = _Meter(progress, win.total, result.reused)
     stab = ChromaStabilizer(opts.strength)
 
     def save() -> None:
         write_atomic(manifest_path, json.dumps(state, indent=1).encode())
 
+    save()
     k = 0
     while True:
         if state["last"] is not None and k > state["last"]:
@@ -715,17 +756,15 @@ def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOpti
             k += 1
             continue
         warm = min(WARMUP, k * per)
-        first = k * per - warm                       # frame index where reading starts
-        t = start + (first - 0.5) / float(fps) if first else start   # half a frame early: exact on CFR timestamps
-        dur = None if opts.end is None else opts.end - t
+        want = per if win.count is None else max(0, min(per, win.count - k * per))
         tmp, seg = work / f"seg_{k:05d}.partial{dst.suffix.lower()}", seg_path(k)
         stab.reset()
         try:
-            n = _encode(_read(info, t, dur, max_frames=warm + per), tmp, info, colorizer, opts, stab, meter, codec,
-                        warmup=warm)
+            n = _encode(_read(info, win.first + k * per - warm, warm + want), tmp, info, colorizer, opts, stab, meter,
+                        codec, warmup=warm) if want else 0
             if n:
                 _check_count(tmp, n, dst)
-                os.replace(tmp, seg)
+                _commit(tmp, seg)
         finally:
             _unlink(tmp)
         if n:
@@ -739,6 +778,7 @@ def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOpti
             break
         k += 1
     result.cuts = stab.cuts
+    _nonfinite_warning(stab, result)
     order = sorted(k for k in done if state["last"] is None or k <= state["last"])
     if not order or order != list(range(len(order))):
         raise VideoError(f"{info.path}: no video frames between --start and --end" if not order
@@ -747,9 +787,9 @@ def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOpti
     listing.write_text("".join(f"file '{seg_path(i).name}'\n" for i in order))
     out_tmp = dst.with_name(f"{dst.stem}.partial{dst.suffix}")
     try:
-        _mux(["-f", "concat", "-safe", "0", "-i", str(listing)], info, start, duration, out_tmp, dst)
+        _mux(["-f", "concat", "-safe", "0", "-i", str(listing)], info, win.audio_span(fps), out_tmp, dst)
         _check_count(out_tmp, sum(done[i] for i in order), dst)
-        os.replace(out_tmp, dst)
+        _commit(out_tmp, dst)
     finally:
         _unlink(out_tmp)
     shutil.rmtree(work, ignore_errors=True)
@@ -806,6 +846,7 @@ def colorize_folder(src: Path, dst: Path, colorizer: Colorizer, opts: VideoOptio
             stab.reset()
         meter.add()
     result.cuts = stab.cuts
+    _nonfinite_warning(stab, result)
     result.seconds = time.perf_counter() - t0
     return result
 

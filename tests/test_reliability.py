@@ -70,6 +70,11 @@ def test_hostile_files_are_reported_by_name_and_the_run_goes_on(tmp_path: Path):
     cv2.imwrite(str(d / "one.png"), np.array([[128]], np.uint8))                 # 1x1 is a valid image
     cv2.imwrite(str(d / "float.tif"), np.random.default_rng(0).random((20, 30, 3), dtype=np.float32))
     cv2.imwrite(str(d / "deep.tif"), (np.random.default_rng(1).random((20, 30)) * 65535).astype(np.uint16))
+    from PIL import Image
+    rgb = Image.open(good).convert("RGB").resize((64, 48))
+    rgb.convert("CMYK").save(d / "cmyk.jpg")
+    frames = [rgb, rgb.transpose(Image.FLIP_LEFT_RIGHT)]
+    frames[0].save(d / "anim.webp", save_all=True, append_images=frames[1:], duration=100)   # first frame is used
     res = runner.invoke(app, ["dir", str(d), "-o", str(tmp_path / "out"), "--workers", "0",
                               "--report", str(tmp_path / "r.json")])
     assert res.exit_code == 1
@@ -78,9 +83,11 @@ def test_hostile_files_are_reported_by_name_and_the_run_goes_on(tmp_path: Path):
         assert status[bad]["status"] == "failed" and bad in status[bad]["error"], bad
         assert bad in res.output
     assert "--max-pixels" in status["bomb.png"]["error"]
-    for ok in ("good.jpg", "one.png", "float.tif", "deep.tif"):
+    for ok in ("good.jpg", "one.png", "float.tif", "deep.tif", "cmyk.jpg", "anim.webp"):
         assert status[ok]["status"] == "ok", status[ok]
-    assert_clean(tmp_path / "out", 4)
+    assert_clean(tmp_path / "out", 6)
+    anim = read_image(tmp_path / "out" / "anim.webp").rgb
+    assert anim.shape == (48, 64, 3)
 
 
 def test_decompression_bomb_refused_fast_and_small():
@@ -213,3 +220,29 @@ def test_fuzz_reader_only_raises_its_own_error(tmp_path: Path, magic: bytes, bod
         assert "fuzz.img.png" in str(e) and "\n" not in str(e)
     else:
         assert img.rgb.ndim == 3 and np.isfinite(img.rgb).all()
+
+
+def test_sigkill_during_training_resumes_from_last_checkpoint(tmp_path: Path):
+    from tests.conftest import TRAIN
+    data = tmp_path / "data"
+    data.mkdir()
+    for p in pick(TRAIN, 24, "*.jpg"):
+        (data / p.name).write_bytes(p.read_bytes())
+    run = tmp_path / "run"
+    args = ["train", data, "--steps", "40", "--crop", "32", "--batch-size", "2", "--workers", "0", "--ckpt-every", "2",
+            "--val-every", "1000", "--out", run, "-q"]
+    proc = colorize(*args)
+    deadline = time.time() + 200
+    while time.time() < deadline and not (run / "last.ckpt").exists():
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    from colorize_cli.weights import load_checkpoint
+    step = load_checkpoint(run / "last.ckpt")["step"]           # the checkpoint on disk is whole
+    assert 2 <= step < 40
+    res = subprocess.run([sys.executable, "-m", "colorize_cli", "train", "--resume", str(run / "last.ckpt"), "-q"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert load_checkpoint(run / "last.ckpt")["step"] == 40
+    assert not list(run.glob(".*.tmp"))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -76,3 +78,15 @@ def test_near_gray_photos_are_skipped(tmp_path: Path):
     (tmp_path / "bad.png").write_bytes(b"nope")
     kept, bad, near_gray = keep_colour(sorted(tmp_path.iterdir()), workers=0)
     assert [p.name for p in kept] == ["colour.png"] and bad == 1 and near_gray == 1
+
+
+def test_two_process_ddp_on_cpu(small_set, tmp_path: Path):
+    """torchrun with two CPU processes (gloo): both ranks train, rank 0 validates, checkpoints and exports."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "colorize_cli", "train",
+           str(small_set[0]), "--val", str(small_set[1]), "--steps", "2", "--crop", "64", "--batch-size", "4",
+           "--workers", "0", "--val-every", "2", "--out", str(tmp_path / "run"), "--export", str(tmp_path / "w.safetensors")]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["world"] == 2 and rows[-1]["step"] == 2
+    assert read_metadata(tmp_path / "w.safetensors")["images_seen"] == 2 * 4 * 2   # steps x batch x ranks

@@ -45,3 +45,9 @@ def gray_rgb(lum: torch.Tensor) -> torch.Tensor:
     """The neutral sRGB image with luminance lum (N,1,H,W) -> (N,3,H,W)."""
     zeros = torch.zeros_like(lum)
     return color.lab_to_rgb(torch.cat([lum * 100, zeros, zeros], 1))
+
+
+def pad_to(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Edge-pad H and W up to a multiple (for nets that halve the size k times); crop back with [..., :h, :w]."""
+    h, w = x.shape[-2:]
+    return torch.nn.functional.pad(x, (0, -w % multiple, 0, -h % multiple), mode="replicate")
