@@ -26,15 +26,19 @@ def main() -> None:
     ap.add_argument("--model", default="unet-lab")
     ap.add_argument("--images", type=int, default=120)
     ap.add_argument("--temps", type=float, nargs="+", default=[0.2, 0.3, 0.38, 0.5, 0.7, 1.0])
+    ap.add_argument("--corrections", type=float, nargs="+", default=[0.0],
+                    help="prior_correction values: 0 = Zhang's readout, 1 = divide the rebalancing weights back out")
     args = ap.parse_args()
     _, held_out = split_files(TRAIN, 2.0)
     files = held_out[:: max(1, len(held_out) // args.images)][: args.images]
     base = load_model(args.model)
     models = {}
-    for t in args.temps:
-        m = copy.deepcopy(base)
-        m.temperature.fill_(t)
-        models[f"T={t}"] = m
+    for g in args.corrections:
+        for t in args.temps:
+            m = copy.deepcopy(base)
+            m.temperature.fill_(t)
+            m.prior_correction.fill_(g)
+            models[f"correction={g} T={t}"] = m
     report = evaluate(files, models, Options(workers=1))
     print(f"{len(files)} held-out training photos; ground-truth colourfulness {report['truth_colorfulness']:.1f}")
     print("| readout | PSNR dB | SSIM | CIEDE2000 | colourfulness ratio |")

@@ -294,7 +294,7 @@ def eval_cmd(
         fail(str(e))
     for m in models:
         report["results"][m]["weights_mb"] = weights_for(m).stat().st_size / 1e6
-    table = Table(*evaluate.HEADERS, title=f"{truth_dir} ({len(files)} images)")
+    table = Table(*evaluate.HEADERS, title=f"{truth_dir} ({report['images']} colour images)")
     for row in evaluate.table_rows(report):
         table.add_row(*row)
     Console(stderr=False).print(table)
@@ -380,11 +380,11 @@ def train_cmd(
         _export(last, export)
 
 
-def _export(ckpt: Path, dest: Path) -> None:
+def _export(ckpt: Path, dest: Path, readout: dict[str, float] | None = None) -> None:
     from colorize_cli.train import export
     from colorize_cli.weights import WeightsError
     try:
-        meta = export(ckpt, dest)
+        meta = export(ckpt, dest, readout=readout)
     except WeightsError as e:
         fail(str(e))
     print(f"exported {meta['architecture']} (step {meta['step']}) to {dest}", file=sys.stderr)
@@ -392,9 +392,16 @@ def _export(ckpt: Path, dest: Path) -> None:
 
 @app.command("export")
 def export_cmd(checkpoint: Path = typer.Argument(..., help="A training checkpoint (last.ckpt)."),
-               dest: Path = typer.Argument(..., help="Output .safetensors file, e.g. weights/NAME.safetensors.")):
+               dest: Path = typer.Argument(..., help="Output .safetensors file, e.g. weights/NAME.safetensors."),
+               temperature: Optional[float] = typer.Option(None, "--temperature", min=0.01, max=10.0,
+                                                           help="Annealed-mean readout temperature (classification "
+                                                                "models; see benchmarks/temperature.py)."),
+               prior_correction: Optional[float] = typer.Option(None, "--prior-correction", min=0.0, max=1.0,
+                                                                help="How much of the class rebalancing the readout "
+                                                                     "divides back out (classification models).")):
     """Turn a training checkpoint into a safetensors weights file with metadata."""
-    _export(checkpoint, dest)
+    readout = {k: v for k, v in (("temperature", temperature), ("prior_correction", prior_correction)) if v is not None}
+    _export(checkpoint, dest, readout)
 
 
 def main() -> None:

@@ -37,6 +37,12 @@ class Scores:
         return out
 
 
+def is_gray(rgb: np.ndarray, tol: float = 0.01) -> bool:
+    """A "ground truth" whose channels are equal has no colour to recover (and the gray baseline would score a
+    perfect, infinite PSNR on it): such images are left out of the figures and listed instead."""
+    return float(np.abs(rgb - rgb.mean(2, keepdims=True)).max()) < tol
+
+
 def quantize8(rgb: np.ndarray) -> np.ndarray:
     """What a user gets from an 8-bit output file."""
     return np.round(np.clip(rgb, 0, 1) * 255) / 255
@@ -61,6 +67,7 @@ def evaluate(files: list[Path], models: dict[str, torch.nn.Module], opts: pipeli
     opts.keep_input = True
     device = torch.device(opts.device) if opts.device != "auto" else None
     truth_cf, gray, scores = [], Scores(), {name: Scores() for name in models}
+    skipped: set[int] = set()
     grid: dict[int, dict[str, np.ndarray]] = {}
     for idx, (name, model) in enumerate(models.items()):
         colorizer = TimedColorizer(model, device or next(model.parameters()).device)
@@ -68,6 +75,10 @@ def evaluate(files: list[Path], models: dict[str, torch.nn.Module], opts: pipeli
             if "error" in item:
                 raise ValueError(item["error"])
             truth = item["rgb"]
+            if idx == 0 and is_gray(truth):
+                skipped.add(i)
+            if i in skipped:
+                continue
             scores[name].add(item["rgb_out"], truth)
             if idx == 0:
                 g, _ = colorizer.merge(item["lum"], torch.zeros(2, *item["lum"].shape))
@@ -82,7 +93,8 @@ def evaluate(files: list[Path], models: dict[str, torch.nn.Module], opts: pipeli
     results = {GRAY: gray.summary(cf)}
     for name, model in models.items():
         results[name] = {**scores[name].summary(cf), "params": sum(p.numel() for p in model.parameters())}
-    return {"data": str(files[0].parent) if files else "", "images": len(files), "render_size": opts.render_size,
+    return {"data": str(files[0].parent) if files else "", "images": len(files) - len(skipped),
+            "skipped_gray": [files[i].name for i in sorted(skipped)], "render_size": opts.render_size,
             "truth_colorfulness": cf, "results": results,
             "grid": [grid[i] for i in sorted(grid)]}
 
@@ -106,7 +118,9 @@ HEADERS = ["model", "params", "weights MB", "PSNR dB", "SSIM", "CIEDE2000", "col
 def markdown(report: dict[str, Any], command: str) -> str:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(r) + " |" for r in table_rows(report)]
-    return (f"Made by `{command}` on {report['images']} images at render size {report['render_size']}; "
+    skipped = report.get("skipped_gray") or []
+    note = f" ({len(skipped)} grayscale ground truths left out: {', '.join(skipped)})" if skipped else ""
+    return (f"Made by `{command}` on {report['images']} images{note} at render size {report['render_size']}; "
             f"ground-truth colourfulness {report['truth_colorfulness']:.1f}.\n\n" + "\n".join(lines) + "\n")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -27,6 +28,8 @@ def test_eval_reports_models_and_gray_baseline(tmp_path: Path):
     truth.mkdir()
     for p in pick(VAL, 3, "cbsd68_*.png"):
         shutil.copy(p, truth / p.name)
+    gray = cv2.cvtColor(cv2.imread(str(truth / sorted(os.listdir(truth))[0])), cv2.COLOR_BGR2GRAY)
+    cv2.imwrite(str(truth / "zz_gray.png"), gray)             # no colour to recover: left out and listed
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- eval-table:start -->\nold\n<!-- eval-table:end -->\nrest\n")
     res = CliRunner().invoke(app, ["eval", str(truth), "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv"),
@@ -36,7 +39,8 @@ def test_eval_reports_models_and_gray_baseline(tmp_path: Path):
     gray, model = report["results"]["gray (input)"], report["results"]["unet-lab"]
     # independent gray-baseline PSNR: 10 log10(1 / MSE) over all pixels of the three images
     psnrs = []
-    for p in sorted(truth.iterdir()):
+    assert report["skipped_gray"] == ["zz_gray.png"] and report["images"] == 3
+    for p in sorted(truth.iterdir())[:3]:
         rgb8 = cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB).astype(np.float64)
         psnrs.append(10 * np.log10(1 / np.mean((gray_of(rgb8) - rgb8 / 255) ** 2)))
     assert abs(gray["psnr"] - np.mean(psnrs)) < 0.02

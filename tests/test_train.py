@@ -68,6 +68,8 @@ def test_export_is_served_by_name_or_path(small_set, tmp_path: Path):
     with torch.inference_mode():
         ab = model.chroma(torch.rand(1, 1, 64, 48))
     assert ab.shape == (1, 2, 64, 48) and torch.isfinite(ab).all()
+    export(tmp_path / "last.ckpt", dest, readout={"temperature": 0.3})   # readout chosen after training
+    assert abs(float(load_model(str(dest)).temperature) - 0.3) < 1e-3 and read_metadata(dest)["temperature"] > 0.29
 
 
 def test_near_gray_photos_are_skipped(tmp_path: Path):

@@ -59,7 +59,8 @@ class UpBlock(nn.Module):
 class EffUNetLab(ColorModel):
     color_space = "lab"
 
-    def __init__(self, pretrained_backbone: bool = False, temperature: float = 0.38, rebalance: float = 0.5):
+    def __init__(self, pretrained_backbone: bool = False, temperature: float = 0.38, rebalance: float = 0.5,
+                 prior_correction: float = 0.0):
         super().__init__()
         enc = efficientnet_lite0(pretrained_backbone)
         self.stem = nn.Sequential(enc._conv_stem, enc._bn0, enc._swish)
@@ -72,6 +73,9 @@ class EffUNetLab(ColorModel):
         self.head = nn.Conv2d(64, len(self.bins), 1)
         self.register_buffer("class_weights", torch.ones(len(self.bins)))
         self.register_buffer("temperature", torch.tensor(float(temperature)))
+        # Rebalanced training inflates rare colours by their class weight; the readout divides that back out to this
+        # power (0: Zhang et al.'s vivid readout, 1: the data's own posterior, whose mean is the PSNR-best guess).
+        self.register_buffer("prior_correction", torch.tensor(float(prior_correction)))
         self.rebalance = rebalance
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
@@ -91,7 +95,8 @@ class EffUNetLab(ColorModel):
 
     def to_chroma(self, raw: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
         """Annealed mean: softmax(logits / T) weighted sum of bin centres, then upsampled to the input."""
-        probs = torch.softmax(raw.float() / self.temperature, 1)
+        logits = raw.float() - self.prior_correction * self.class_weights.log()[:, None, None]
+        probs = torch.softmax(logits / self.temperature, 1)
         ab = torch.einsum("nqhw,qc->nchw", probs, self.bins)
         return color.upsample(ab, tuple(lum.shape[-2:]))
 
