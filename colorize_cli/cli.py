@@ -317,7 +317,8 @@ def models_cmd():
     from rich.table import Table
 
     from colorize_cli.zoo import describe_models
-    table = Table("name", "architecture", "space", "params", "weights", "val PSNR", "colourfulness ratio")
+    table = Table("name", "architecture", "space", "params", "weights", "val PSNR dB", "colourfulness ratio",
+                  title="measured on ../shared/data/val by colorize eval (weights/metrics.json)")
     for row in describe_models():
         table.add_row(*[str(row[k]) for k in ("name", "description", "color_space", "params", "size", "psnr", "cf_ratio")])
     Console().print(table)

@@ -49,21 +49,26 @@ def load_model(name_or_path: str, device: torch.device | str = "cpu") -> ColorMo
     return model.eval().to(device)
 
 
+def measured() -> dict[str, Any]:
+    """Figures `colorize eval ../shared/data/val ... --json weights/metrics.json` recorded for the shipped models."""
+    path = WEIGHTS_DIR / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def describe_models() -> list[dict[str, Any]]:
-    """One row per registered model for `colorize models`, from the spec and the shipped weights' header."""
+    """One row per registered model for `colorize models`, from the spec, the shipped weights and metrics.json."""
+    report = measured()
+    results, gray = report.get("results", {}), report.get("results", {}).get("gray (input)", {})
     rows = []
     for name in list_models():
         spec, path = get_spec(name), shipped_path(name)
-        meta = read_metadata(path) if path.is_file() else {}
-        metrics = meta.get("metrics") or {}
-        if isinstance(metrics, str):
-            metrics = json.loads(metrics)
+        m = results.get(name, {})
         rows.append({
             "name": name, "description": spec.description, "color_space": spec.color_space,
             "params": f"{sum(p.numel() for p in create_model(name).parameters()) / 1e6:.1f}M",
             "size": f"{path.stat().st_size / 1e6:.1f} MB" if path.is_file() else "not shipped",
-            "psnr": f"{metrics['psnr']:.2f}" if "psnr" in metrics else "-",
-            "cf_ratio": f"{metrics['colorfulness_ratio']:.2f}" if "colorfulness_ratio" in metrics else "-",
+            "psnr": f"{m['psnr']:.2f} ({m['psnr'] - gray['psnr']:+.2f} vs gray)" if m and gray else "-",
+            "cf_ratio": f"{m['colorfulness_ratio']:.2f}" if m else "-",
         })
     return rows
 

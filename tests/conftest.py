@@ -15,6 +15,16 @@ HISTORICAL = DATA / "historical"
 TRAIN = DATA / "train"
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """For tests on tiny tensors: extra threads only fight other work on the machine (10x slower under load)."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def pick(folder: Path, n: int, pattern: str = "*") -> list[Path]:
     files = sorted(folder.glob(pattern))
     if len(files) < n:

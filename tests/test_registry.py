@@ -12,13 +12,7 @@ from colorize_cli.models.base import ColorModel
 NAMES = registry.list_models()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors: extra threads only fight other work on the machine (10x slower under load)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

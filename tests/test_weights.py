@@ -16,13 +16,7 @@ META = {"architecture": "unet-lab", "color_space": "lab", "step": 1200, "val_los
         "metrics": {"psnr": 23.5, "colorfulness_ratio": 0.91}, "training_data": "data/train", "val_seen": None}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small models: extra threads only fight other work on the machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _state(seed: int = 0) -> dict[str, torch.Tensor]:
