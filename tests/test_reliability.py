@@ -246,3 +246,30 @@ def test_sigkill_during_training_resumes_from_last_checkpoint(tmp_path: Path):
     assert res.returncode == 0, res.stderr[-2000:]
     assert load_checkpoint(run / "last.ckpt")["step"] == 40
     assert not list(run.glob(".*.tmp"))
+
+
+def test_sigkill_during_video_then_rerun_resumes_and_completes(tmp_path: Path):
+    import imageio_ffmpeg
+    from tests.conftest import DATA
+    film = DATA / "video" / "bw-film-1950s.mp4"
+    if not film.is_file():
+        pytest.skip("video data not available")
+    src, dst = tmp_path / "reel.mp4", tmp_path / "out" / "reel_colour.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(film), "-t", "4", "-vf",
+                    "scale=160:120", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(src)], check=True)
+    args = ["video", src, "-o", dst, "--segment-seconds", "0.5", "--render-size", "96", "-q"]
+    proc = colorize(*args)
+    segments = dst.parent / f".{dst.name}.segments"
+    deadline = time.time() + 200
+    while time.time() < deadline and len(list(segments.glob("seg_*"))) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not dst.exists(), "nothing under the final name before the run finished"
+    rerun = colorize(*args)
+    _, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    want, _ = imageio_ffmpeg.count_frames_and_secs(str(src))
+    got, _ = imageio_ffmpeg.count_frames_and_secs(str(dst))
+    assert got == want
+    assert sorted(p.name for p in dst.parent.iterdir()) == [dst.name]     # no partial files, segments cleaned up

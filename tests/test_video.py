@@ -367,3 +367,17 @@ def test_usage_errors(clips, tmp_path):
         video.check_paths(clips["swan"], clips["swan"], o)
     assert video.default_output(Path("a/film.avi")) == Path("a/film_colorized.mp4")
     assert os.fspath(video.default_output(Path("b/reel.mkv"))).endswith("reel_colorized.mkv")
+
+
+def test_variable_frame_rate_keeps_every_frame(colorizer, tmp_path):
+    """1 s at 10 fps then 1 s at 30 fps in one file: every frame is colorized and written (at a constant rate)."""
+    for name, start, rate in (("a.mp4", "0", 10), ("b.mp4", "2", 30)):
+        ffmpeg("-ss", start, "-i", str(FILM), "-t", "1", "-vf", f"scale=96:72,fps={rate}", "-c:v", "libx264",
+               str(tmp_path / name))
+    (tmp_path / "list.txt").write_text("file a.mp4\nfile b.mp4\n")
+    ffmpeg("-f", "concat", "-i", str(tmp_path / "list.txt"), "-c", "copy", str(tmp_path / "vfr.mkv"))
+    src, dst = tmp_path / "vfr.mkv", tmp_path / "out.mkv"
+    res = video.run(src, dst, colorizer, opts())
+    n_in, _ = imageio_ffmpeg.count_frames_and_secs(str(src))
+    n_out, _ = imageio_ffmpeg.count_frames_and_secs(str(dst))
+    assert n_out == n_in == res.frames == 40
