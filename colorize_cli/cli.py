@@ -44,8 +44,8 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 
 def check_model(name: str) -> str:
-    from colorize_cli.registry import list_models
-    valid = list_models()
+    from colorize_cli.zoo import available_models
+    valid = available_models()
     if name not in valid:
         fail(f"unknown model {name!r}; valid models: {', '.join(valid)}")
     return name

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,13 @@ def load_model(name_or_path: str, device: torch.device | str = "cpu") -> ColorMo
     return model.eval().to(device)
 
 
+def available_models() -> list[str]:
+    """Registered architectures plus every weights file in the weights folder (user-trained models exported there
+    with `colorize train --export weights/NAME.safetensors` are served by NAME)."""
+    extra = [p.stem for p in WEIGHTS_DIR.glob("*.safetensors")] if WEIGHTS_DIR.is_dir() else []
+    return sorted(set(list_models()) | set(extra))
+
+
 def measured() -> dict[str, Any]:
     """Figures `colorize eval ../shared/data/val ... --json weights/metrics.json` recorded for the shipped models."""
     path = WEIGHTS_DIR / "metrics.json"
@@ -60,12 +68,19 @@ def describe_models() -> list[dict[str, Any]]:
     report = measured()
     results, gray = report.get("results", {}), report.get("results", {}).get("gray (input)", {})
     rows = []
-    for name in list_models():
-        spec, path = get_spec(name), shipped_path(name)
+    for name in available_models():
+        path = shipped_path(name)
+        arch = name if name in list_models() else str(read_metadata(path).get("architecture"))
+        try:
+            spec = get_spec(arch)
+        except KeyError:
+            continue                        # a stray file for an architecture this version does not know
+        if name != arch:
+            spec = replace(spec, description=f"{arch} trained by you ({spec.description})")
         m = results.get(name, {})
         rows.append({
             "name": name, "description": spec.description, "color_space": spec.color_space,
-            "params": f"{sum(p.numel() for p in create_model(name).parameters()) / 1e6:.1f}M",
+            "params": f"{sum(p.numel() for p in create_model(arch).parameters()) / 1e6:.1f}M",
             "size": f"{path.stat().st_size / 1e6:.1f} MB" if path.is_file() else "not shipped",
             "psnr": f"{m['psnr']:.2f} ({m['psnr'] - gray['psnr']:+.2f} vs gray)" if m and gray else "-",
             "cf_ratio": f"{m['colorfulness_ratio']:.2f}" if m else "-",

@@ -14,7 +14,7 @@ import torch
 
 from colorize_cli.train import TrainConfig, Trainer, export, keep_colour
 from colorize_cli.weights import load_checkpoint, read_metadata
-from colorize_cli.zoo import load_model
+from colorize_cli.zoo import available_models, load_model
 from tests.conftest import TRAIN, VAL, pick
 
 
@@ -59,7 +59,7 @@ def test_resume_reproduces_uninterrupted_run(small_set, tmp_path: Path):
     assert [r["loss"] for r in whole.history] == [r["loss"] for r in resumed.history]
 
 
-def test_export_is_served_by_name_or_path(small_set, tmp_path: Path):
+def test_export_is_served_by_name_or_path(small_set, tmp_path: Path, monkeypatch):
     Trainer(config(small_set, tmp_path, steps=2)).run()
     dest = tmp_path / "mine.safetensors"
     meta = export(tmp_path / "last.ckpt", dest)
@@ -69,6 +69,9 @@ def test_export_is_served_by_name_or_path(small_set, tmp_path: Path):
         ab = model.chroma(torch.rand(1, 1, 64, 48))
     assert ab.shape == (1, 2, 64, 48) and torch.isfinite(ab).all()
     export(tmp_path / "last.ckpt", dest, readout={"temperature": 0.3})   # readout chosen after training
+    monkeypatch.setattr("colorize_cli.zoo.WEIGHTS_DIR", tmp_path)            # exported into the weights folder:
+    monkeypatch.setattr("colorize_cli.weights.WEIGHTS_DIR", tmp_path)        # served by its name
+    assert "mine" in available_models() and float(load_model("mine").temperature) > 0.29
     assert abs(float(load_model(str(dest)).temperature) - 0.3) < 1e-3 and read_metadata(dest)["temperature"] > 0.29
 
 
