@@ -357,7 +357,8 @@ def train_cmd(
             ck = load_checkpoint(resume)
         except WeightsError as e:
             fail(str(e))
-        cfg = TrainConfig(**ck["config"])
+        known = TrainConfig.__dataclass_fields__         # tolerate checkpoints from other versions
+        cfg = TrainConfig(**{k: v for k, v in ck["config"].items() if k in known})
         cfg.steps = steps or cfg.steps
         cfg.out, cfg.quiet = str(resume.parent), quiet
     else:

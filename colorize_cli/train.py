@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -59,7 +59,6 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     quiet: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------------------------------------- data
@@ -398,7 +397,7 @@ def export(ckpt_path: Path, dest: Path, half: bool = True, readout: dict[str, fl
     cfg, spec = ck["config"], get_spec(ck["arch"])
     history = json.loads(ck["history"])
     last_val = next((r["val_loss"] for r in reversed(history) if "val_loss" in r), None)
-    meta = {"architecture": spec.name, "color_space": spec.color_space, "loss": spec.loss,
+    meta = {"name": cfg.get("name") or spec.name, "architecture": spec.name, "color_space": spec.color_space, "loss": spec.loss,
             "render_size": spec.render_size, "train_size": cfg["crop"] or spec.train_size,
             "training_data": cfg["data"], "images_seen": int(ck["step"]) * cfg["batch_size"] * int(ck.get("world", 1)),
             "step": int(ck["step"]), "val_loss": last_val, "format": "colorize_cli-weights-1"}

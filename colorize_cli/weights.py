@@ -2,7 +2,7 @@
 
 A weights file carries its architecture name, colour space, training data, step and metrics in the safetensors header,
 and a sha256 of its tensor payload, so a truncated or tampered file is refused before any tensor reaches a model.
-Shipped files are also listed with their whole-file sha256 in weights/SHA256SUMS.
+Shipped files are also listed with their whole-file sha256 in weights/SHA256SUMS.txt.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-SUMS_FILE = "SHA256SUMS"
+SUMS_FILE = "SHA256SUMS.txt"
 
 
 def _weights_dir() -> Path:
@@ -110,7 +110,7 @@ def load_weights(path: Path, expect_arch: str | None = None) -> tuple[dict[str, 
 
 
 def _check_listed_sum(path: Path) -> None:
-    """Files listed in their folder's SHA256SUMS must match it byte for byte."""
+    """Files listed in their folder's SHA256SUMS.txt must match it byte for byte."""
     sums = path.parent / SUMS_FILE
     if not sums.is_file():
         return
@@ -125,7 +125,7 @@ def _check_listed_sum(path: Path) -> None:
 
 
 def update_sums(folder: Path) -> None:
-    """Rewrite folder/SHA256SUMS for every .safetensors in it."""
+    """Rewrite folder/SHA256SUMS.txt for every .safetensors in it."""
     lines = [f"{file_sha256(p)}  {p.name}" for p in sorted(folder.glob("*.safetensors"))]
     (folder / SUMS_FILE).write_text("\n".join(lines) + "\n")
 
