@@ -56,10 +56,23 @@ class Result:
 def srgb_luminance(rgb: np.ndarray) -> np.ndarray:
     """Lab L / 100 of an sRGB image (HxWx3, 0..1), exactly as color.rgb_to_lab computes it, in numpy for the workers."""
     lin = np.where(rgb <= 0.04045, rgb / 12.92, ((np.maximum(rgb, 0) + 0.055) / 1.055) ** 2.4)
-    y = lin @ np.array([0.2126729, 0.7151522, 0.0721750], np.float32)
+    return luminance_from_y(lin @ np.array([0.2126729, 0.7151522, 0.0721750], np.float32))
+
+
+def luminance_from_y(y: np.ndarray) -> np.ndarray:
+    """CIE relative luminance Y (0..1) -> Lab L / 100 (float32)."""
     eps, kappa = 216 / 24389, 24389 / 27
     lum = np.where(y > eps, 116 * np.cbrt(np.maximum(y, eps)) - 16, kappa * y)
     return (lum / 100).astype(np.float32)
+
+
+def render_small(lum: np.ndarray, size: int) -> np.ndarray:
+    """Full-resolution luminance (HxW) -> the model's input at render size (area down, linear up)."""
+    h, w = lum.shape
+    rh, rw = render_shape(h, w, size)
+    if (rh, rw) == (h, w):
+        return lum
+    return cv2.resize(lum, (rw, rh), interpolation=cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR)
 
 
 def render_shape(h: int, w: int, size: int) -> tuple[int, int]:
@@ -85,8 +98,7 @@ class ReadSet(Dataset):
         except ImageError as e:
             return {"i": i, "error": str(e), "t0": t0}
         lum = srgb_luminance(img.rgb)
-        rh, rw = render_shape(*lum.shape, self.opts.render_size)
-        small = cv2.resize(lum, (rw, rh), interpolation=cv2.INTER_AREA if rh < lum.shape[0] else cv2.INTER_LINEAR)
+        small = render_small(lum, self.opts.render_size)
         item = {"i": i, "lum": torch.from_numpy(lum), "small": torch.from_numpy(small), "alpha": img.alpha,
                 "bit_depth": img.bit_depth, "ext": img.ext, "t0": t0}
         if self.opts.keep_input:

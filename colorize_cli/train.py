@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from colorize_cli import color
-from colorize_cli.imaging import iter_images
+from colorize_cli.imaging import ImageError, iter_images, read_image
 from colorize_cli.losses import LOSSES
 from colorize_cli.models.base import ColorModel
 from colorize_cli.registry import create_model, get_spec
@@ -72,13 +72,16 @@ def split_files(root: Path, val_percent: float) -> tuple[list[Path], list[Path]]
 
 
 def _decode_rgb(path: Path) -> np.ndarray | None:
-    img = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_COLOR)
-    return None if img is None else cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    """Float RGB 0..1 through the same safe reader as the CLI (EXIF, 16-bit, size guard); None if unreadable."""
+    try:
+        return read_image(path).rgb
+    except ImageError:
+        return None
 
 
 def chroma_level(rgb: np.ndarray) -> float:
     """Mean |ab| of a small copy: how colourful a photo is."""
-    small = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    small = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA)
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2Lab)
     return float(np.abs(lab[..., 1:]).mean())
 
@@ -120,7 +123,7 @@ class CropSet(Dataset):
             return torch.full((3, self.crop, self.crop), 0.5)
         rng = np.random.default_rng([self.seed, epoch, i])
         rgb = self._random_crop(rgb, rng) if self.train else self._centre_crop(rgb)
-        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255
+        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()
 
     def _random_crop(self, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         h, w = rgb.shape[:2]

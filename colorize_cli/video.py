@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from colorize_cli.imaging import ImageError, encode_image, iter_images, output_path, read_image, write_atomic
-from colorize_cli.pipeline import Colorizer, render_shape, srgb_luminance
+from colorize_cli.pipeline import Colorizer, luminance_from_y, render_small, srgb_luminance
 
 DEFAULT_STRENGTH = 0.7
 WARMUP = 8                      # frames run through model + stabiliser before a resumed segment, not written
@@ -247,17 +247,7 @@ def frame_luminance(frame: np.ndarray) -> np.ndarray:
     y = _LIN_R[r]
     y += _LIN_G[g]
     y += _LIN_B[b]
-    eps, kappa = 216 / 24389, 24389 / 27
-    lum = np.where(y > eps, 116 * np.cbrt(np.maximum(y, eps)) - 16, kappa * y)
-    return (lum / 100).astype(np.float32)
-
-
-def _small(lum: np.ndarray, render_size: int) -> np.ndarray:
-    h, w = lum.shape
-    rh, rw = render_shape(h, w, render_size)
-    if (rh, rw) == (h, w):
-        return lum
-    return cv2.resize(lum, (rw, rh), interpolation=cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR)
+    return luminance_from_y(y)
 
 
 def _to_uint8(rgb: np.ndarray) -> np.ndarray:
@@ -281,7 +271,7 @@ def colorize_items(items: Iterable[_Item], colorizer: Colorizer, stabilizer: Chr
     batch: list[_Item] = []
 
     def flush() -> Iterator[tuple[_Item, np.ndarray]]:
-        smalls = [_small(it.lum, render_size) for it in batch]
+        smalls = [render_small(it.lum, render_size) for it in batch]
         chroma = colorizer.chroma([torch.from_numpy(s) for s in smalls])
         for it, small, ab in zip(batch, smalls, chroma):
             if it.reset:
