@@ -1,5 +1,6 @@
 """CPU time per 256x256 image for every shipped model: the network alone (batch 1, median of N calls) and the whole
-`colorize` pipeline's marginal time per image (decode, model, merge, encode, write) over a folder of 256x256 photos.
+`colorize` pipeline's marginal time per image (decode, model, merge, encode, write) over a folder of 256x256 photos,
+beside a peer: the ConvNeXt-Tiny encoder that is DDColor-tiny's backbone (random weights, network alone).
 
     python benchmarks/speed.py [--runs 20] [--images 40] [--threads 2]
 
@@ -8,48 +9,67 @@ Prints one Markdown table; paste it with the date and machine into benchmarks/RE
 from __future__ import annotations
 
 import argparse
-import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from _common import gray_photos, header, median_ms, square
+from colorize_cli.evaluate import network_ms
 from colorize_cli.pipeline import Colorizer, Options, colorize_files
-from colorize_cli.registry import list_models
 from colorize_cli.weights import shipped_path
-from colorize_cli.zoo import load_model
-
-VAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "val"
+from colorize_cli.zoo import available_models, load_model
 
 
-def network_ms(model: torch.nn.Module, runs: int) -> float:
-    x = torch.rand(1, 1, 256, 256)
-    with torch.inference_mode():
-        for _ in range(3):
-            model.chroma(x)
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            model.chroma(x)
-            times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+# ConvNeXt-Tiny as timm's convnext_tiny builds it (timm itself cannot be installed beside the CPU torch build: it needs
+# torchvision). Only the encoder: DDColor keeps the four stages and drops the classifier head.
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an (N,C,H,W) map, as timm's LayerNorm2d."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
 
 
-def make_folder(n: int, dest: Path) -> list[Path]:
-    """n real 256x256 photos (centre crops of val/, gray) so the pipeline does real decoding."""
-    srcs = sorted(VAL.glob("*.png"))
-    paths = []
-    for i in range(n):
-        img = cv2.imread(str(srcs[i % len(srcs)]), cv2.IMREAD_GRAYSCALE)
-        h, w = img.shape
-        s = min(h, w)
-        crop = cv2.resize(img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s], (256, 256))
-        paths.append(dest / f"{i:04d}.png")
-        cv2.imwrite(str(paths[-1]), crop)
-    return paths
+class ConvNeXtBlock(nn.Module):
+    """Depthwise 7x7 conv -> LayerNorm -> Linear 4x -> GELU -> Linear -> layer scale, plus the residual."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv_dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        self.gamma = nn.Parameter(torch.full((dim,), 1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.mlp(self.norm(self.conv_dw(x).permute(0, 2, 3, 1))) * self.gamma   # channels-last, as timm
+        return x + y.permute(0, 3, 1, 2)
+
+
+class ConvNeXtTinyEncoder(nn.Module):
+    def __init__(self, depths: tuple[int, ...] = (3, 3, 9, 3), dims: tuple[int, ...] = (96, 192, 384, 768)):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, dims[0], 4, stride=4), LayerNorm2d(dims[0], eps=1e-6))
+        stages = []
+        for i, (depth, dim) in enumerate(zip(depths, dims)):
+            down = [] if i == 0 else [LayerNorm2d(dims[i - 1], eps=1e-6), nn.Conv2d(dims[i - 1], dim, 2, stride=2)]
+            stages.append(nn.Sequential(*down, *(ConvNeXtBlock(dim) for _ in range(depth))))
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The four feature maps (strides 4, 8, 16, 32) a decoder such as DDColor's reads."""
+        feats, x = [], self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+            feats.append(x)
+        return feats
+
+
+def params_m(model: nn.Module) -> float:
+    return sum(p.numel() for p in model.parameters()) / 1e6
 
 
 def pipeline_ms(model: torch.nn.Module, paths: list[Path], out: Path) -> float:
@@ -73,19 +93,30 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")
-    print("| model | params | network ms/img (256x256, batch 1) | pipeline ms/img (marginal) |")
-    print("|---|---|---|---|")
+
+    # The peer first, so every row of ours can be compared with it as it is printed.
+    torch.manual_seed(0)
+    peer = ConvNeXtTinyEncoder().eval()
+    x = torch.rand(1, 3, 256, 256)
+    with torch.inference_mode():
+        peer_ms = median_ms(lambda: peer(x), args.runs)
+
+    print(header(torch.get_num_threads()))
+    print("| model | params | network ms/img (256x256, batch 1) | pipeline ms/img (marginal) "
+          "| speed-up vs ConvNeXt-Tiny encoder |")
+    print("|---|---|---|---|---|")
+    print(f"| ConvNeXt-Tiny encoder (DDColor-tiny backbone, peer) | {params_m(peer):.2f}M | {peer_ms:.1f} | - | 1.0x |",
+          flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = make_folder(args.images, Path(tmp))
-        for name in list_models():
+        paths = gray_photos(args.images, Path(tmp), square(256))
+        for name in available_models():     # registered names and any weights exported into weights/ later
             if not shipped_path(name).is_file():
                 continue
             model = load_model(name)
-            params = sum(p.numel() for p in model.parameters()) / 1e6
-            print(f"| {name} | {params:.1f}M | {network_ms(model, args.runs):.1f} | "
-                  f"{pipeline_ms(model, paths, Path(tmp) / name):.1f} |", flush=True)
+            net = network_ms(model, args.runs)
+            ms = pipeline_ms(model, paths, Path(tmp) / name)
+            # Our whole pipeline per image against the peer's network alone: a lower bound on our real lead.
+            print(f"| {name} | {params_m(model):.1f}M | {net:.1f} | {ms:.1f} | {peer_ms / ms:.1f}x |", flush=True)
 
 
 if __name__ == "__main__":

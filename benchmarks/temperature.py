@@ -2,8 +2,11 @@
 split of ../shared/data/train that `colorize train` never trains on), not on val/, so the choice generalises.
 
     python benchmarks/temperature.py [--model unet-lab] [--images 120] [--temps 0.2 0.3 0.38 0.5 0.7 1.0]
+        [--corrections 0.6] [--render-sizes 256]
 
-Lower T moves the readout from the mean towards the mode: more vivid, at some cost in PSNR.
+Lower T moves the readout from the mean towards the mode: more vivid, at some cost in PSNR. The render size is the
+short side, in pixels, at which the network sees a whole scene (the photos are resized to it, up or down), so the
+sweep over it asks which scene scale suits the model without looking at val/.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ def main() -> None:
     ap.add_argument("--temps", type=float, nargs="+", default=[0.2, 0.3, 0.38, 0.5, 0.7, 1.0])
     ap.add_argument("--corrections", type=float, nargs="+", default=[0.0],
                     help="prior_correction values: 0 = Zhang's readout, 1 = divide the rebalancing weights back out")
+    ap.add_argument("--render-sizes", type=int, nargs="+", default=[256])
     args = ap.parse_args()
     _, held_out = split_files(TRAIN, 2.0)
     files = held_out[:: max(1, len(held_out) // args.images)][: args.images]
@@ -39,12 +43,14 @@ def main() -> None:
             m.temperature.fill_(t)
             m.prior_correction.fill_(g)
             models[f"correction={g} T={t}"] = m
-    report = evaluate(files, models, Options(workers=1))
-    print(f"{len(files)} held-out training photos; ground-truth colourfulness {report['truth_colorfulness']:.1f}")
-    print("| readout | PSNR dB | SSIM | CIEDE2000 | colourfulness ratio |")
-    print("|---|---|---|---|---|")
-    for name, r in report["results"].items():
-        print(f"| {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['ciede2000']:.2f} | {r['colorfulness_ratio']:.2f} |")
+    print(f"{len(files)} held-out training photos")
+    print("| render size | readout | PSNR dB | SSIM | CIEDE2000 | colourfulness ratio |")
+    print("|---|---|---|---|---|---|")
+    for size in args.render_sizes:
+        report = evaluate(files, models, Options(render_size=size, workers=1))
+        for name, r in report["results"].items():
+            print(f"| {size} | {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['ciede2000']:.2f} "
+                  f"| {r['colorfulness_ratio']:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import List, Optional
 import typer
 
 from colorize_cli import __version__
+from colorize_cli.registry import DEFAULT_RENDER_SIZE
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="Bring colour to black-and-white photographs and film. `colorize models` lists the models.")
@@ -54,7 +55,7 @@ def check_model(name: str) -> str:
 # ------------------------------------------------------------------------------------------------------- photos
 MODEL = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model name (see `colorize models`) or a .safetensors file.")
 FORMAT = typer.Option(Fmt.same, "--format", help="Output format: same as the input, png or jpg.")
-RENDER = typer.Option(256, "--render-size", min=16, max=4096, help="Short side at which colour is predicted.")
+RENDER = typer.Option(DEFAULT_RENDER_SIZE, "--render-size", min=16, max=4096, help="Short side at which colour is predicted.")
 BATCH = typer.Option(8, "--batch-size", min=1, help="Images per model call.")
 WORKERS = typer.Option(2, "--workers", min=0, help="Decoding processes.")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
@@ -344,6 +345,8 @@ def train_cmd(
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     no_pretrained: bool = typer.Option(False, "--no-pretrained", help="Start the encoder from random weights."),
+    init: Optional[str] = typer.Option(None, "--init", help="Fine-tune from these weights (a model name or a "
+                                                            ".safetensors file), e.g. the shipped unet-lab."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a checkpoint (last.ckpt)."),
     export: Optional[Path] = typer.Option(None, "--export", help="Write the trained model as safetensors here."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
@@ -368,11 +371,11 @@ def train_cmd(
         cfg = TrainConfig(data=str(data), arch=arch, name=name or arch, out=str(out), epochs=epochs, steps=steps,
                           batch_size=batch_size, crop=crop, lr=lr, val=str(val or ""), val_every=val_every,
                           ckpt_every=ckpt_every, limit=limit, workers=workers, seed=seed, device=device,
-                          pretrained_backbone=not no_pretrained, quiet=quiet)
+                          pretrained_backbone=not no_pretrained, init=init or "", quiet=quiet)
         ck = None
     try:
         trainer = Trainer(cfg, resume=ck)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, WeightsError) as e:
         fail(str(e))
     try:
         last = trainer.run()

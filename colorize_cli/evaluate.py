@@ -23,7 +23,6 @@ KEYS = ("psnr", "ssim", "ciede2000", "colorfulness")
 @dataclass
 class Scores:
     rows: list[dict[str, float]] = field(default_factory=list)
-    model_seconds: float = 0.0
 
     def add(self, pred: np.ndarray, truth: np.ndarray) -> None:
         self.rows.append(metrics.image_metrics(quantize8(pred), truth))
@@ -32,8 +31,6 @@ class Scores:
         out = {k: float(np.mean([r[k] for r in self.rows])) for k in KEYS}
         out["colorfulness_ratio"] = out["colorfulness"] / max(1e-9, truth_colorfulness)
         out["images"] = len(self.rows)
-        if self.model_seconds:
-            out["ms_per_image"] = 1000 * self.model_seconds / max(1, len(self.rows))
         return out
 
 
@@ -48,17 +45,20 @@ def quantize8(rgb: np.ndarray) -> np.ndarray:
     return np.round(np.clip(rgb, 0, 1) * 255) / 255
 
 
-class TimedColorizer(pipeline.Colorizer):
-    """Counts the seconds spent in the model (including the device sync), for the speed column."""
-    seconds = 0.0
-
-    def chroma(self, smalls):
+@torch.inference_mode()
+def network_ms(model: torch.nn.Module, runs: int = 10, size: int = 256) -> float:
+    """Median ms of one size x size image through the network (batch 1, on the model's device): the same input for
+    every model, so the speed column compares architectures, not the test images' shapes."""
+    dev = next(model.parameters()).device
+    lum = torch.rand(1, 1, size, size, device=dev)
+    times = []
+    for i in range(runs + 2):                       # two warm-up calls pay lazy initialisation out of the figure
         t0 = time.perf_counter()
-        out = super().chroma(smalls)
-        if self.device.type == "cuda":
+        model.chroma(lum)
+        if dev.type == "cuda":
             torch.cuda.synchronize()
-        self.seconds += time.perf_counter() - t0
-        return out
+        times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times[2:]))
 
 
 def evaluate(files: list[Path], models: dict[str, torch.nn.Module], opts: pipeline.Options,
@@ -70,7 +70,7 @@ def evaluate(files: list[Path], models: dict[str, torch.nn.Module], opts: pipeli
     skipped: set[int] = set()
     grid: dict[int, dict[str, np.ndarray]] = {}
     for idx, (name, model) in enumerate(models.items()):
-        colorizer = TimedColorizer(model, device or next(model.parameters()).device)
+        colorizer = pipeline.Colorizer(model, device or next(model.parameters()).device)
         for i, item in pipeline.stream(files, colorizer, opts):
             if "error" in item:
                 raise ValueError(item["error"])
@@ -88,22 +88,28 @@ def evaluate(files: list[Path], models: dict[str, torch.nn.Module], opts: pipeli
                     grid[i] = {GRAY: g, "truth": truth}
             if i < grid_count:
                 grid[i][name] = item["rgb_out"]
-        scores[name].model_seconds = colorizer.seconds
     cf = float(np.mean(truth_cf))
     results = {GRAY: gray.summary(cf)}
     for name, model in models.items():
-        results[name] = {**scores[name].summary(cf), "params": sum(p.numel() for p in model.parameters())}
+        results[name] = {**scores[name].summary(cf), "params": sum(p.numel() for p in model.parameters()),
+                         "ms_256": network_ms(model)}
     return {"data": str(files[0].parent) if files else "", "images": len(files) - len(skipped),
             "skipped_gray": [files[i].name for i in sorted(skipped)], "render_size": opts.render_size,
-            "truth_colorfulness": cf, "results": results,
+            "truth_colorfulness": cf, "results": results, "timed_on": timed_on(models),
             "grid": [grid[i] for i in sorted(grid)]}
+
+
+def timed_on(models: dict[str, torch.nn.Module]) -> str:
+    """Where the speed column was measured, e.g. "cpu, 2 threads": a ms figure means nothing without it."""
+    devs = sorted({str(next(m.parameters()).device) for m in models.values()})
+    return ", ".join(devs) + (f", {torch.get_num_threads()} threads" if devs == ["cpu"] else "")
 
 
 def table_rows(report: dict[str, Any]) -> list[list[str]]:
     """Rows for the terminal and README tables."""
     rows = []
     for name, r in report["results"].items():
-        ms = f"{r['ms_per_image']:.0f}" if "ms_per_image" in r else "-"
+        ms = f"{r['ms_256']:.0f}" if "ms_256" in r else "-"
         params = f"{r['params'] / 1e6:.1f}M" if "params" in r else "-"
         size = f"{r['weights_mb']:.1f}" if "weights_mb" in r else "-"
         rows.append([name, params, size, f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['ciede2000']:.2f}",
@@ -112,7 +118,7 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
 
 
 HEADERS = ["model", "params", "weights MB", "PSNR dB", "SSIM", "CIEDE2000", "colourfulness (ratio to truth)",
-           "model ms/img"]
+           "ms per 256x256"]
 
 
 def markdown(report: dict[str, Any], command: str) -> str:
@@ -121,7 +127,8 @@ def markdown(report: dict[str, Any], command: str) -> str:
     skipped = report.get("skipped_gray") or []
     note = f" ({len(skipped)} grayscale ground truths left out: {', '.join(skipped)})" if skipped else ""
     return (f"Made by `{command}` on {report['images']} images{note} at render size {report['render_size']}; "
-            f"ground-truth colourfulness {report['truth_colorfulness']:.1f}.\n\n" + "\n".join(lines) + "\n")
+            f"ground-truth colourfulness {report['truth_colorfulness']:.1f}; ms per 256x256 image: the network "
+            f"alone, batch 1, on {report.get('timed_on', '?')}.\n\n" + "\n".join(lines) + "\n")
 
 
 def replace_between_markers(path: Path, text: str, tag: str = "eval-table") -> None:
@@ -160,7 +167,7 @@ def save_json(path: Path, report: dict[str, Any]) -> None:
 
 
 def save_csv(path: Path, report: dict[str, Any]) -> None:
-    keys = ["psnr", "ssim", "ciede2000", "colorfulness", "colorfulness_ratio", "ms_per_image", "images"]
+    keys = ["psnr", "ssim", "ciede2000", "colorfulness", "colorfulness_ratio", "ms_256", "images"]
     lines = ["model," + ",".join(keys)]
     lines += [f"{n}," + ",".join(str(r.get(k, "")) for k in keys) for n, r in report["results"].items()]
     write_atomic(path, ("\n".join(lines) + "\n").encode())

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from colorize_cli import color
+from colorize_cli.registry import DEFAULT_RENDER_SIZE
 from colorize_cli.imaging import (DEFAULT_MAX_PIXELS, ImageError, claim, encode_image, read_image, release,
                                   write_atomic)
 
@@ -31,7 +32,7 @@ MAX_ASPECT = 4  # the long side of the render is capped at this many times the r
 
 @dataclass
 class Options:
-    render_size: int = 256
+    render_size: int = DEFAULT_RENDER_SIZE
     batch_size: int = 8
     workers: int = 2
     device: str = "auto"

@@ -13,6 +13,11 @@ if TYPE_CHECKING:
     from colorize_cli.models.base import ColorModel
 
 
+# Short side, in pixels, at which a model sees the whole scene. 192 was the most accurate of 144-256 on photos held
+# out from training (benchmarks/temperature.py, benchmarks/RESULTS.md): the training crops show scenes at that scale.
+DEFAULT_RENDER_SIZE = 192
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -20,7 +25,7 @@ class ModelSpec:
     color_space: str          # what the network predicts: "lab" (ab), "rgb" or "yuv"
     loss: str                 # key into colorize_cli.losses.LOSSES
     description: str
-    render_size: int = 256    # short side the network sees at inference
+    render_size: int = DEFAULT_RENDER_SIZE    # short side the network sees at inference
     train_size: int = 128     # crop size for training
     lr: float = 1e-3
     kwargs: dict = field(default_factory=dict)

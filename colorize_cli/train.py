@@ -56,6 +56,8 @@ class TrainConfig:
     val_every: int = 500
     limit: int = 0              # use at most this many training images (0 = all)
     pretrained_backbone: bool = True
+    init: str = ""              # weights (.safetensors or a shipped name) to fine-tune from; empty -> fresh model
+    init_images: int = 0        # images the --init weights had already seen (filled in from their metadata)
     device: str = "auto"
     amp: bool = True
     quiet: bool = False
@@ -194,9 +196,7 @@ class Trainer:
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.train_files, self.val_files = self._files(resume)
-        self.model = create_model(cfg.arch, pretrained_backbone=cfg.pretrained_backbone and resume is None)
-        if resume is None:
-            fit_prior(self.model, self.train_files, self.crop, cfg.seed)
+        self.model = self._build_model(resume)
         self.model.to(self.device)
         self.net = self._wrap_ddp(self.model)
         lr = cfg.lr or self.spec.lr
@@ -208,6 +208,22 @@ class Trainer:
         self.step, self.history, self.running = 0, [], []   # running: losses since the last record
         if resume is not None:
             self._restore(resume)
+
+    def _build_model(self, resume: dict[str, Any] | None) -> ColorModel:
+        """A fresh model (pretrained encoder, prior fitted to this data), or the weights of --init to fine-tune. An
+        initial model keeps its own colour prior: its readout (temperature, correction) was tuned against it."""
+        if resume is not None:
+            return create_model(self.cfg.arch)
+        if self.cfg.init:
+            from colorize_cli.zoo import load_model
+            model = load_model(self.cfg.init).train()
+            self.cfg.init_images = int(model.meta.get("images_seen") or 0)
+            if model.spec.name != self.cfg.arch:
+                raise ValueError(f"{self.cfg.init}: weights are {model.spec.name!r}, not --arch {self.cfg.arch!r}")
+            return model
+        model = create_model(self.cfg.arch, pretrained_backbone=self.cfg.pretrained_backbone)
+        fit_prior(model, self.train_files, self.crop, self.cfg.seed)
+        return model
 
     @property
     def use_amp(self) -> bool:
@@ -385,7 +401,7 @@ def rebuild_state(ck: dict[str, Any], readout: dict[str, float]) -> dict[str, to
     params = {n for n, _ in model.named_parameters()}
     if unexpected or params & set(missing):
         raise WeightsError(f"checkpoint does not fit {ck['arch']!r}: missing {missing}, unexpected {unexpected}")
-    state = model.state_dict()
+    state = model.own_state()
     for name, value in readout.items():
         if name not in state or state[name].ndim != 0:
             raise WeightsError(f"architecture {ck['arch']!r} has no readout setting {name!r}")
@@ -402,7 +418,8 @@ def export(ckpt_path: Path, dest: Path, half: bool = True, readout: dict[str, fl
     last_val = next((r["val_loss"] for r in reversed(history) if "val_loss" in r), None)
     meta = {"name": cfg.get("name") or spec.name, "architecture": spec.name, "color_space": spec.color_space, "loss": spec.loss,
             "render_size": spec.render_size, "train_size": cfg["crop"] or spec.train_size,
-            "training_data": cfg["data"], "images_seen": int(ck["step"]) * cfg["batch_size"] * int(ck.get("world", 1)),
+            "training_data": cfg["data"], "init": cfg.get("init", ""),
+            "images_seen": int(ck["step"]) * cfg["batch_size"] * int(ck.get("world", 1)) + cfg.get("init_images", 0),
             "step": int(ck["step"]), "val_loss": last_val, "format": "colorize_cli-weights-1"}
     meta.update({k: float(state[k]) for k in ("temperature", "prior_correction") if k in state})
     save_weights(dest, state, meta, half=half)

@@ -56,6 +56,7 @@ import torch
 
 from colorize_cli.imaging import ImageError, encode_image, iter_images, output_path, read_image, write_atomic
 from colorize_cli.pipeline import Colorizer, luminance_from_y, render_small, srgb_luminance
+from colorize_cli.registry import DEFAULT_RENDER_SIZE
 
 DEFAULT_STRENGTH = 0.7
 WARMUP = 8                      # frames run through model + stabiliser before a resumed segment, not written
@@ -70,7 +71,7 @@ class VideoError(Exception):
 
 @dataclass
 class VideoOptions:
-    render_size: int = 256
+    render_size: int = DEFAULT_RENDER_SIZE
     batch_size: int = 8
     strength: float = DEFAULT_STRENGTH
     crf: int = 18
@@ -291,7 +292,7 @@ def colorize_items(items: Iterable[_Item], colorizer: Colorizer, stabilizer: Chr
 
 
 def colorize_frames(frames: Iterable[np.ndarray], colorizer: Colorizer, stabilizer: ChromaStabilizer,
-                    render_size: int = 256, batch_size: int = 8, warmup: int = 0) -> Iterator[np.ndarray]:
+                    render_size: int = DEFAULT_RENDER_SIZE, batch_size: int = 8, warmup: int = 0) -> Iterator[np.ndarray]:
     """uint8 RGB frames in -> colorized uint8 RGB frames out, streaming; the first `warmup` frames only prime the
     stabiliser and are not yielded."""
     items = (_Item(i, frame_luminance(f), emit=i >= warmup) for i, f in enumerate(frames))

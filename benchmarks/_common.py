@@ -1,0 +1,70 @@
+"""Helpers shared by the benchmark scripts (each script runs as `python benchmarks/NAME.py`, which puts this folder
+on sys.path, so they simply `from _common import ...`)."""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import numpy as np
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+VAL = DATA / "val"
+
+
+def header(threads: int) -> str:
+    """The one line before every table: date, CPU, torch threads and version, so results can be compared later."""
+    import torch
+    return (f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()} ({os.cpu_count()} cores), "
+            f"{threads} torch threads, torch {torch.__version__}")
+
+
+def median_ms(fn: Callable[[], object], runs: int, warmup: int = 3) -> float:
+    """Median wall time of fn() in ms; the warm-up calls pay one-time costs (allocator, lazy init) out of the figure."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def square(side: int) -> Callable[[np.ndarray], np.ndarray]:
+    """Centre square crop resized to side x side (the speed benchmark's 256x256 photos)."""
+    def fit(img: np.ndarray) -> np.ndarray:
+        h, w = img.shape
+        s = min(h, w)
+        return cv2.resize(img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s], (side, side))
+    return fit
+
+
+def megapixels(mp: float) -> Callable[[np.ndarray], np.ndarray]:
+    """Resize, aspect kept, to about mp megapixels (481x321 val photos become 1224x816 at 1 MP), like a typical scan."""
+    def fit(img: np.ndarray) -> np.ndarray:
+        h, w = img.shape
+        s = (mp * 1e6 / (h * w)) ** 0.5
+        return cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
+    return fit
+
+
+def gray_photos(n: int, dest: Path, fit: Callable[[np.ndarray], np.ndarray], ext: str = ".png") -> list[Path]:
+    """n real photos (val/ cycled, turned gray, resized by fit) written to dest, so the pipeline does real decoding.
+    Each source is read and resized once; the files are distinct copies."""
+    srcs = sorted(VAL.glob("*.png"))
+    if not srcs:
+        raise SystemExit(f"no photos in {VAL}")
+    ready: dict[Path, np.ndarray] = {}
+    paths = []
+    for i in range(n):
+        src = srcs[i % len(srcs)]
+        if src not in ready:
+            ready[src] = fit(cv2.imread(str(src), cv2.IMREAD_GRAYSCALE))
+        paths.append(dest / f"{i:05d}{ext}")
+        cv2.imwrite(str(paths[-1]), ready[src])
+    return paths
