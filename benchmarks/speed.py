@@ -75,7 +75,7 @@ def params_m(model: nn.Module) -> float:
 def pipeline_ms(model: torch.nn.Module, paths: list[Path], out: Path) -> float:
     """Marginal ms per image: (time for all - time for a quarter) / (the other three quarters)."""
     colorizer = Colorizer(model, torch.device("cpu"))
-    opts = Options(render_size=256, batch_size=8, workers=1)
+    opts = Options(batch_size=8, workers=1)      # the default render size, as `colorize dir` runs
 
     def run(subset: list[Path], tag: str) -> float:
         t0 = time.perf_counter()
@@ -102,7 +102,8 @@ def main() -> None:
         peer_ms = median_ms(lambda: peer(x), args.runs)
 
     print(header(torch.get_num_threads()))
-    print("| model | params | network ms/img (256x256, batch 1) | pipeline ms/img (marginal) "
+    print("| model | params | network ms/img (256x256, batch 1) "
+          f"| pipeline ms/img (marginal, render size {Options().render_size}) "
           "| speed-up vs ConvNeXt-Tiny encoder |")
     print("|---|---|---|---|---|")
     print(f"| ConvNeXt-Tiny encoder (DDColor-tiny backbone, peer) | {params_m(peer):.2f}M | {peer_ms:.1f} | - | 1.0x |",
