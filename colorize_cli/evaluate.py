@@ -52,7 +52,7 @@ def network_ms(model: torch.nn.Module, runs: int = 10, size: int = 256) -> float
     dev = next(model.parameters()).device
     lum = torch.rand(1, 1, size, size, device=dev)
     times = []
-    for i in range(runs + 2):                       # two warm-up calls pay lazy initialisation out of the figure
+    for _ in range(runs + 2):                       # two warm-up calls pay lazy initialisation out of the figure
         t0 = time.perf_counter()
         model.chroma(lum)
         if dev.type == "cuda":
