@@ -2,7 +2,7 @@
 `colorize` pipeline's marginal time per image (decode, model, merge, encode, write) over a folder of 256x256 photos,
 beside a peer: the ConvNeXt-Tiny encoder that is DDColor-tiny's backbone (random weights, network alone).
 
-    python benchmarks/speed.py [--runs 20] [--images 40] [--threads 2]
+    python benchmarks/speed.py [--runs 20] [--images 40] [--threads 2] [--models unet-lab ...]
 
 Prints one Markdown table; paste it with the date and machine into benchmarks/RESULTS.md.
 """
@@ -91,6 +91,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--images", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models", nargs="*", default=None, help="Only these models (default: every shipped one).")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -110,7 +111,7 @@ def main() -> None:
           flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         paths = gray_photos(args.images, Path(tmp), square(256))
-        for name in available_models():     # registered names and any weights exported into weights/ later
+        for name in args.models or available_models():   # registered names and weights exported into weights/
             if not shipped_path(name).is_file():
                 continue
             model = load_model(name)

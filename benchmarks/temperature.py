@@ -2,7 +2,7 @@
 split of ../shared/data/train that `colorize train` never trains on), not on val/, so the choice generalises.
 
     python benchmarks/temperature.py [--model unet-lab] [--images 120] [--temps 0.2 0.3 0.38 0.5 0.7 1.0]
-        [--corrections 0.6] [--render-sizes 256]
+        [--corrections 0.6] [--render-sizes 256] [--data ../shared/data/val]
 
 Lower T moves the readout from the mean towards the mode: more vivid, at some cost in PSNR. The render size is the
 short side, in pixels, at which the network sees a whole scene (the photos are resized to it, up or down), so the
@@ -32,9 +32,14 @@ def main() -> None:
     ap.add_argument("--corrections", type=float, nargs="+", default=[0.0],
                     help="prior_correction values: 0 = Zhang's readout, 1 = divide the rebalancing weights back out")
     ap.add_argument("--render-sizes", type=int, nargs="+", default=[256])
+    ap.add_argument("--data", type=Path, default=None,
+                    help="Measure on this folder instead (e.g. val/, once a readout is chosen on the held-out photos).")
     args = ap.parse_args()
-    _, held_out = split_files(TRAIN, 2.0)
-    files = held_out[:: max(1, len(held_out) // args.images)][: args.images]
+    if args.data is not None:
+        files = sorted(args.data.glob("*.png"))
+    else:
+        _, held_out = split_files(TRAIN, 2.0)
+        files = held_out[:: max(1, len(held_out) // args.images)][: args.images]
     base = load_model(args.model)
     models = {}
     for g in args.corrections:
@@ -43,7 +48,7 @@ def main() -> None:
             m.temperature.fill_(t)
             m.prior_correction.fill_(g)
             models[f"correction={g} T={t}"] = m
-    print(f"{len(files)} held-out training photos")
+    print(f"{len(files)} photos from {args.data or 'the held-out training split'}")
     print("| render size | readout | PSNR dB | SSIM | CIEDE2000 | colourfulness ratio |")
     print("|---|---|---|---|---|---|")
     for size in args.render_sizes:

@@ -9,8 +9,14 @@ stabilisation (the default strength), and compared with the original colour fram
     flicker ratio  mean |Lab ab(t) - ab(t-1)| of the output over the same for the ground truth; 1 moves as much as the
                    real colours do, above 1 flickers
     fps            frames per second of model + stabiliser + merge (decoding and encoding excluded)
+    e2e fps        frames per second of the whole `colorize video` run on the clip file: ffmpeg decode, model,
+                   stabiliser, merge, x264 encode and mux (what a user waits for)
+
+Modes: per-frame (strength 0), stabilised (the default strength), and stabilised with the model on key frames only
+(`--key-every K`, chroma carried along optical flow between them), for each K given.
 
     python benchmarks/video.py [--max-frames 24] [--clips davis-blackswan] [--render-size 256] [--threads 2]
+                               [--key-every 2 3]
 
 Prints one Markdown table with a mean row per mode; paste it with the date and machine into benchmarks/RESULTS.md.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import tempfile
 import time
 from pathlib import Path
 
@@ -81,6 +88,17 @@ def evaluate(truth: list[np.ndarray], out: list[np.ndarray], truth_change: float
             "flicker": mean_ab_change(out) / max(truth_change, 1e-9)}
 
 
+def end_to_end_fps(src: Path, colorizer: Colorizer, args: argparse.Namespace, strength: float,
+                   key_every: int) -> float:
+    """Frames per second of the whole `colorize video` run on the clip file (decode, colorize, encode, mux)."""
+    opts = video.VideoOptions(render_size=args.render_size, batch_size=args.batch_size, strength=strength,
+                              key_every=key_every, preset=args.preset)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        result = video.run(src, Path(tmp) / "out.mp4", colorizer, opts)
+        return result.frames / (time.perf_counter() - t0)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="unet-lab")
@@ -89,6 +107,9 @@ def main() -> None:
     ap.add_argument("--render-size", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--strength", type=float, default=video.DEFAULT_STRENGTH)
+    ap.add_argument("--key-every", type=int, nargs="*", default=[3], help="Key-frame intervals to add as modes.")
+    ap.add_argument("--no-e2e", action="store_true", help="Skip the end-to-end runs on the clip files.")
+    ap.add_argument("--preset", default=None, help="x264 preset for the end-to-end runs (default: medium).")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="auto")
     args = ap.parse_args()
@@ -96,12 +117,14 @@ def main() -> None:
     device = pick_device(args.device)
     colorizer = Colorizer(load_model(args.model, device), device)
     names = args.clips or sorted(p.stem for p in VIDEO.glob("davis-*.mp4"))
-    modes = {"per-frame": 0.0, f"stabilised ({args.strength:g})": args.strength}
+    modes = {"per-frame": (0.0, 1), f"stabilised ({args.strength:g})": (args.strength, 1),
+             **{f"stabilised, key every {k}": (args.strength, k) for k in args.key_every if k > 1}}
     print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {device}, "
-          f"{torch.get_num_threads()} torch threads, model {args.model}, render size {args.render_size}"
+          f"{torch.get_num_threads()} torch threads, model {args.model}, render size {args.render_size}, "
+          f"end to end with x264 preset {args.preset or 'medium'}"
           + (f", first {args.max_frames} frames" if args.max_frames else ""))
-    print("| clip | mode | PSNR | CDC | flicker ratio | fps |")
-    print("|---|---|---|---|---|---|")
+    print("| clip | mode | PSNR | CDC | flicker ratio | fps | e2e fps |")
+    print("|---|---|---|---|---|---|---|")
     rows: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
     truth_cdc = []
     for name in names:
@@ -109,18 +132,21 @@ def main() -> None:
         gray = [to_gray(f) for f in truth]
         truth_change = mean_ab_change(truth)
         truth_cdc.append(cdc([histograms(f) for f in truth]))
-        for mode, strength in modes.items():
+        for mode, (strength, key_every) in modes.items():
             t0 = time.perf_counter()
-            out = list(video.colorize_frames(gray, colorizer, video.ChromaStabilizer(strength), args.render_size,
-                                             args.batch_size))
+            stab = video.ChromaStabilizer(strength, key_every=key_every)
+            out = list(video.colorize_frames(gray, colorizer, stab, args.render_size, args.batch_size))
             fps = len(out) / (time.perf_counter() - t0)
-            r = {**evaluate(truth, out, truth_change), "fps": fps}
+            e2e = float("nan") if args.no_e2e else end_to_end_fps(VIDEO / f"{name}.mp4", colorizer, args, strength,
+                                                                   key_every)
+            r = {**evaluate(truth, out, truth_change), "fps": fps, "e2e": e2e}
             rows[mode].append(r)
             print(f"| {name} ({len(out)} frames) | {mode} | {r['psnr']:.2f} | {r['cdc']:.4f} | {r['flicker']:.2f} "
-                  f"| {r['fps']:.1f} |", flush=True)
+                  f"| {r['fps']:.1f} | {r['e2e']:.1f} |", flush=True)
     for mode, rs in rows.items():
         m = {k: float(np.mean([r[k] for r in rs])) for k in rs[0]}
-        print(f"| **mean** | {mode} | {m['psnr']:.2f} | {m['cdc']:.4f} | {m['flicker']:.2f} | {m['fps']:.1f} |")
+        print(f"| **mean** | {mode} | {m['psnr']:.2f} | {m['cdc']:.4f} | {m['flicker']:.2f} | {m['fps']:.1f} "
+              f"| {m['e2e']:.1f} |")
     print(f"\nGround truth CDC (mean over clips): {np.mean(truth_cdc):.4f}")
 
 

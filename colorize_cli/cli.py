@@ -52,6 +52,13 @@ def check_model(name: str) -> str:
     return name
 
 
+def check_loss(name: str) -> str:
+    from colorize_cli.losses import LOSSES
+    if name and name not in LOSSES:
+        fail(f"unknown loss {name!r}; valid losses: {', '.join(sorted(LOSSES))}")
+    return name
+
+
 # ------------------------------------------------------------------------------------------------------- photos
 MODEL = typer.Option(DEFAULT_MODEL, "--model", "-m", help="Model name (see `colorize models`) or a .safetensors file.")
 FORMAT = typer.Option(Fmt.same, "--format", help="Output format: same as the input, png or jpg.")
@@ -65,6 +72,8 @@ REPORT = typer.Option(None, "--report", help="Write a JSON record per file (stat
 QUIET = typer.Option(False, "--quiet", "-q", help="Only errors and the final summary.")
 MAX_PIXELS = typer.Option(100_000_000, "--max-pixels", min=1, help="Refuse larger images (decompression bombs).")
 QUALITY = typer.Option(95, "--jpeg-quality", min=1, max=100)
+PRECISION = typer.Option("auto", "--precision", help="auto (fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")
+COMPILE = typer.Option(False, "--compile", help="torch.compile the network: slower start, faster long GPU runs.")
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -96,7 +105,7 @@ def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite:
     jobs, settled = pipeline.plan(pairs, overwrite, shard, rel)
     try:
         device = pick_device(opts.device)
-        colorizer = pipeline.Colorizer(load_model(model), device) if jobs else None
+        colorizer = pipeline.Colorizer(load_model(model), device, opts.precision, opts.compile) if jobs else None
     except (WeightsError, ValueError) as e:
         fail(str(e))
     try:
@@ -110,10 +119,12 @@ def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite:
     raise typer.Exit(1 if any(r.status == "failed" for r in results) else 0)
 
 
-def _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality):
-    from colorize_cli.pipeline import Options
+def _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision="auto", compile=False):
+    from colorize_cli.pipeline import PRECISIONS, Options
+    if precision not in PRECISIONS:
+        fail(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     return Options(render_size=render_size, batch_size=batch_size, workers=workers, device=device,
-                   max_pixels=max_pixels, jpeg_quality=jpeg_quality)
+                   max_pixels=max_pixels, jpeg_quality=jpeg_quality, precision=precision, compile=compile)
 
 
 @app.command("dir")
@@ -123,7 +134,7 @@ def dir_cmd(
     model: str = MODEL, recursive: bool = typer.Option(False, "--recursive", "-r", help="Mirror subfolders too."),
     fmt: Fmt = FORMAT, render_size: int = RENDER, batch_size: int = BATCH, workers: int = WORKERS,
     device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT, quiet: bool = QUIET,
-    max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY,
+    max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION, compile: bool = COMPILE,
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: take the K-th of N deterministic shards."),
     in_place: bool = typer.Option(False, "--in-place", help="Write over the inputs themselves (explicit opt-in)."),
 ):
@@ -143,7 +154,7 @@ def dir_cmd(
     srcs = iter_images(input_dir, recursive, exclude=None if in_place else output)
     pairs = [(s, output_path(s, input_dir, output, fmt.value)) for s in srcs]
     run_photos(pairs, lambda s: str(s.relative_to(input_dir)), model,
-               _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality),
+               _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile),
                overwrite, shards, report, quiet)
 
 
@@ -153,7 +164,8 @@ def image_cmd(
     output: Path = typer.Option(Path("colorized"), "--output", "-o", help="Output folder."),
     model: str = MODEL, fmt: Fmt = FORMAT, render_size: int = RENDER, batch_size: int = BATCH,
     workers: int = WORKERS, device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT,
-    quiet: bool = QUIET, max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY,
+    quiet: bool = QUIET, max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION,
+    compile: bool = COMPILE,
 ):
     """Colorize the given photos into an output folder."""
     from colorize_cli.imaging import output_path
@@ -165,7 +177,7 @@ def image_cmd(
         if dst.resolve() == src.resolve():
             fail(f"{src}: output would overwrite the input; choose another -o")
     run_photos(pairs, lambda s: s.name, model,
-               _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality),
+               _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile),
                overwrite, None, report, quiet)
 
 
@@ -198,15 +210,21 @@ def video_cmd(
     model: str = MODEL, render_size: int = RENDER, batch_size: int = BATCH, device: str = DEVICE,
     strength: float = typer.Option(0.7, "--strength", min=0.0, max=1.0,
                                    help="Temporal stabilisation: 0 colours each frame on its own, 1 is strongest."),
+    key_every: int = typer.Option(1, "--key-every", min=1,
+                                  help="Run the model on every K-th frame (and at scene cuts) and carry the colour "
+                                       "along optical flow between: faster on a CPU (1: every frame)."),
     crf: int = typer.Option(18, "--crf", min=0, max=63, help="Quality for x264/x265/VP9: lower is better and bigger."),
     codec: Optional[str] = typer.Option(None, "--codec", help="ffmpeg video encoder (default: libx264; libvpx-vp9 "
                                                               "for .webm)."),
+    preset: Optional[str] = typer.Option(None, "--preset", help="x264/x265 speed preset, ultrafast..veryslow "
+                                                                "(default medium); veryfast encodes ~2.5x faster."),
     start: Optional[str] = typer.Option(None, "--start", help="Begin here: HH:MM:SS[.ms] or seconds."),
     end: Optional[str] = typer.Option(None, "--end", help="Stop here: HH:MM:SS[.ms] or seconds."),
     segment_seconds: float = typer.Option(0.0, "--segment-seconds", min=0.0,
                                           help="Resumable: keep finished segments of this many seconds, so a rerun "
                                                "after a crash or Ctrl-C continues (0: off)."),
-    overwrite: bool = OVERWRITE, quiet: bool = QUIET, jpeg_quality: int = QUALITY,
+    overwrite: bool = OVERWRITE, quiet: bool = QUIET, jpeg_quality: int = QUALITY, precision: str = PRECISION,
+    compile: bool = COMPILE,
 ):
     """Colorize a film: a video file (sound kept) or a folder of frames, steadied from frame to frame."""
     from colorize_cli import video
@@ -219,9 +237,9 @@ def video_cmd(
         fail(f"{source}: file not found")
     output = output or video.default_output(source)
     try:
-        opts = video.VideoOptions(render_size=render_size, batch_size=batch_size, strength=strength, crf=crf,
-                                  codec=codec, start=video.parse_time(start), end=video.parse_time(end),
-                                  segment_seconds=segment_seconds, overwrite=overwrite, jpeg_quality=jpeg_quality)
+        opts = video.VideoOptions(render_size=render_size, batch_size=batch_size, strength=strength,
+                                  key_every=key_every, crf=crf, preset=preset, codec=codec,
+                                  start=video.parse_time(start), end=video.parse_time(end), segment_seconds=segment_seconds, overwrite=overwrite, jpeg_quality=jpeg_quality)
         video.check_paths(source, output, opts)
     except ValueError as e:
         fail(str(e))
@@ -231,7 +249,7 @@ def video_cmd(
         raise typer.Exit(0)
     try:
         dev = pick_device(device)
-        colorizer = Colorizer(load_model(model, dev), dev)
+        colorizer = Colorizer(load_model(model, dev), dev, precision, compile)
     except (WeightsError, ValueError) as e:
         fail(str(e))
     progress = video.ProgressPrinter(quiet)
@@ -337,6 +355,8 @@ def train_cmd(
     batch_size: int = typer.Option(32, "--batch-size", min=1),
     crop: int = typer.Option(0, "--crop", min=0, help="Training crop size (0: the architecture's default)."),
     lr: float = typer.Option(0.0, "--lr", min=0.0, help="Learning rate (0: the architecture's default)."),
+    loss: str = typer.Option("", "--loss", help="Training loss (default: the architecture's), e.g. "
+                                                "ab-classification-readout."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation folder (default: 2% held out by hash)."),
     val_every: int = typer.Option(500, "--val-every", min=1),
     ckpt_every: int = typer.Option(500, "--ckpt-every", min=1),
@@ -368,8 +388,9 @@ def train_cmd(
         if data is None:
             fail("give a training folder, or --resume a checkpoint")
         check_model(arch)
+        check_loss(loss)
         cfg = TrainConfig(data=str(data), arch=arch, name=name or arch, out=str(out), epochs=epochs, steps=steps,
-                          batch_size=batch_size, crop=crop, lr=lr, val=str(val or ""), val_every=val_every,
+                          batch_size=batch_size, crop=crop, lr=lr, loss=loss, val=str(val or ""), val_every=val_every,
                           ckpt_every=ckpt_every, limit=limit, workers=workers, seed=seed, device=device,
                           pretrained_backbone=not no_pretrained, init=init or "", quiet=quiet)
         ck = None

@@ -74,6 +74,19 @@ def upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+def upsample_rows(ab: torch.Tensor, height: int, y0: int, y1: int) -> torch.Tensor:
+    """Rows y0..y1 of the bilinear upsampling of ab (C,h,W) to height, without building the other rows: the same
+    source positions and weights as F.interpolate(align_corners=False), so strips join into the whole image."""
+    h = ab.shape[-2]
+    if h == height:
+        return ab[:, y0:y1]
+    src = ((torch.arange(y0, y1, device=ab.device, dtype=torch.float32) + 0.5) * (h / height) - 0.5).clamp(min=0)
+    i0 = src.floor().long().clamp(max=h - 1)
+    i1 = (i0 + 1).clamp(max=h - 1)
+    frac = (src - i0).to(ab.dtype)[:, None]
+    return ab[:, i0] * (1 - frac) + ab[:, i1] * frac
+
+
 def merge_luminance(lum: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
     """Full-resolution L (N,1,H,W, 0..1) + chroma ab at any size -> sRGB at L's size.
 

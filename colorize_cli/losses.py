@@ -9,6 +9,9 @@ import torch.nn.functional as F
 from colorize_cli.models.base import ColorModel
 
 
+READOUT_L1_WEIGHT = 2.0
+
+
 def _resized(raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return target if raw.shape[-2:] == target.shape[-2:] else F.interpolate(target, size=raw.shape[-2:], mode="area")
 
@@ -34,10 +37,21 @@ def ab_classification(model: ColorModel, raw: torch.Tensor, target: torch.Tensor
     return (weight * ce).mean()
 
 
+def ab_classification_readout(model: ColorModel, raw: torch.Tensor, target: torch.Tensor,
+                              weight: float = READOUT_L1_WEIGHT) -> torch.Tensor:
+    """The rebalanced cross-entropy plus L1 between the colour the readout will show (annealed mean at the model's
+    own temperature and prior correction) and the truth: the distribution keeps colours vivid, the L1 term makes what
+    is actually shown right (train what is tested). ab units / 10, so both terms are of the same order."""
+    shown = model.readout(raw)
+    return ab_classification(model, raw, target) + weight * F.l1_loss(shown, target) / 10
+
+
 LOSSES: dict[str, Callable[[ColorModel, torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "l1": l1,
     "mae": l1,
     "mse": mse,
     "mse-kl": mse_kl,
     "ab-classification": ab_classification,
+    "ab-classification-readout": ab_classification_readout,
 }
+NEEDS_READOUT = (ab_classification_readout,)

@@ -28,6 +28,8 @@ from colorize_cli.imaging import (DEFAULT_MAX_PIXELS, ImageError, claim, encode_
                                   write_atomic)
 
 MAX_ASPECT = 4  # the long side of the render is capped at this many times the render size
+CPU_CHUNK_PIXELS = 1 << 18  # render-size pixels per model call on a CPU (two 256x455 film frames, seven 192x192 photos)
+MERGE_PIXELS = 1 << 21  # pixels per strip of full-resolution float work (luminance, merge): memory bounded for any size
 
 
 @dataclass
@@ -36,6 +38,8 @@ class Options:
     batch_size: int = 8
     workers: int = 2
     device: str = "auto"
+    precision: str = "auto"      # see Colorizer
+    compile: bool = False        # torch.compile the network (pays off on long CUDA runs)
     max_pixels: int = DEFAULT_MAX_PIXELS
     jpeg_quality: int = 95
     keep_input: bool = False     # eval needs the original colours back
@@ -55,9 +59,16 @@ class Result:
 
 
 def srgb_luminance(rgb: np.ndarray) -> np.ndarray:
-    """Lab L / 100 of an sRGB image (HxWx3, 0..1), exactly as color.rgb_to_lab computes it, in numpy for the workers."""
-    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((np.maximum(rgb, 0) + 0.055) / 1.055) ** 2.4)
-    return luminance_from_y(lin @ np.array([0.2126729, 0.7151522, 0.0721750], np.float32))
+    """Lab L / 100 of an sRGB image (HxWx3, 0..1), exactly as color.rgb_to_lab computes it, in numpy for the workers.
+    In strips of rows: the float temporaries of a whole 50-megapixel scan would take gigabytes."""
+    h, w = rgb.shape[:2]
+    out = np.empty((h, w), np.float32)
+    rows = max(1, MERGE_PIXELS // max(1, w))
+    for y0 in range(0, h, rows):
+        part = rgb[y0:y0 + rows]
+        lin = np.where(part <= 0.04045, part / 12.92, ((np.maximum(part, 0) + 0.055) / 1.055) ** 2.4)
+        out[y0:y0 + rows] = luminance_from_y(lin @ np.array([0.2126729, 0.7151522, 0.0721750], np.float32))
+    return out
 
 
 def luminance_from_y(y: np.ndarray) -> np.ndarray:
@@ -115,27 +126,77 @@ def _pad_stack(smalls: list[torch.Tensor]) -> torch.Tensor:
                         for s in smalls])
 
 
-class Colorizer:
-    """Runs a model on batches of luminance and merges its chroma back at full resolution."""
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
-    def __init__(self, model: torch.nn.Module, device: torch.device):
+
+class Colorizer:
+    """Runs a model on batches of luminance and merges its chroma back at full resolution.
+
+    precision: "auto" is fp16 autocast on CUDA and fp32 on a CPU; "bf16"/"fp16" autocast the network on any device;
+    "fp32" never autocasts. The readout (softmax, annealed mean) always runs in fp32. On CUDA the network runs
+    channels_last (tensor-core friendly); compile wraps it in torch.compile with dynamic shapes."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str = "auto", compile: bool = False):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
         self.model, self.device = model.to(device).eval(), device
+        self.dtype = {"auto": torch.float16 if device.type == "cuda" else None, "fp32": None,
+                      "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
+        self.net = torch.compile(self.model, dynamic=True) if compile else self.model
+
+    def chroma(self, smalls: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Chroma at render size for each luminance. On a CPU the batch runs in chunks of at most CPU_CHUNK_PIXELS:
+        past that, activations fall out of cache and a bigger batch is slower per image (benchmarks/RESULTS.md)."""
+        if self.device.type != "cpu":
+            return self._chroma(smalls)
+        out, chunk, pixels = [], [], 0
+        for s in smalls:
+            if chunk and pixels + s.numel() > CPU_CHUNK_PIXELS:
+                out += self._chroma(chunk)
+                chunk, pixels = [], 0
+            chunk.append(s)
+            pixels += s.numel()
+        return out + self._chroma(chunk) if chunk else out
 
     @torch.inference_mode()
-    def chroma(self, smalls: list[torch.Tensor]) -> list[torch.Tensor]:
+    def _chroma(self, smalls: list[torch.Tensor]) -> list[torch.Tensor]:
         lum = _pad_stack(smalls).to(self.device, non_blocking=True)
-        with torch.autocast("cuda", enabled=self.device.type == "cuda"):
-            ab = self.model.chroma(lum).float()
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            raw = self.net(lum.contiguous(memory_format=self.memory_format))
+        ab = self.model.to_chroma(raw.float(), lum).float()
         return [ab[k, :, : s.shape[0], : s.shape[1]] for k, s in enumerate(smalls)]
 
     @torch.inference_mode()
-    def merge(self, lum: torch.Tensor, ab: torch.Tensor) -> tuple[np.ndarray, bool]:
-        """Full-res RGB (HxWx3 float32) from the input's own luminance and the chroma; non-finite chroma -> gray."""
+    def merge(self, lum: torch.Tensor, ab: torch.Tensor, dtype: type = np.float32) -> tuple[np.ndarray, bool]:
+        """Full-res RGB (HxWx3, float32 0..1 or quantised to uint8/uint16) from the input's own luminance and the
+        chroma; non-finite chroma -> gray. Done in strips of rows, so a 50-megapixel scan never holds more than a
+        few megapixels of float intermediates (the whole-image float32 Lab and RGB would be 600 MB each)."""
         finite = bool(torch.isfinite(ab).all())
         if not finite:
             ab = torch.zeros_like(ab)
-        rgb = color.merge_luminance(lum.to(self.device)[None, None], ab[None])[0]
-        return rgb.permute(1, 2, 0).cpu().numpy(), finite
+        h, w = lum.shape
+        rows = max(1, MERGE_PIXELS // w)
+        if rows >= h:                                                 # one strip: the plain whole-image merge
+            rgb = color.merge_luminance(lum.to(self.device)[None, None], ab.float()[None])[0].permute(1, 2, 0)
+            return (rgb.cpu().numpy() if dtype == np.float32 else _quantize(rgb, dtype)), finite
+        ab = color.upsample(ab.float()[None], (ab.shape[-2], w))[0]   # columns now, rows strip by strip
+        out = np.empty((h, w, 3), dtype)
+        for y0 in range(0, h, rows):
+            y1 = min(h, y0 + rows)
+            strip_lum = lum[y0:y1].to(self.device)[None, None]
+            strip_ab = color.upsample_rows(ab, h, y0, y1)[None]
+            rgb = color.merge_luminance(strip_lum, strip_ab.to(strip_lum.dtype))[0].permute(1, 2, 0)
+            out[y0:y1] = rgb.cpu().numpy() if dtype == np.float32 else _quantize(rgb, dtype)
+        return out, finite
+
+
+def _quantize(rgb: torch.Tensor, dtype: type) -> np.ndarray:
+    """Float 0..1 -> the integer type, rounded as imaging.encode_image rounds."""
+    top = float(np.iinfo(dtype).max)
+    torch_type = torch.uint8 if dtype == np.uint8 else torch.int32
+    return (rgb.clamp(0, 1) * top).round().to(torch_type).cpu().numpy().astype(dtype, copy=False)
 
 
 def _as_is(item: dict[str, Any]) -> dict[str, Any]:
@@ -144,22 +205,24 @@ def _as_is(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def stream(paths: list[Path], colorizer: Colorizer, opts: Options,
-           admit: Callable[[int], str | None] = lambda i: None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(index, item) for every path in order; item has "rgb_out" (HxWx3 float), "error", or "skip" (the reason
-    admit(index) gave for not running the model on it)."""
+           admit: Callable[[int], str | None] = lambda i: None,
+           quantize: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(index, item) for every path, in input order except that batches gather photos of one render shape (so none
+    is padded); item has "rgb_out" (HxWx3 float, or with quantize the integer type of
+    the input's bit depth, a quarter of the memory for writing), "error", or "skip" (the reason admit(index) gave for
+    not running the model on it)."""
     loader = DataLoader(ReadSet(paths, opts), batch_size=None, collate_fn=_as_is, num_workers=opts.workers,
                         pin_memory=colorizer.device.type == "cuda", prefetch_factor=4 if opts.workers else None)
-    pending: list[dict[str, Any]] = []
+    buckets: dict[tuple[int, int], list[dict[str, Any]]] = {}   # by render shape: batches need no padding
 
-    def flush() -> Iterator[tuple[int, dict[str, Any]]]:
-        if not pending:
-            return
+    def flush(key: tuple[int, int]) -> Iterator[tuple[int, dict[str, Any]]]:
+        pending = buckets.pop(key)
         for item, ab in zip(pending, colorizer.chroma([p["small"] for p in pending])):
-            item["rgb_out"], finite = colorizer.merge(item["lum"], ab)
+            dtype = (np.uint16 if item["bit_depth"] == 16 else np.uint8) if quantize else np.float32
+            item["rgb_out"], finite = colorizer.merge(item["lum"], ab, dtype)
             if not finite:
                 item["warning"] = "model produced NaN/Inf: wrote the gray input instead"
             yield item["i"], item
-        pending.clear()
 
     for item in loader:
         if "error" not in item and (reason := admit(item["i"])):
@@ -167,10 +230,14 @@ def stream(paths: list[Path], colorizer: Colorizer, opts: Options,
         if "error" in item or "skip" in item:
             yield item["i"], item
             continue
-        pending.append(item)
-        if len(pending) >= opts.batch_size:
-            yield from flush()
-    yield from flush()
+        key = tuple(item["small"].shape)
+        buckets.setdefault(key, []).append(item)
+        if len(buckets[key]) >= opts.batch_size:
+            yield from flush(key)
+        elif sum(map(len, buckets.values())) >= 2 * opts.batch_size:     # many shapes: bound what is held
+            yield from flush(max(buckets, key=lambda k: len(buckets[k])))
+    while buckets:
+        yield from flush(next(iter(buckets)))
 
 
 class Writer:
@@ -223,7 +290,8 @@ def colorize_files(jobs: list[tuple[Path, Path]], colorizer: Colorizer, opts: Op
 
     writer = Writer(opts.jpeg_quality, finished)
     try:
-        for i, item in stream([s for s, _ in jobs], colorizer, opts, admit if opts.claim else lambda i: None):
+        for i, item in stream([s for s, _ in jobs], colorizer, opts, admit if opts.claim else lambda i: None,
+                              quantize=True):
             src, dst = jobs[i]
             if "error" in item:
                 on_done(Result(src, dst, "failed", time.perf_counter() - item["t0"], error=item["error"]))

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from colorize_cli import color
 from colorize_cli.imaging import ImageError, iter_images, read_image
-from colorize_cli.losses import LOSSES
+from colorize_cli.losses import LOSSES, NEEDS_READOUT
 from colorize_cli.models.base import ColorModel
 from colorize_cli.registry import create_model, get_spec
 from colorize_cli.weights import WeightsError, load_checkpoint, save_weights
@@ -45,6 +45,7 @@ class TrainConfig:
     batch_size: int = 32
     crop: int = 0               # 0 -> the architecture's train_size
     lr: float = 0.0             # 0 -> the architecture's lr
+    loss: str = ""              # key into losses.LOSSES; empty -> the architecture's
     weight_decay: float = 1e-4
     warmup: int = 200
     workers: int = 2
@@ -178,6 +179,12 @@ def fit_prior(model: ColorModel, files: list[Path], crop: int, seed: int, n: int
     model.fit_prior(ab.permute(0, 2, 3, 1).reshape(-1, 2))
 
 
+def _train_worker(_: int) -> None:
+    """A SIGTERM sent to the whole process group (Slurm's scancel, `kill -- -PGID`) is for the main process, which
+    saves a checkpoint and stops the workers itself; a worker dying of it first would crash the run unsaved."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 class _DistInfo:
     def __init__(self):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -190,6 +197,7 @@ class _DistInfo:
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: dict[str, Any] | None = None):
         self.cfg, self.spec = cfg, get_spec(cfg.arch)
+        self.loss = LOSSES[cfg.loss or self.spec.loss]
         self.crop = cfg.crop or self.spec.train_size
         self.dist = _DistInfo()
         self.device = self._setup_device()
@@ -197,6 +205,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.train_files, self.val_files = self._files(resume)
         self.model = self._build_model(resume)
+        if self.loss in NEEDS_READOUT and not hasattr(self.model, "readout"):
+            raise ValueError(f"loss {cfg.loss!r} needs a classification model with a readout, not {cfg.arch!r}")
         self.model.to(self.device)
         self.net = self._wrap_ddp(self.model)
         lr = cfg.lr or self.spec.lr
@@ -304,14 +314,14 @@ class Trainer:
         sampler = EpochSampler(len(ds), self.cfg.seed, start, self.dist.rank, self.dist.world)
         return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.workers,
                           pin_memory=self.device.type == "cuda", persistent_workers=self.cfg.workers > 0,
-                          prefetch_factor=4 if self.cfg.workers else None)
+                          prefetch_factor=4 if self.cfg.workers else None, worker_init_fn=_train_worker)
 
     def train_step(self, rgb: torch.Tensor) -> float:
         rgb = rgb.to(self.device, non_blocking=True)
         self.net.train()
         with torch.autocast(self.device.type, enabled=self.use_amp):
             lum = color.rgb_to_luminance(rgb)
-            loss = LOSSES[self.spec.loss](self.model, self.net(lum), self.model.target(rgb))
+            loss = self.loss(self.model, self.net(lum), self.model.target(rgb))
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.opt)
@@ -335,7 +345,7 @@ class Trainer:
             rgb = rgb.to(self.device)
             lum = color.rgb_to_luminance(rgb)
             raw = self.model(lum)
-            losses.append(float(LOSSES[self.spec.loss](self.model, raw, self.model.target(rgb))) * len(rgb))
+            losses.append(float(self.loss(self.model, raw, self.model.target(rgb))) * len(rgb))
             if first is None:
                 first = (lum[:8].cpu(), color.merge_luminance(lum[:8], self.model.to_chroma(raw[:8], lum[:8])).cpu(),
                          rgb[:8].cpu())
@@ -416,7 +426,8 @@ def export(ckpt_path: Path, dest: Path, half: bool = True, readout: dict[str, fl
     cfg, spec = ck["config"], get_spec(ck["arch"])
     history = json.loads(ck["history"])
     last_val = next((r["val_loss"] for r in reversed(history) if "val_loss" in r), None)
-    meta = {"name": cfg.get("name") or spec.name, "architecture": spec.name, "color_space": spec.color_space, "loss": spec.loss,
+    meta = {"name": cfg.get("name") or spec.name, "architecture": spec.name, "color_space": spec.color_space,
+            "loss": cfg.get("loss") or spec.loss,
             "render_size": spec.render_size, "train_size": cfg["crop"] or spec.train_size,
             "training_data": cfg["data"], "init": cfg.get("init", ""),
             "images_seen": int(ck["step"]) * cfg["batch_size"] * int(ck.get("world", 1)) + cfg.get("init_images", 0),

@@ -3,7 +3,8 @@
     video file -> ffmpeg decode (rgb24 pipe, streamed: never all frames on disk or in memory)
                -> batches of N frames: full-res luminance + render-size luminance -> model chroma (one call per batch)
                -> ChromaStabilizer, frame by frame (optical flow on the render-size luminance, warp the previous
-                  stabilised chroma, blend it in where the warp is trustworthy, reset at scene cuts)
+                  stabilised chroma, blend it in where the warp is trustworthy, reset at scene cuts; with
+                  --key-every K the model sees only every K-th frame and the rest are carried along the flow)
                -> merge with each frame's own full-res luminance -> ffmpeg encode (video only, temp file)
                -> ffmpeg mux: video stream-copied, the source's audio copied (re-encoded to AAC, or Opus for .webm,
                   only when the container cannot hold it) -> atomic rename to the output name.
@@ -25,8 +26,9 @@ straight to the first missing one), encodes the rest, joins all of them with ffm
 the audio, renames, and removes the folder. Each segment first runs the model on the WARMUP frames before it (not
 written) so the stabiliser's state at the boundary is close to that of an unbroken run; every segment does this,
 interrupted or not, so the result does not depend on where a run was stopped. Changing anything that affects the picture
-(model, render size, strength, codec, crf, trims, segment length, the source file) discards the old segments. Segment
-boundaries are found by seeking in time: exact for constant-frame-rate sources (film transfers, camera files).
+(model, render size, strength, key frames, codec, crf, trims, segment length, the source file) discards the old
+segments. Segment boundaries are found by seeking in time: exact for constant-frame-rate sources (film transfers, camera
+files).
 
 Frame folders (`colorize video frames/ -o colour_frames/`): the images (sorted by name) are the frames; each output has
 the input's name and format and is written atomically. A rerun skips frames already written; stabilisation restarts
@@ -62,6 +64,8 @@ DEFAULT_STRENGTH = 0.7
 WARMUP = 8                      # frames run through model + stabiliser before a resumed segment, not written
 VIDEO_EXTENSIONS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9"}
 CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"}
+PRESET_CODECS = {"libx264", "libx265"}
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 _MP4_LIKE = {".mp4", ".m4v", ".mov"}
 
 
@@ -74,7 +78,9 @@ class VideoOptions:
     render_size: int = DEFAULT_RENDER_SIZE
     batch_size: int = 8
     strength: float = DEFAULT_STRENGTH
+    key_every: int = 1                 # run the model on every K-th frame, carry chroma along the flow between
     crf: int = 18
+    preset: str | None = None          # x264/x265 speed preset; None: the encoder's own (medium)
     codec: str | None = None           # None: by the output's extension
     start: float | None = None         # seconds
     end: float | None = None
@@ -119,11 +125,17 @@ class ChromaStabilizer:
     from outside the frame get 0. A scene cut (the mean-free luminance histograms of consecutive frames differ by more
     than cut_threshold in total variation, or the mean absolute luminance change exceeds cut_mad) restarts from the
     prediction. Non-finite predictions become gray and restart too.
+
+    Key frames (key_every K > 1, for speed): needs_model() picks every K-th frame and the first after a cut; only
+    those go through the network, and step(lum, None) carries the previous chroma along the flow to the frames between.
     """
 
-    def __init__(self, strength: float = DEFAULT_STRENGTH, *, cut_threshold: float = 0.4, cut_mad: float = 0.25,
-                 photo_sigma: float = 0.05, fb_sigma: float = 1.0, flow_size: int = 160):
+    def __init__(self, strength: float = DEFAULT_STRENGTH, *, key_every: int = 1, cut_threshold: float = 0.4,
+                 cut_mad: float = 0.25, photo_sigma: float = 0.05, fb_sigma: float = 1.0, flow_size: int = 160):
         self.strength = float(np.clip(strength, 0.0, 1.0))
+        self.key_every = max(1, int(key_every))
+        self._plan_prev: tuple[np.ndarray, np.ndarray] | None = None
+        self._since_key = 0
         self.cut_threshold, self.cut_mad = cut_threshold, cut_mad
         self.photo_sigma, self.fb_sigma, self.flow_size = photo_sigma, fb_sigma, flow_size
         self.frames = self.cuts = self.nonfinite = 0
@@ -141,34 +153,51 @@ class ChromaStabilizer:
     def mean_confidence(self) -> float:
         return self.confidence_sum / max(1, self.frames)
 
-    def step(self, lum: np.ndarray | torch.Tensor, ab: np.ndarray | torch.Tensor) -> np.ndarray:
+    def needs_model(self, lum: np.ndarray, force: bool = False) -> bool:
+        """Key-frame planning, called for each frame in order before any step: True for every key_every-th frame, the
+        first, and the first after a scene cut (decided on luminance alone, as step decides, so a carried frame is
+        never a cut); the frames between are carried along optical flow from the last one (step with ab None)."""
+        if self.key_every <= 1:
+            return True
+        blurred = cv2.GaussianBlur(lum, (0, 0), 1.0)
+        hist = _centred_hist(lum)
+        prev = self._plan_prev
+        key = (force or prev is None or prev[0].shape != blurred.shape or self._since_key >= self.key_every
+               or self._is_cut(prev[0], prev[1], blurred, hist))
+        self._since_key = 1 if key else self._since_key + 1
+        self._plan_prev = (blurred, hist)
+        return key
+
+    def step(self, lum: np.ndarray | torch.Tensor, ab: np.ndarray | torch.Tensor | None) -> np.ndarray:
+        """The stabilised chroma for this frame: ab blended with the warped previous chroma, or with ab None (a frame
+        between key frames) the previous chroma carried along the flow alone."""
         lum = _np32(lum)
-        ab = _np32(ab)
+        ab = None if ab is None else _np32(ab)
         self.frames += 1
-        if not np.isfinite(ab).all():
+        if ab is not None and not np.isfinite(ab).all():
             self.nonfinite += 1
             ab = np.zeros_like(ab)
             self.reset()
-        if self.strength <= 0:
+        if self.strength <= 0 and self.key_every <= 1:
             return ab
         blurred = cv2.GaussianBlur(lum, (0, 0), 1.0)
         flow_img, scale = self._flow_image(blurred)
         hist = _centred_hist(lum)
-        out = ab
-        if self.prev_ab is not None and self.prev_ab.shape == ab.shape:
-            if self._is_cut(blurred, hist):
+        out = ab if ab is not None else np.zeros((2, *lum.shape), np.float32)
+        if self.prev_ab is not None and self.prev_ab.shape == out.shape:
+            if self._is_cut(self.prev_lum, self.prev_hist, blurred, hist):
                 self.cuts += 1
             else:
                 warped, conf = self._warp(blurred, flow_img, scale)
                 self.confidence_sum += float(conf.mean())
                 a = (self.strength * conf)[None]
-                out = ab + a * (warped - ab)
+                out = warped if ab is None else ab + a * (warped - ab)
         self.prev_ab, self.prev_lum, self.prev_flow, self.prev_hist = out, blurred, flow_img, hist
         return out
 
-    def _is_cut(self, blurred: np.ndarray, hist: np.ndarray) -> bool:
-        tv = 0.5 * float(np.abs(hist - self.prev_hist).sum())
-        mad = float(np.abs(blurred - self.prev_lum).mean())
+    def _is_cut(self, prev_blurred: np.ndarray, prev_hist: np.ndarray, blurred: np.ndarray, hist: np.ndarray) -> bool:
+        tv = 0.5 * float(np.abs(hist - prev_hist).sum())
+        mad = float(np.abs(blurred - prev_blurred).mean())
         return tv > self.cut_threshold or mad > self.cut_mad
 
     def _flow_image(self, blurred: np.ndarray) -> tuple[np.ndarray, float]:
@@ -233,26 +262,23 @@ def _lin_table() -> np.ndarray:
 
 
 _LIN = _lin_table()
-_LIN_R, _LIN_G, _LIN_B = (_LIN * np.float32(c) for c in (0.2126729, 0.7151522, 0.0721750))
+_Y_ROW = np.array([[0.2126729, 0.7151522, 0.0721750]], np.float32)      # linear RGB -> CIE Y
+_Y_STEPS = 1 << 16
+_L_OF_Y = luminance_from_y(np.linspace(0, 1, _Y_STEPS + 1, dtype=np.float32))  # within 7e-5 of the formula
 _GRAY_L = srgb_luminance(np.repeat((np.arange(256, dtype=np.float32) * np.float32(1 / 255))[:, None], 3, 1)[None])[0]
 
 
 def frame_luminance(frame: np.ndarray) -> np.ndarray:
-    """Lab L / 100 of a uint8 RGB frame (HxWx3): pipeline.srgb_luminance through lookup tables, fast enough for 4K.
-    Gray frames (a B&W film stored as colour) take a single table lookup."""
+    """Lab L / 100 of a uint8 RGB frame (HxWx3): pipeline.srgb_luminance through lookup tables (sRGB -> linear,
+    then Y -> L on a 65,536-step table, 0.007 L at worst), fast enough for 4K. Gray frames (a B&W film stored as
+    colour) take a single table lookup."""
     if frame.dtype != np.uint8:
         return srgb_luminance(frame.astype(np.float32))
     r, g, b = frame[..., 0], frame[..., 1], frame[..., 2]
     if np.array_equal(r, g) and np.array_equal(g, b):
         return _GRAY_L[r]
-    y = _LIN_R[r]
-    y += _LIN_G[g]
-    y += _LIN_B[b]
-    return luminance_from_y(y)
-
-
-def _to_uint8(rgb: np.ndarray) -> np.ndarray:
-    return np.rint(np.clip(rgb, 0, 1) * 255).astype(np.uint8)
+    y = cv2.transform(_LIN[frame], _Y_ROW)
+    return _L_OF_Y[np.rint(y * _Y_STEPS).astype(np.int32)]
 
 
 # ----------------------------------------------------------------------------------------------------- the core
@@ -266,20 +292,21 @@ class _Item:
 
 
 def colorize_items(items: Iterable[_Item], colorizer: Colorizer, stabilizer: ChromaStabilizer, render_size: int,
-                   batch_size: int) -> Iterator[tuple[_Item, np.ndarray]]:
-    """(item, RGB float HxWx3) for every item with emit, in order. The model sees batches; the stabiliser and the merge
+                   batch_size: int, dtype: type = np.float32) -> Iterator[tuple[_Item, np.ndarray]]:
+    """(item, RGB HxWx3 as float 0..1 or quantised to dtype) for every item with emit, in order. The model sees batches; the stabiliser and the merge
     run frame by frame between them (the stabiliser is sequential by nature)."""
     batch: list[_Item] = []
 
     def flush() -> Iterator[tuple[_Item, np.ndarray]]:
         smalls = [render_small(it.lum, render_size) for it in batch]
-        chroma = colorizer.chroma([torch.from_numpy(s) for s in smalls])
-        for it, small, ab in zip(batch, smalls, chroma):
+        keys = [stabilizer.needs_model(small, force=it.reset) for it, small in zip(batch, smalls)]
+        chroma = iter(colorizer.chroma([torch.from_numpy(s) for s, k in zip(smalls, keys) if k]) if any(keys) else [])
+        for it, small, key in zip(batch, smalls, keys):
             if it.reset:
                 stabilizer.reset()
-            ab = stabilizer.step(small, ab)
+            ab = stabilizer.step(small, next(chroma) if key else None)
             if it.emit:
-                rgb, _ = colorizer.merge(torch.from_numpy(it.lum), torch.from_numpy(ab).to(colorizer.device))
+                rgb, _ = colorizer.merge(torch.from_numpy(it.lum), torch.from_numpy(ab).to(colorizer.device), dtype)
                 yield it, rgb
         batch.clear()
 
@@ -296,8 +323,8 @@ def colorize_frames(frames: Iterable[np.ndarray], colorizer: Colorizer, stabiliz
     """uint8 RGB frames in -> colorized uint8 RGB frames out, streaming; the first `warmup` frames only prime the
     stabiliser and are not yielded."""
     items = (_Item(i, frame_luminance(f), emit=i >= warmup) for i, f in enumerate(frames))
-    for _, rgb in colorize_items(items, colorizer, stabilizer, render_size, batch_size):
-        yield _to_uint8(rgb)
+    for _, rgb in colorize_items(items, colorizer, stabilizer, render_size, batch_size, np.uint8):
+        yield rgb
 
 
 class _Meter:
@@ -450,10 +477,12 @@ def decode(path: Path | str, max_frames: int | None = None) -> Iterator[np.ndarr
     yield from _read(probe(path), 0, max_frames)
 
 
-def _codec_args(codec: str, crf: int) -> list[str]:
+def _codec_args(codec: str, crf: int, preset: str | None = None) -> list[str]:
     if codec not in CRF_CODECS:
         return []
     args = ["-crf", str(crf)]
+    if preset and codec in PRESET_CODECS:
+        args += ["-preset", preset]
     if codec == "libvpx-vp9":
         args += ["-b:v", "0", "-row-mt", "1"]        # constant quality mode
     return args
@@ -465,13 +494,14 @@ class _Encoder:
     width x height (padding or cropping would change it). 4:4:4 plays in ffmpeg-based players and VLC, not in every
     hardware or browser player; give the film even dimensions where that matters."""
 
-    def __init__(self, path: Path, width: int, height: int, fps: Fraction, codec: str, crf: int):
+    def __init__(self, path: Path, width: int, height: int, fps: Fraction, codec: str, crf: int,
+                 preset: str | None = None):
         self.path, self.frames = path, 0
         pix = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         tags = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
         self.gen = imageio_ffmpeg.write_frames(str(path), (width, height), fps=fps, codec=codec, pix_fmt_out=pix,
                                                quality=None, macro_block_size=1, ffmpeg_log_level="error",
-                                               output_params=_codec_args(codec, crf) + tags)
+                                               output_params=_codec_args(codec, crf, preset) + tags)
         self.gen.send(None)
 
     def write(self, rgb: np.ndarray) -> None:
@@ -585,6 +615,8 @@ def check_paths(src: Path, dst: Path, opts: VideoOptions) -> None:
     codec = output_codec(dst, opts.codec)
     if codec not in encoders():
         raise ValueError(f"video encoder {codec!r} is not in this ffmpeg ({ffmpeg_exe()})")
+    if opts.preset is not None and opts.preset not in PRESETS:
+        raise ValueError(f"unknown --preset {opts.preset!r}; valid: {', '.join(PRESETS)}")
 
 
 def is_done(src: Path, dst: Path, opts: VideoOptions) -> bool:
@@ -657,7 +689,7 @@ def _encode(frames: Iterator[np.ndarray], tmp: Path, info: VideoInfo, colorizer:
     try:
         for rgb in colorize_frames(frames, colorizer, stab, opts.render_size, opts.batch_size, warmup):
             if enc is None:
-                enc = _Encoder(tmp, rgb.shape[1], rgb.shape[0], info.fps, codec, opts.crf)
+                enc = _Encoder(tmp, rgb.shape[1], rgb.shape[0], info.fps, codec, opts.crf, opts.preset)
             enc.write(rgb)
             meter.add()
     finally:
@@ -672,7 +704,7 @@ def _single(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOptions
     codec = output_codec(dst, opts.codec)
     video_tmp = dst.with_name(f".{dst.stem}.video.partial{dst.suffix}")
     out_tmp = dst.with_name(f"{dst.stem}.partial{dst.suffix}")
-    stab = ChromaStabilizer(opts.strength)
+    stab = ChromaStabilizer(opts.strength, key_every=opts.key_every)
     try:
         n = _encode(_read(info, win.first, win.count), video_tmp, info, colorizer, opts, stab,
                     _Meter(progress, win.total), codec) if win.count != 0 else 0
@@ -713,7 +745,8 @@ def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOpti
     st = info.path.stat()
     options = {"version": 1, "source": str(info.path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                "model": _model_id(colorizer), "render_size": opts.render_size, "strength": opts.strength,
-               "codec": codec, "crf": opts.crf, "first": win.first, "count": win.count, "segment_frames": per,
+               "key_every": opts.key_every,
+               "codec": codec, "crf": opts.crf, "preset": opts.preset, "first": win.first, "count": win.count, "segment_frames": per,
                "fps": str(fps), "ext": dst.suffix.lower(), "warmup": WARMUP}
     manifest_path = work / "manifest.json"
     state: dict[str, Any] = {}
@@ -733,7 +766,7 @@ def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOpti
     state["segments"] = {str(k): v for k, v in done.items()}
     result.reused = sum(done.values())
     meter = _Meter(progress, win.total, result.reused)
-    stab = ChromaStabilizer(opts.strength)
+    stab = ChromaStabilizer(opts.strength, key_every=opts.key_every)
 
     def save() -> None:
         write_atomic(manifest_path, json.dumps(state, indent=1).encode())
@@ -808,7 +841,7 @@ def colorize_folder(src: Path, dst: Path, colorizer: Colorizer, opts: VideoOptio
         return result
     dst.mkdir(parents=True, exist_ok=True)
     meter = _Meter(progress, len(files), result.reused)
-    stab = ChromaStabilizer(opts.strength)
+    stab = ChromaStabilizer(opts.strength, key_every=opts.key_every)
 
     def items() -> Iterator[_Item]:
         fresh = True

@@ -178,3 +178,15 @@ def test_lab_to_rgb_always_in_unit_range(labs):
     assert torch.isfinite(rgb).all()
     assert rgb.min().item() >= 0.0 and rgb.max().item() <= 1.0
     assert torch.isfinite(color.lab_to_rgb(lab, clip=False)).all()
+
+
+@pytest.mark.parametrize("h,H", [(9, 36), (7, 50), (48, 1000), (5, 5)])
+def test_upsample_rows_strips_join_into_the_whole_upsampling(h, H):
+    """Any split of the rows gives exactly the rows of one bilinear upsampling: strips of a huge scan join seamlessly."""
+    ab = torch.randn(2, h, 13, generator=torch.Generator().manual_seed(h)) * 40
+    whole = color.upsample(ab[None], (H, 13))[0]
+    cuts = [0, 1, H // 3, H // 3 + 1, H - 1, H]
+    strips = torch.cat([color.upsample_rows(ab, H, a, b) for a, b in zip(cuts, cuts[1:]) if b > a], 1)
+    assert strips.shape == whole.shape
+    assert (strips - whole).abs().max().item() < 1e-3      # ab units: float rounding only
+

@@ -197,6 +197,22 @@ def test_classification_loss_prefers_the_true_distribution(unet):
     assert loss(unet, good, target) < loss(unet, bad, target)
 
 
+def test_readout_loss_adds_the_error_of_the_colour_shown(unet):
+    """ab-classification-readout = the classification loss + L1 of the annealed mean the readout shows: equal
+    distributions score equal, and the term is zero exactly when the shown colour is the truth."""
+    rgb, _ = _batch(16, 16, seed=4)
+    target = unet.target(rgb)
+    logits = torch.randn(2, len(unet.bins), 4, 4, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    ce = losses.LOSSES["ab-classification"](unet, logits, target)
+    both = losses.LOSSES["ab-classification-readout"](unet, logits, target)
+    shown_err = (unet.readout(logits) - target).abs().mean() / 10
+    assert torch.allclose(both - ce, losses.READOUT_L1_WEIGHT * shown_err, atol=1e-5)
+    both.backward()
+    assert logits.grad is not None and torch.isfinite(logits.grad).all()
+    same = losses.ab_classification_readout(unet, logits, unet.readout(logits).detach(), weight=1.0)
+    assert torch.allclose(same, losses.ab_classification(unet, logits, unet.readout(logits).detach()))
+
+
 def _fitted(ab: torch.Tensor, rebalance: float = 0.5):
     model = unet_lab.EffUNetLab(pretrained_backbone=False, rebalance=rebalance)
     model.fit_prior(ab)

@@ -248,6 +248,28 @@ def test_sigkill_during_training_resumes_from_last_checkpoint(tmp_path: Path):
     assert not list(run.glob(".*.tmp"))
 
 
+def test_sigterm_to_the_process_group_saves_a_checkpoint(tmp_path: Path):
+    """Slurm's scancel and `kill -- -PGID` send SIGTERM to the trainer and its DataLoader workers at once: the run
+    still saves a whole checkpoint and exits cleanly, instead of crashing on a dead worker."""
+    from tests.conftest import TRAIN
+    data = tmp_path / "data"
+    data.mkdir()
+    for p in pick(TRAIN, 24, "*.jpg"):
+        (data / p.name).write_bytes(p.read_bytes())
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "colorize_cli", "train", str(data), "--steps", "100000", "--crop",
+                             "32", "--batch-size", "2", "--workers", "2", "--ckpt-every", "5", "--val-every", "100000",
+                             "--out", str(run), "-q"], stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 200
+    while time.time() < deadline and not (run / "last.ckpt").exists():
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGTERM)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 0, err[-2000:]
+    from colorize_cli.weights import load_checkpoint
+    assert load_checkpoint(run / "last.ckpt")["step"] >= 5
+
+
 def test_sigkill_during_video_then_rerun_resumes_and_completes(tmp_path: Path):
     import imageio_ffmpeg
     from tests.conftest import DATA

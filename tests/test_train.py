@@ -119,3 +119,13 @@ def test_two_process_ddp_on_cpu(small_set, tmp_path: Path):
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["world"] == 2 and rows[-1]["step"] == 2
     assert read_metadata(tmp_path / "w.safetensors")["images_seen"] == 2 * 4 * 2   # steps x batch x ranks
+
+
+def test_loss_option_is_checked_against_the_architecture(small_set, tmp_path: Path):
+    """--loss: an unknown name is a usage error; a readout loss on a model without a readout is a clear error."""
+    from typer.testing import CliRunner
+    from colorize_cli.cli import app
+    res = CliRunner().invoke(app, ["train", str(small_set[0]), "--loss", "nonsense", "--out", str(tmp_path / "a")])
+    assert res.exit_code == 2 and "unknown loss 'nonsense'" in res.output
+    with pytest.raises(ValueError, match="needs a classification model"):
+        Trainer(config(small_set, tmp_path / "b", arch="unet-simple-rgb", loss="ab-classification-readout", steps=1))

@@ -93,12 +93,14 @@ class EffUNetLab(ColorModel):
         x = self.up4(self.up8(self.up16(s32, s16), s8), s4)
         return self.head(x)[..., : -(-h // 4), : -(-w // 4)]
 
-    def to_chroma(self, raw: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
-        """Annealed mean: softmax(logits / T) weighted sum of bin centres, then upsampled to the input."""
+    def readout(self, raw: torch.Tensor) -> torch.Tensor:
+        """Annealed mean at the logits' size: softmax((logits - correction * log w) / T) weighted sum of bin centres."""
         logits = raw.float() - self.prior_correction * self.class_weights.log()[:, None, None]
         probs = torch.softmax(logits / self.temperature, 1)
-        ab = torch.einsum("nqhw,qc->nchw", probs, self.bins)
-        return color.upsample(ab, tuple(lum.shape[-2:]))
+        return torch.einsum("nqhw,qc->nchw", probs, self.bins)
+
+    def to_chroma(self, raw: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
+        return color.upsample(self.readout(raw), tuple(lum.shape[-2:]))
 
     def target(self, rgb: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(color.rgb_to_lab(rgb)[:, 1:], 4, ceil_mode=True)

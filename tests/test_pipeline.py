@@ -1,0 +1,75 @@
+"""The photo stream: shape buckets, strip-wise merge at full resolution, quantised output."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from colorize_cli import color, pipeline
+from tests.conftest import VAL, pick
+
+
+class Spy(pipeline.Colorizer):
+    """The real Colorizer around a tiny chroma model, recording the render shapes of every model call."""
+
+    def __init__(self):
+        super().__init__(torch.nn.Identity(), torch.device("cpu"))
+        self.calls: list[set[tuple[int, int]]] = []
+
+    def chroma(self, smalls):
+        self.calls.append({tuple(s.shape) for s in smalls})
+        return [torch.full((2, *s.shape), 5.0) for s in smalls]
+
+
+def test_batches_hold_one_render_shape_and_every_image_comes_once(tmp_path: Path):
+    """Portrait, landscape and square photos interleaved: each model call sees one shape (no padding), and every
+    image comes out exactly once, at its own size."""
+    src = pick(VAL, 1, "*.png")[0]
+    img = cv2.imread(str(src))
+    shapes = [(120, 180), (180, 120), (150, 150)]
+    paths = []
+    for k in range(17):
+        h, w = shapes[k % 3]
+        paths.append(tmp_path / f"{k:02d}.png")
+        cv2.imwrite(str(paths[-1]), cv2.resize(img, (w, h)))
+    spy = Spy()
+    opts = pipeline.Options(render_size=64, batch_size=4, workers=0)
+    out = list(pipeline.stream(paths, spy, opts))
+    assert sorted(i for i, _ in out) == list(range(17))
+    assert all(len(c) == 1 for c in spy.calls) and len(spy.calls) <= 17 // 4 + 3
+    for i, item in out:
+        assert item["rgb_out"].shape[:2] == shapes[i % 3]
+
+
+def test_merge_in_strips_matches_the_whole_image_merge(monkeypatch):
+    """The pipeline's strip-wise merge (small strips forced) gives the whole-image merge, as float and quantised."""
+    g = torch.Generator().manual_seed(3)
+    lum = 0.1 + 0.8 * torch.rand(203, 157, generator=g)
+    ab = torch.rand(2, 51, 40, generator=g) * 60 - 30
+    whole = color.merge_luminance(lum[None, None], ab[None])[0].permute(1, 2, 0).numpy()
+    monkeypatch.setattr(pipeline, "MERGE_PIXELS", 157 * 7 + 3)          # 7 rows a strip, a ragged last one
+    colorizer = pipeline.Colorizer(torch.nn.Identity(), torch.device("cpu"))
+    rgb, finite = colorizer.merge(lum, ab)
+    assert finite and rgb.dtype == np.float32 and np.abs(rgb - whole).max() < 1e-4
+    q8, _ = colorizer.merge(lum, ab, np.uint8)
+    q16, _ = colorizer.merge(lum, ab, np.uint16)
+    assert q8.dtype == np.uint8 and np.abs(q8.astype(int) - np.rint(whole * 255)).max() <= 1
+    assert q16.dtype == np.uint16 and np.abs(q16.astype(int) - np.rint(whole * 65535)).max() <= 8
+
+
+def test_bf16_network_stays_close_to_fp32(one_thread):
+    """Autocast (bf16 here, fp16 on CUDA) changes the shipped model's colours by little: the readout stays fp32."""
+    from colorize_cli.zoo import load_model
+    img = cv2.imread(str(pick(VAL, 1, "cbsd68_*.png")[0]), cv2.IMREAD_GRAYSCALE)
+    small = torch.from_numpy(cv2.resize(img, (96, 64)).astype(np.float32) / 255)
+    model = load_model("unet-lab")
+    cpu = torch.device("cpu")
+    fp32 = pipeline.Colorizer(model, cpu, "fp32").chroma([small])[0]
+    bf16 = pipeline.Colorizer(model, cpu, "bf16").chroma([small])[0]
+    assert fp32.dtype == bf16.dtype == torch.float32
+    assert 0 < (fp32 - bf16).abs().mean().item() < 0.1 * fp32.abs().mean().item()
+    with pytest.raises(ValueError, match="precision"):
+        pipeline.Colorizer(model, cpu, "int4")
