@@ -369,7 +369,7 @@ def test_usage_errors(clips, tmp_path):
     assert os.fspath(video.default_output(Path("b/reel.mkv"))).endswith("reel_colorized.mkv")
 
 
-def test_variable_frame_rate_keeps_every_frame(colorizer, tmp_path):
+def test_variable_frame_rate_keeps_every_frame(clips, colorizer, tmp_path):
     """1 s at 10 fps then 1 s at 30 fps in one file: every frame is colorized and written (at a constant rate)."""
     for name, start, rate in (("a.mp4", "0", 10), ("b.mp4", "2", 30)):
         ffmpeg("-ss", start, "-i", str(FILM), "-t", "1", "-vf", f"scale=96:72,fps={rate}", "-c:v", "libx264",
