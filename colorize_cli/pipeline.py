@@ -134,7 +134,8 @@ class Colorizer:
 
     precision: "auto" is fp16 autocast on CUDA and fp32 on a CPU; "bf16"/"fp16" autocast the network on any device;
     "fp32" never autocasts. The readout (softmax, annealed mean) always runs in fp32. On CUDA the network runs
-    channels_last (tensor-core friendly); compile wraps it in torch.compile with dynamic shapes."""
+    channels_last (tensor-core friendly); compile wraps it in torch.compile, specialised per render shape (photos
+    come in batches of one shape; dynamic shapes fail in torch 2.13's inductor), so each new shape compiles once."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: str = "auto", compile: bool = False):
         if precision not in PRECISIONS:
@@ -144,7 +145,7 @@ class Colorizer:
                       "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
-        self.net = torch.compile(self.model, dynamic=True) if compile else self.model
+        self.net = torch.compile(self.model, dynamic=False) if compile else self.model
 
     def chroma(self, smalls: list[torch.Tensor]) -> list[torch.Tensor]:
         """Chroma at render size for each luminance. On a CPU the batch runs in chunks of at most CPU_CHUNK_PIXELS:

@@ -73,3 +73,14 @@ def test_bf16_network_stays_close_to_fp32(one_thread):
     assert 0 < (fp32 - bf16).abs().mean().item() < 0.1 * fp32.abs().mean().item()
     with pytest.raises(ValueError, match="precision"):
         pipeline.Colorizer(model, cpu, "int4")
+
+
+def test_compiled_network_gives_the_eager_colours(one_thread):
+    """--compile: torch.compile'd network (CPU inductor here, one render shape) matches the eager one."""
+    from colorize_cli.zoo import load_model
+    small = torch.rand(48, 64, generator=torch.Generator().manual_seed(5))
+    model = load_model("unet-lab")
+    cpu = torch.device("cpu")
+    eager = pipeline.Colorizer(model, cpu).chroma([small])[0]
+    compiled = pipeline.Colorizer(model, cpu, compile=True).chroma([small])[0]
+    assert (eager - compiled).abs().max().item() < 0.05
