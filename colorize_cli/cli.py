@@ -239,7 +239,8 @@ def video_cmd(
     try:
         opts = video.VideoOptions(render_size=render_size, batch_size=batch_size, strength=strength,
                                   key_every=key_every, crf=crf, preset=preset, codec=codec,
-                                  start=video.parse_time(start), end=video.parse_time(end), segment_seconds=segment_seconds, overwrite=overwrite, jpeg_quality=jpeg_quality)
+                                  start=video.parse_time(start), end=video.parse_time(end),
+                                  segment_seconds=segment_seconds, overwrite=overwrite, jpeg_quality=jpeg_quality)
         video.check_paths(source, output, opts)
     except ValueError as e:
         fail(str(e))

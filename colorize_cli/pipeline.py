@@ -29,6 +29,7 @@ from colorize_cli.imaging import (DEFAULT_MAX_PIXELS, ImageError, claim, encode_
 
 MAX_ASPECT = 4  # the long side of the render is capped at this many times the render size
 CPU_CHUNK_PIXELS = 1 << 18  # render-size pixels per model call on a CPU (two 256x455 film frames, seven 192x192 photos)
+Y_OF_LINEAR_RGB = np.array([0.2126729, 0.7151522, 0.0721750], np.float32)   # linear sRGB (D65) -> CIE Y
 MERGE_PIXELS = 1 << 21  # pixels per strip of full-resolution float work (luminance, merge): memory bounded for any size
 
 
@@ -67,7 +68,7 @@ def srgb_luminance(rgb: np.ndarray) -> np.ndarray:
     for y0 in range(0, h, rows):
         part = rgb[y0:y0 + rows]
         lin = np.where(part <= 0.04045, part / 12.92, ((np.maximum(part, 0) + 0.055) / 1.055) ** 2.4)
-        out[y0:y0 + rows] = luminance_from_y(lin @ np.array([0.2126729, 0.7151522, 0.0721750], np.float32))
+        out[y0:y0 + rows] = luminance_from_y(lin @ Y_OF_LINEAR_RGB)
     return out
 
 
@@ -181,7 +182,7 @@ class Colorizer:
         rows = max(1, MERGE_PIXELS // w)
         if rows >= h:                                                 # one strip: the plain whole-image merge
             rgb = color.merge_luminance(lum.to(self.device)[None, None], ab.float()[None])[0].permute(1, 2, 0)
-            return (rgb.cpu().numpy() if dtype == np.float32 else _quantize(rgb, dtype)), finite
+            return _as_dtype(rgb, dtype), finite
         ab = color.upsample(ab.float()[None], (ab.shape[-2], w))[0]   # columns now, rows strip by strip
         out = np.empty((h, w, 3), dtype)
         for y0 in range(0, h, rows):
@@ -189,15 +190,17 @@ class Colorizer:
             strip_lum = lum[y0:y1].to(self.device)[None, None]
             strip_ab = color.upsample_rows(ab, h, y0, y1)[None]
             rgb = color.merge_luminance(strip_lum, strip_ab.to(strip_lum.dtype))[0].permute(1, 2, 0)
-            out[y0:y1] = rgb.cpu().numpy() if dtype == np.float32 else _quantize(rgb, dtype)
+            out[y0:y1] = _as_dtype(rgb, dtype)
         return out, finite
 
 
-def _quantize(rgb: torch.Tensor, dtype: type) -> np.ndarray:
-    """Float 0..1 -> the integer type, rounded as imaging.encode_image rounds."""
-    top = float(np.iinfo(dtype).max)
-    torch_type = torch.uint8 if dtype == np.uint8 else torch.int32
-    return (rgb.clamp(0, 1) * top).round().to(torch_type).cpu().numpy().astype(dtype, copy=False)
+def _as_dtype(rgb: torch.Tensor, dtype: type) -> np.ndarray:
+    """HxWx3 float 0..1 on any device -> numpy float32, or rounded to the integer type as imaging's encoder rounds
+    (in torch, on the device: 7 ms a 854x480 frame faster than numpy's clip-scale-round on the CPU)."""
+    if dtype == np.float32:
+        return rgb.cpu().numpy()
+    wide = torch.uint8 if dtype == np.uint8 else torch.int32
+    return (rgb.clamp(0, 1) * float(np.iinfo(dtype).max)).round().to(wide).cpu().numpy().astype(dtype, copy=False)
 
 
 def _as_is(item: dict[str, Any]) -> dict[str, Any]:
@@ -207,9 +210,9 @@ def _as_is(item: dict[str, Any]) -> dict[str, Any]:
 
 def stream(paths: list[Path], colorizer: Colorizer, opts: Options,
            admit: Callable[[int], str | None] = lambda i: None,
-           quantize: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+           integer_output: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """(index, item) for every path, in input order except that batches gather photos of one render shape (so none
-    is padded); item has "rgb_out" (HxWx3 float, or with quantize the integer type of
+    is padded); item has "rgb_out" (HxWx3 float, or with integer_output the integer type of
     the input's bit depth, a quarter of the memory for writing), "error", or "skip" (the reason admit(index) gave for
     not running the model on it)."""
     loader = DataLoader(ReadSet(paths, opts), batch_size=None, collate_fn=_as_is, num_workers=opts.workers,
@@ -219,7 +222,7 @@ def stream(paths: list[Path], colorizer: Colorizer, opts: Options,
     def flush(key: tuple[int, int]) -> Iterator[tuple[int, dict[str, Any]]]:
         pending = buckets.pop(key)
         for item, ab in zip(pending, colorizer.chroma([p["small"] for p in pending])):
-            dtype = (np.uint16 if item["bit_depth"] == 16 else np.uint8) if quantize else np.float32
+            dtype = (np.uint16 if item["bit_depth"] == 16 else np.uint8) if integer_output else np.float32
             item["rgb_out"], finite = colorizer.merge(item["lum"], ab, dtype)
             if not finite:
                 item["warning"] = "model produced NaN/Inf: wrote the gray input instead"
@@ -292,7 +295,7 @@ def colorize_files(jobs: list[tuple[Path, Path]], colorizer: Colorizer, opts: Op
     writer = Writer(opts.jpeg_quality, finished)
     try:
         for i, item in stream([s for s, _ in jobs], colorizer, opts, admit if opts.claim else lambda i: None,
-                              quantize=True):
+                              integer_output=True):
             src, dst = jobs[i]
             if "error" in item:
                 on_done(Result(src, dst, "failed", time.perf_counter() - item["t0"], error=item["error"]))

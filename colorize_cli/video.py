@@ -57,7 +57,8 @@ import numpy as np
 import torch
 
 from colorize_cli.imaging import ImageError, encode_image, iter_images, output_path, read_image, write_atomic
-from colorize_cli.pipeline import Colorizer, luminance_from_y, render_small, srgb_luminance
+from colorize_cli.pipeline import (Y_OF_LINEAR_RGB, Colorizer, luminance_from_y, render_small,
+                                   srgb_luminance)
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
 
 DEFAULT_STRENGTH = 0.7
@@ -262,7 +263,7 @@ def _lin_table() -> np.ndarray:
 
 
 _LIN = _lin_table()
-_Y_ROW = np.array([[0.2126729, 0.7151522, 0.0721750]], np.float32)      # linear RGB -> CIE Y
+_Y_ROW = Y_OF_LINEAR_RGB[None]
 _Y_STEPS = 1 << 16
 _L_OF_Y = luminance_from_y(np.linspace(0, 1, _Y_STEPS + 1, dtype=np.float32))  # within 7e-5 of the formula
 _GRAY_L = srgb_luminance(np.repeat((np.arange(256, dtype=np.float32) * np.float32(1 / 255))[:, None], 3, 1)[None])[0]
@@ -293,8 +294,8 @@ class _Item:
 
 def colorize_items(items: Iterable[_Item], colorizer: Colorizer, stabilizer: ChromaStabilizer, render_size: int,
                    batch_size: int, dtype: type = np.float32) -> Iterator[tuple[_Item, np.ndarray]]:
-    """(item, RGB HxWx3 as float 0..1 or quantised to dtype) for every item with emit, in order. The model sees batches; the stabiliser and the merge
-    run frame by frame between them (the stabiliser is sequential by nature)."""
+    """(item, RGB HxWx3 as float 0..1 or quantised to dtype) for every item with emit, in order. The model sees
+    batches; the stabiliser and the merge run frame by frame between them (the stabiliser is sequential by nature)."""
     batch: list[_Item] = []
 
     def flush() -> Iterator[tuple[_Item, np.ndarray]]:
@@ -746,7 +747,8 @@ def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOpti
     options = {"version": 1, "source": str(info.path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
                "model": _model_id(colorizer), "render_size": opts.render_size, "strength": opts.strength,
                "key_every": opts.key_every,
-               "codec": codec, "crf": opts.crf, "preset": opts.preset, "first": win.first, "count": win.count, "segment_frames": per,
+               "codec": codec, "crf": opts.crf, "preset": opts.preset, "first": win.first, "count": win.count,
+               "segment_frames": per,
                "fps": str(fps), "ext": dst.suffix.lower(), "warmup": WARMUP}
     manifest_path = work / "manifest.json"
     state: dict[str, Any] = {}
