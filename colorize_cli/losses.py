@@ -10,6 +10,8 @@ from colorize_cli.models.base import ColorModel
 
 
 READOUT_L1_WEIGHT = 2.0
+COLOUR_FLOOR = 0.85     # share of the truth's colourfulness the shown colour must keep, per crop
+COLOUR_WEIGHT = 3.0
 
 
 def _resized(raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -46,6 +48,22 @@ def ab_classification_readout(model: ColorModel, raw: torch.Tensor, target: torc
     return ab_classification(model, raw, target) + weight * F.l1_loss(shown, target) / 10
 
 
+def colourfulness_ab(ab: torch.Tensor) -> torch.Tensor:
+    """Hasler & Suesstrunk's colourfulness, spread + 0.3 x mean offset, taken in the ab plane: (N,2,h,w) -> (N,)."""
+    flat = ab.flatten(2)
+    spread = (flat.var(2, unbiased=False).sum(1) + 1e-6).sqrt()
+    return spread + 0.3 * flat.mean(2).norm(dim=1)
+
+
+def ab_classification_vivid(model: ColorModel, raw: torch.Tensor, target: torch.Tensor,
+                            floor: float = COLOUR_FLOOR, weight: float = COLOUR_WEIGHT) -> torch.Tensor:
+    """The readout loss plus a hinge on each crop's shown colourfulness below `floor` x the truth's. L1 alone pulls
+    the shown colour towards gray; a global readout knob then adds colour back everywhere alike. The hinge lets the
+    network add it where it costs least accuracy, which is where it is surest."""
+    shortfall = F.relu(floor * colourfulness_ab(target) - colourfulness_ab(model.readout(raw)))
+    return ab_classification_readout(model, raw, target) + weight * shortfall.mean() / 10
+
+
 LOSSES: dict[str, Callable[[ColorModel, torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "l1": l1,
     "mae": l1,
@@ -53,5 +71,6 @@ LOSSES: dict[str, Callable[[ColorModel, torch.Tensor, torch.Tensor], torch.Tenso
     "mse-kl": mse_kl,
     "ab-classification": ab_classification,
     "ab-classification-readout": ab_classification_readout,
+    "ab-classification-vivid": ab_classification_vivid,
 }
-NEEDS_READOUT = (ab_classification_readout,)
+NEEDS_READOUT = (ab_classification_readout, ab_classification_vivid)

@@ -254,3 +254,32 @@ def test_fit_prior_rebalance_one_is_uniform():
     g = torch.Generator().manual_seed(1)
     model = _fitted(torch.randn(5000, 2, generator=g) * 5, rebalance=1.0)
     assert torch.allclose(model.class_weights, torch.ones(len(BINS)), atol=1e-4)
+
+
+def test_colourfulness_in_ab_is_zero_for_gray_and_scales_with_chroma():
+    gray = torch.zeros(2, 2, 5, 5)
+    assert losses.colourfulness_ab(gray).max() < 1e-2
+    ab = torch.randn(2, 2, 5, 5, generator=torch.Generator().manual_seed(1)) * 20 + 5
+    assert torch.allclose(losses.colourfulness_ab(2 * ab), 2 * losses.colourfulness_ab(ab), rtol=1e-4)
+    flat = torch.ones(1, 2, 4, 4) * torch.tensor([30.0, 40.0]).view(1, 2, 1, 1)        # one colour: mean term only
+    assert torch.allclose(losses.colourfulness_ab(flat), torch.tensor([0.3 * 50.0]), atol=1e-2)
+
+
+def test_vivid_loss_only_adds_where_the_shown_colour_falls_short(unet):
+    """ab-classification-vivid = the readout loss while each crop's shown colourfulness keeps its floor share of the
+    truth's; below it the shortfall counts, and descending it makes the shown colour more colourful."""
+    logits = torch.randn(2, len(unet.bins), 4, 4, generator=torch.Generator().manual_seed(2)) * 3
+    shown = unet.readout(logits).detach()
+    dull = shown * 0.5                                       # truth less colourful than shown: no extra term
+    assert torch.allclose(losses.ab_classification_vivid(unet, logits, dull),
+                          losses.ab_classification_readout(unet, logits, dull))
+    vivid = shown * 3                                        # truth far more colourful: the shortfall is added
+    base = losses.ab_classification_readout(unet, logits, vivid)
+    gap = losses.COLOUR_FLOOR * losses.colourfulness_ab(vivid) - losses.colourfulness_ab(shown)
+    extra = losses.ab_classification_vivid(unet, logits, vivid) - base
+    assert torch.allclose(extra, losses.COLOUR_WEIGHT * gap.mean() / 10, atol=1e-4)
+    x = logits.clone().requires_grad_(True)
+    (losses.ab_classification_vivid(unet, x, vivid) - losses.ab_classification_readout(unet, x, vivid)).backward()
+    with torch.no_grad():
+        stepped = unet.readout(x - 0.5 * x.grad / x.grad.abs().max())
+    assert (losses.colourfulness_ab(stepped) > losses.colourfulness_ab(shown)).all()
