@@ -44,7 +44,11 @@ def ab_classification_readout(model: ColorModel, raw: torch.Tensor, target: torc
     """The rebalanced cross-entropy plus L1 between the colour the readout will show (annealed mean at the model's
     own temperature and prior correction) and the truth: the distribution keeps colours vivid, the L1 term makes what
     is actually shown right (train what is tested). ab units / 10, so both terms are of the same order."""
-    shown = model.readout(raw)
+    return _with_shown_l1(model, raw, target, model.readout(raw), weight)
+
+
+def _with_shown_l1(model: ColorModel, raw: torch.Tensor, target: torch.Tensor, shown: torch.Tensor,
+                   weight: float = READOUT_L1_WEIGHT) -> torch.Tensor:
     return ab_classification(model, raw, target) + weight * F.l1_loss(shown, target) / 10
 
 
@@ -60,8 +64,9 @@ def ab_classification_vivid(model: ColorModel, raw: torch.Tensor, target: torch.
     """The readout loss plus a hinge on each crop's shown colourfulness below `floor` x the truth's. L1 alone pulls
     the shown colour towards gray; a global readout knob then adds colour back everywhere alike. The hinge lets the
     network add it where it costs least accuracy, which is where it is surest."""
-    shortfall = F.relu(floor * colourfulness_ab(target) - colourfulness_ab(model.readout(raw)))
-    return ab_classification_readout(model, raw, target) + weight * shortfall.mean() / 10
+    shown = model.readout(raw)
+    shortfall = F.relu(floor * colourfulness_ab(target) - colourfulness_ab(shown))
+    return _with_shown_l1(model, raw, target, shown) + weight * shortfall.mean() / 10
 
 
 LOSSES: dict[str, Callable[[ColorModel, torch.Tensor, torch.Tensor], torch.Tensor]] = {
