@@ -423,9 +423,10 @@ def export_cmd(checkpoint: Path = typer.Argument(..., help="A training checkpoin
                temperature: Optional[float] = typer.Option(None, "--temperature", min=0.01, max=10.0,
                                                            help="Annealed-mean readout temperature (classification "
                                                                 "models; see benchmarks/temperature.py)."),
-               prior_correction: Optional[float] = typer.Option(None, "--prior-correction", min=0.0, max=1.0,
+               prior_correction: Optional[float] = typer.Option(None, "--prior-correction", min=0.0, max=2.0,
                                                                 help="How much of the class rebalancing the readout "
-                                                                     "divides back out (classification models).")):
+                                                                     "divides back out (classification models; above "
+                                                                     "1 leans towards common, duller colours).")):
     """Turn a training checkpoint into a safetensors weights file with metadata."""
     readout = {k: v for k, v in (("temperature", temperature), ("prior_correction", prior_correction)) if v is not None}
     _export(checkpoint, dest, readout)

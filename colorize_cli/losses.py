@@ -69,6 +69,15 @@ def ab_classification_vivid(model: ColorModel, raw: torch.Tensor, target: torch.
     return _with_shown_l1(model, raw, target, shown) + weight * shortfall.mean() / 10
 
 
+def ab_classification_vivid_batch(model: ColorModel, raw: torch.Tensor, target: torch.Tensor,
+                                  floor: float = COLOUR_FLOOR, weight: float = COLOUR_WEIGHT) -> torch.Tensor:
+    """As ab-classification-vivid, but the floor holds for the batch's mean colourfulness, as the colourfulness ratio
+    is measured (a ratio of means): the network may leave a crop it cannot read muted and colour the ones it can."""
+    shown = model.readout(raw)
+    shortfall = F.relu(floor * colourfulness_ab(target).mean() - colourfulness_ab(shown).mean())
+    return _with_shown_l1(model, raw, target, shown) + weight * shortfall / 10
+
+
 LOSSES: dict[str, Callable[[ColorModel, torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "l1": l1,
     "mae": l1,
@@ -77,5 +86,6 @@ LOSSES: dict[str, Callable[[ColorModel, torch.Tensor, torch.Tensor], torch.Tenso
     "ab-classification": ab_classification,
     "ab-classification-readout": ab_classification_readout,
     "ab-classification-vivid": ab_classification_vivid,
+    "ab-classification-vivid-batch": ab_classification_vivid_batch,
 }
-NEEDS_READOUT = (ab_classification_readout, ab_classification_vivid)
+NEEDS_READOUT = (ab_classification_readout, ab_classification_vivid, ab_classification_vivid_batch)

@@ -283,3 +283,18 @@ def test_vivid_loss_only_adds_where_the_shown_colour_falls_short(unet):
     with torch.no_grad():
         stepped = unet.readout(x - 0.5 * x.grad / x.grad.abs().max())
     assert (losses.colourfulness_ab(stepped) > losses.colourfulness_ab(shown)).all()
+
+
+def test_vivid_batch_loss_floors_the_batch_mean_not_each_crop(unet):
+    """ab-classification-vivid-batch lets one crop stay muted while the batch as a whole keeps its colour share; once
+    the batch falls short, exactly the shortfall of the means counts."""
+    logits = torch.randn(2, len(unet.bins), 4, 4, generator=torch.Generator().manual_seed(3)) * 3
+    shown = unet.readout(logits).detach()
+    mixed = shown * torch.tensor([0.2, 1.5]).view(2, 1, 1, 1)        # crop 0 duller than shown, crop 1 short of it
+    base = losses.ab_classification_readout(unet, logits, mixed)
+    assert losses.ab_classification_vivid(unet, logits, mixed) > base + 1e-3
+    assert torch.allclose(losses.ab_classification_vivid_batch(unet, logits, mixed), base)
+    vivid = shown * 3
+    gap = losses.COLOUR_FLOOR * losses.colourfulness_ab(vivid).mean() - losses.colourfulness_ab(shown).mean()
+    extra = losses.ab_classification_vivid_batch(unet, logits, vivid) - losses.ab_classification_readout(unet, logits, vivid)
+    assert gap > 0 and torch.allclose(extra, losses.COLOUR_WEIGHT * gap / 10, atol=1e-4)

@@ -74,7 +74,8 @@ class EffUNetLab(ColorModel):
         self.register_buffer("class_weights", torch.ones(len(self.bins)))
         self.register_buffer("temperature", torch.tensor(float(temperature)))
         # Rebalanced training inflates rare colours by their class weight; the readout divides that back out to this
-        # power (0: Zhang et al.'s vivid readout, 1: the data's own posterior, whose mean is the PSNR-best guess).
+        # power (0: Zhang et al.'s vivid readout, 1: the data's own posterior, whose mean is the PSNR-best guess; above
+        # 1 tempers a network fine-tuned to be more colourful than that posterior).
         self.register_buffer("prior_correction", torch.tensor(float(prior_correction)))
         self.rebalance = rebalance
 
