@@ -10,7 +10,7 @@ from colorize_cli.models.base import ColorModel
 
 
 READOUT_L1_WEIGHT = 2.0
-COLOUR_FLOOR = 0.85     # share of the truth's colourfulness the shown colour must keep, per crop
+COLOUR_FLOOR = 0.85     # share of the truth's colourfulness the shown colour must keep (per crop or batch)
 COLOUR_WEIGHT = 3.0
 
 
@@ -64,18 +64,23 @@ def ab_classification_vivid(model: ColorModel, raw: torch.Tensor, target: torch.
     """The readout loss plus a hinge on each crop's shown colourfulness below `floor` x the truth's. L1 alone pulls
     the shown colour towards gray; a global readout knob then adds colour back everywhere alike. The hinge lets the
     network add it where it costs least accuracy, which is where it is surest."""
-    shown = model.readout(raw)
-    shortfall = F.relu(floor * colourfulness_ab(target) - colourfulness_ab(shown))
-    return _with_shown_l1(model, raw, target, shown) + weight * shortfall.mean() / 10
+    return _with_colour_floor(model, raw, target, floor, weight, per_crop=True)
 
 
 def ab_classification_vivid_batch(model: ColorModel, raw: torch.Tensor, target: torch.Tensor,
                                   floor: float = COLOUR_FLOOR, weight: float = COLOUR_WEIGHT) -> torch.Tensor:
     """As ab-classification-vivid, but the floor holds for the batch's mean colourfulness, as the colourfulness ratio
     is measured (a ratio of means): the network may leave a crop it cannot read muted and colour the ones it can."""
+    return _with_colour_floor(model, raw, target, floor, weight, per_crop=False)
+
+
+def _with_colour_floor(model: ColorModel, raw: torch.Tensor, target: torch.Tensor, floor: float, weight: float,
+                       per_crop: bool) -> torch.Tensor:
     shown = model.readout(raw)
-    shortfall = F.relu(floor * colourfulness_ab(target).mean() - colourfulness_ab(shown).mean())
-    return _with_shown_l1(model, raw, target, shown) + weight * shortfall / 10
+    want, got = floor * colourfulness_ab(target), colourfulness_ab(shown)
+    if not per_crop:
+        want, got = want.mean(), got.mean()
+    return _with_shown_l1(model, raw, target, shown) + weight * F.relu(want - got).mean() / 10
 
 
 LOSSES: dict[str, Callable[[ColorModel, torch.Tensor, torch.Tensor], torch.Tensor]] = {

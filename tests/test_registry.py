@@ -296,5 +296,6 @@ def test_vivid_batch_loss_floors_the_batch_mean_not_each_crop(unet):
     assert torch.allclose(losses.ab_classification_vivid_batch(unet, logits, mixed), base)
     vivid = shown * 3
     gap = losses.COLOUR_FLOOR * losses.colourfulness_ab(vivid).mean() - losses.colourfulness_ab(shown).mean()
-    extra = losses.ab_classification_vivid_batch(unet, logits, vivid) - losses.ab_classification_readout(unet, logits, vivid)
+    extra = (losses.ab_classification_vivid_batch(unet, logits, vivid)
+             - losses.ab_classification_readout(unet, logits, vivid))
     assert gap > 0 and torch.allclose(extra, losses.COLOUR_WEIGHT * gap / 10, atol=1e-4)
