@@ -299,7 +299,9 @@ def colorize_items(items: Iterable[_Item], colorizer: Colorizer, stabilizer: Chr
     batch: list[_Item] = []
 
     def flush() -> Iterator[tuple[_Item, np.ndarray]]:
-        smalls = [render_small(it.lum, render_size) for it in batch]
+        # No tone stretch: following each frame's own percentiles made real footage less accurate and less steady
+        # (benchmarks/RESULTS.md, "Faded prints"); a film's range belongs to the shot, not the frame.
+        smalls = [render_small(it.lum, render_size, tones=False) for it in batch]
         keys = [stabilizer.needs_model(small, force=it.reset) for it, small in zip(batch, smalls)]
         chroma = iter(colorizer.chroma([torch.from_numpy(s) for s, k in zip(smalls, keys) if k]) if any(keys) else [])
         for it, small, key in zip(batch, smalls, keys):

@@ -84,3 +84,26 @@ def test_compiled_network_gives_the_eager_colours(one_thread):
     eager = pipeline.Colorizer(model, cpu).chroma([small])[0]
     compiled = pipeline.Colorizer(model, cpu, compile=True).chroma([small])[0]
     assert (eager - compiled).abs().max().item() < 0.05
+
+
+def _ramp(lo: float, hi: float) -> np.ndarray:
+    return np.tile(np.linspace(lo, hi, 200, dtype=np.float32), (50, 1))
+
+
+def test_a_full_range_image_reaches_the_network_unchanged():
+    full = _ramp(0.0, 1.0)
+    assert pipeline.stretch_tones(full) is full
+    assert np.array_equal(pipeline.render_small(full, 50), pipeline.render_small(full, 50, tones=False))
+
+
+def test_a_faded_print_is_stretched_to_the_range_the_network_learnt():
+    """Lifted blacks and dulled whites (0.2..0.7) reach the network spanning TONE_BLACK..TONE_WHITE at the same
+    percentiles, order kept; a very flat frame gains at most TONE_GAIN; nearby ranges map nearby (no jump)."""
+    out = pipeline.stretch_tones(_ramp(0.2, 0.7))
+    lo, hi = np.percentile(out, [0.5, 99.5])
+    assert abs(lo - pipeline.TONE_BLACK) < 1e-4 and abs(hi - pipeline.TONE_WHITE) < 1e-4
+    assert (np.diff(out[0]) > 0).all() and out.dtype == np.float32
+    flat = pipeline.stretch_tones(_ramp(0.40, 0.45))
+    assert np.ptp(flat) == pytest.approx(pipeline.TONE_GAIN * 0.05, rel=1e-3)
+    a, b = pipeline.stretch_tones(_ramp(0.079, 0.9)), pipeline.stretch_tones(_ramp(0.081, 0.9))
+    assert np.abs(a - b).max() < 0.01

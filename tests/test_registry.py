@@ -299,3 +299,34 @@ def test_vivid_batch_loss_floors_the_batch_mean_not_each_crop(unet):
     extra = (losses.ab_classification_vivid_batch(unet, logits, vivid)
              - losses.ab_classification_readout(unet, logits, vivid))
     assert gap > 0 and torch.allclose(extra, losses.COLOUR_WEIGHT * gap / 10, atol=1e-4)
+
+
+def test_torch_ciede2000_matches_the_numpy_metric_and_has_finite_gradients():
+    """losses.ciede2000_ab (differentiable, for training) agrees with metrics.ciede2000 (the evaluation's reference)
+    at equal lightness, including gray truths and near-equal colours, and a gray truth gives no NaN gradient."""
+    g = torch.Generator().manual_seed(5)
+    truth = torch.randn(3, 2, 20, 20, generator=g, dtype=torch.float64) * 40
+    truth[0, :, :5] = 0                                                   # gray truths
+    pred = torch.randn(3, 2, 20, 20, generator=g, dtype=torch.float64) * 40
+    pred[1] = truth[1] + torch.randn(2, 20, 20, generator=g, dtype=torch.float64) * 2
+    lum = torch.full((3, 1, 20, 20), 50.0, dtype=torch.float64)
+    ref = metrics.ciede2000(*(torch.cat([lum, ab], 1).permute(0, 2, 3, 1).numpy() for ab in (truth, pred)))
+    got = losses.ciede2000_ab(truth.float(), pred.float()).numpy()
+    assert np.abs(got - ref).max() < 0.05 and np.abs(got - ref).mean() < 1e-3
+    x = pred.float().requires_grad_(True)
+    losses.ciede2000_ab(torch.zeros_like(x), x).mean().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().max() > 0
+
+
+def test_vivid_ciede_loss_swaps_the_l1_for_ciede2000(unet):
+    """ab-classification-vivid-ciede = the vivid loss with CIEDE2000 of the shown colour in place of its L1: the same
+    floor term, zero error exactly when the shown colour is the truth."""
+    logits = torch.randn(2, len(unet.bins), 4, 4, generator=torch.Generator().manual_seed(6)) * 3
+    shown = unet.readout(logits).detach()
+    for truth in (shown * 0.5, shown * 3, shown.flip(1)):
+        floor = losses.ab_classification_vivid(unet, logits, truth) - losses.ab_classification_readout(unet, logits,
+                                                                                                        truth)
+        error = losses.ciede2000_ab(truth, shown).mean() / 10
+        want = losses.ab_classification(unet, logits, truth) + losses.READOUT_L1_WEIGHT * error + floor
+        assert torch.allclose(losses.ab_classification_vivid_ciede(unet, logits, truth), want, atol=1e-4)
+    assert losses.ciede2000_ab(shown, shown).max() < 0.05

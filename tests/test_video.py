@@ -424,3 +424,26 @@ def test_key_every_runs_the_model_on_key_frames_only(clips, colorizer, monkeypat
     assert sum(seen) == -(-len(rgb) // 3)
     diff = np.mean([np.abs(ab_of(a) - ab_of(b)).mean() for a, b in zip(every, keyed)])
     assert diff < 0.5 * np.mean([np.abs(ab_of(a)).mean() for a in every])
+
+
+class _SeenSmalls(Colorizer):
+    """A Colorizer around no model that records the luminance the network would see and returns gray chroma."""
+
+    def __init__(self):
+        super().__init__(torch.nn.Identity(), torch.device("cpu"))
+        self.seen: list[np.ndarray] = []
+
+    def chroma(self, smalls):
+        self.seen += [s.numpy().copy() for s in smalls]
+        return [torch.zeros(2, *s.shape) for s in smalls]
+
+
+def test_film_frames_reach_the_network_without_the_photo_tone_stretch():
+    """A faded frame (L 0.2..0.7) is not stretched per frame for video, unlike a photo: a range that follows each
+    frame's percentiles made real footage less steady (benchmarks/RESULTS.md)."""
+    lum = np.tile(np.linspace(0.2, 0.7, 64, dtype=np.float32), (48, 1))
+    spy = _SeenSmalls()
+    items = [video._Item(key=k, lum=lum) for k in range(2)]
+    list(video.colorize_items(items, spy, video.ChromaStabilizer(0.0), render_size=48, batch_size=2))
+    assert len(spy.seen) == 2
+    assert all(abs(float(s.min()) - 0.2) < 0.01 and abs(float(s.max()) - 0.7) < 0.01 for s in spy.seen)
