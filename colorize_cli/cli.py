@@ -74,6 +74,9 @@ MAX_PIXELS = typer.Option(100_000_000, "--max-pixels", min=1, help="Refuse large
 QUALITY = typer.Option(95, "--jpeg-quality", min=1, max=100)
 PRECISION = typer.Option("auto", "--precision", help="auto (fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")
 COMPILE = typer.Option(False, "--compile", help="torch.compile the network: slower start, faster long GPU runs.")
+KEEP_TONES = typer.Option(False, "--keep-tones", help="Show the network the tonal range as it is (by default a faded "
+                                                     "print's lifted blacks and dull whites are stretched for it; the "
+                                                     "output keeps the input's lightness either way).")
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -119,12 +122,14 @@ def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite:
     raise typer.Exit(1 if any(r.status == "failed" for r in results) else 0)
 
 
-def _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision="auto", compile=False):
+def _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision="auto", compile=False,
+             keep_tones=False):
     from colorize_cli.pipeline import PRECISIONS, Options
     if precision not in PRECISIONS:
         fail(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     return Options(render_size=render_size, batch_size=batch_size, workers=workers, device=device,
-                   max_pixels=max_pixels, jpeg_quality=jpeg_quality, precision=precision, compile=compile)
+                   max_pixels=max_pixels, jpeg_quality=jpeg_quality, precision=precision, compile=compile,
+                   stretch_tones=not keep_tones)
 
 
 @app.command("dir")
@@ -135,6 +140,7 @@ def dir_cmd(
     fmt: Fmt = FORMAT, render_size: int = RENDER, batch_size: int = BATCH, workers: int = WORKERS,
     device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT, quiet: bool = QUIET,
     max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION, compile: bool = COMPILE,
+    keep_tones: bool = KEEP_TONES,
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: take the K-th of N deterministic shards."),
     in_place: bool = typer.Option(False, "--in-place", help="Write over the inputs themselves (explicit opt-in)."),
 ):
@@ -154,7 +160,8 @@ def dir_cmd(
     srcs = iter_images(input_dir, recursive, exclude=None if in_place else output)
     pairs = [(s, output_path(s, input_dir, output, fmt.value)) for s in srcs]
     run_photos(pairs, lambda s: str(s.relative_to(input_dir)), model,
-               _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile),
+               _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile,
+                        keep_tones),
                overwrite, shards, report, quiet)
 
 
@@ -165,7 +172,7 @@ def image_cmd(
     model: str = MODEL, fmt: Fmt = FORMAT, render_size: int = RENDER, batch_size: int = BATCH,
     workers: int = WORKERS, device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT,
     quiet: bool = QUIET, max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION,
-    compile: bool = COMPILE,
+    compile: bool = COMPILE, keep_tones: bool = KEEP_TONES,
 ):
     """Colorize the given photos into an output folder."""
     from colorize_cli.imaging import output_path
@@ -177,7 +184,8 @@ def image_cmd(
         if dst.resolve() == src.resolve():
             fail(f"{src}: output would overwrite the input; choose another -o")
     run_photos(pairs, lambda s: s.name, model,
-               _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile),
+               _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile,
+                        keep_tones),
                overwrite, None, report, quiet)
 
 
@@ -288,6 +296,7 @@ def eval_cmd(
     readme: Optional[Path] = typer.Option(None, "--readme", help="Rewrite the table between eval-table markers."),
     limit: int = typer.Option(0, "--limit", min=0, help="Use only the first N images."),
     render_size: int = RENDER, batch_size: int = BATCH, workers: int = WORKERS, device: str = DEVICE,
+    keep_tones: bool = KEEP_TONES,
 ):
     """Measure models against ground truth: PSNR, SSIM, CIEDE2000 and colourfulness, beside the gray baseline."""
     from rich.console import Console
@@ -308,8 +317,8 @@ def eval_cmd(
     try:
         dev = pick_device(device)
         loaded = {m: load_model(m, dev) for m in models}
-        report = evaluate.evaluate(files, loaded, _options(render_size, batch_size, workers, device, 10**9, 95),
-                                   grid_images if grid else 0)
+        opts = _options(render_size, batch_size, workers, device, 10**9, 95, keep_tones=keep_tones)
+        report = evaluate.evaluate(files, loaded, opts, grid_images if grid else 0)
     except (WeightsError, ValueError) as e:
         fail(str(e))
     for m in models:

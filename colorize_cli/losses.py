@@ -46,10 +46,10 @@ def ab_classification_readout(model: ColorModel, raw: torch.Tensor, target: torc
     """The rebalanced cross-entropy plus L1 between the colour the readout will show (annealed mean at the model's
     own temperature and prior correction) and the truth: the distribution keeps colours vivid, the L1 term makes what
     is actually shown right (train what is tested). ab units / 10, so both terms are of the same order."""
-    return _with_shown_l1(model, raw, target, model.readout(raw), weight)
+    return _with_shown_error(model, raw, target, model.readout(raw), weight)
 
 
-def _with_shown_l1(model: ColorModel, raw: torch.Tensor, target: torch.Tensor, shown: torch.Tensor,
+def _with_shown_error(model: ColorModel, raw: torch.Tensor, target: torch.Tensor, shown: torch.Tensor,
                    weight: float = READOUT_L1_WEIGHT, ciede: bool = False) -> torch.Tensor:
     error = ciede2000_ab(target, shown).mean() if ciede else F.l1_loss(shown, target)
     return ab_classification(model, raw, target) + weight * error / 10
@@ -104,7 +104,8 @@ def ab_classification_vivid_ciede(model: ColorModel, raw: torch.Tensor, target: 
                                   floor: float = COLOUR_FLOOR, weight: float = COLOUR_WEIGHT) -> torch.Tensor:
     """As ab-classification-vivid, but the shown colour's error is CIEDE2000 (the metric users' eyes and `colorize
     eval` use) instead of L1 in ab: it forgives chroma errors on vivid colours and weighs hue by how visible it is,
-    where L1 counts every ab unit alike and so pulls harder towards gray."""
+    where L1 counts every ab unit alike. Measured worse: it restrains the rebalanced cross-entropy less, so the
+    network grew too colourful for its readout (benchmarks/RESULTS.md)."""
     return _with_colour_floor(model, raw, target, floor, weight, per_crop=True, ciede=True)
 
 
@@ -114,7 +115,7 @@ def _with_colour_floor(model: ColorModel, raw: torch.Tensor, target: torch.Tenso
     want, got = floor * colourfulness_ab(target), colourfulness_ab(shown)
     if not per_crop:
         want, got = want.mean(), got.mean()
-    return _with_shown_l1(model, raw, target, shown, ciede=ciede) + weight * F.relu(want - got).mean() / 10
+    return _with_shown_error(model, raw, target, shown, ciede=ciede) + weight * F.relu(want - got).mean() / 10
 
 
 LOSSES: dict[str, Callable[[ColorModel, torch.Tensor, torch.Tensor], torch.Tensor]] = {

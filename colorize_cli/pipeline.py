@@ -48,6 +48,7 @@ class Options:
     max_pixels: int = DEFAULT_MAX_PIXELS
     jpeg_quality: int = 95
     keep_input: bool = False     # eval needs the original colours back
+    stretch_tones: bool = True   # stretch a faded tonal range for the network (stretch_tones); outputs keep it
     overwrite: bool = False      # redo outputs that exist
     claim: bool = True           # lock each output while it is made (overlapping cron runs)
 
@@ -127,7 +128,7 @@ class ReadSet(Dataset):
         except ImageError as e:
             return {"i": i, "error": str(e), "t0": t0}
         lum = srgb_luminance(img.rgb)
-        small = render_small(lum, self.opts.render_size)
+        small = render_small(lum, self.opts.render_size, self.opts.stretch_tones)
         item = {"i": i, "lum": torch.from_numpy(lum), "small": torch.from_numpy(small), "alpha": img.alpha,
                 "bit_depth": img.bit_depth, "ext": img.ext, "t0": t0}
         if self.opts.keep_input:

@@ -137,3 +137,20 @@ def test_shards_cover_every_file_once(photo_dir: Path, tmp_path: Path):
         assert run("dir", photo_dir, "-o", out, "--shard", f"{k}/3", "--workers", "0").exit_code == 0
         outs += sorted(p.name for p in out.iterdir()) if out.exists() else []
     assert sorted(outs) == sorted(p.name for p in photo_dir.iterdir())
+
+
+def test_keep_tones_shows_the_network_a_faded_print_as_it_is(tmp_path: Path):
+    """By default a faded print's tonal range is stretched for the network, so --keep-tones changes the colours of
+    a faded photo; the output's lightness is the input's either way."""
+    src = Path(__file__).resolve().parent.parent / "examples" / "originals" / "1880Paris.jpg"
+    gray = cv2.imread(str(src), cv2.IMREAD_GRAYSCALE)[:192, :256].astype(np.float32)
+    faded = tmp_path / "faded.png"
+    cv2.imwrite(str(faded), np.round(60 + gray * 0.55).astype(np.uint8))       # blacks lifted, whites dulled
+    outs = {}
+    for flag in ([], ["--keep-tones"]):
+        out = tmp_path / ("kept" if flag else "stretched")
+        res = run("image", faded, "-o", out, "--workers", "0", *flag)
+        assert res.exit_code == 0, res.output
+        outs[bool(flag)] = read_image(out / "faded.png").rgb
+        assert np.abs(lum_of(out / "faded.png") - lum_of(faded)).mean() < 1.0
+    assert np.abs(outs[True] - outs[False]).mean() > 0.002                      # measured 0.008 at writing
