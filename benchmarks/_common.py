@@ -68,3 +68,14 @@ def gray_photos(n: int, dest: Path, fit: Callable[[np.ndarray], np.ndarray], ext
         paths.append(dest / f"{i:05d}{ext}")
         cv2.imwrite(str(paths[-1]), ready[src])
     return paths
+
+
+def quality_photos(data: Path | None, n: int) -> list[Path]:
+    """The PNGs of `data`, or else n photos spread over the 2% hash split of ../shared/data/train that `colorize train`
+    never trains on: choices are made on those, so they are not fitted to val/."""
+    if data is not None:
+        return sorted(data.glob("*.png"))
+    from colorize_cli.train import split_files
+    _, held_out = split_files(DATA / "train", 2.0)
+    return held_out[:: max(1, len(held_out) // n)][:n]
+

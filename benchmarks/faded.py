@@ -17,12 +17,11 @@ from typing import Callable
 import numpy as np
 import torch
 
-from _common import DATA, header
+from _common import header, quality_photos
 from colorize_cli.evaluate import Scores, is_gray
 from colorize_cli.imaging import read_image
 from colorize_cli.metrics import colorfulness
 from colorize_cli.pipeline import Colorizer, render_small, srgb_luminance
-from colorize_cli.train import split_files
 from colorize_cli.zoo import load_model
 
 DAMAGE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -30,13 +29,6 @@ DAMAGE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "faded (L 0.15..0.80)": lambda lum: (0.15 + 0.65 * lum).astype(np.float32),
     "underexposed (L ** 1.6)": lambda lum: (lum ** 1.6).astype(np.float32),
 }
-
-
-def photos(data: Path | None, n: int) -> list[Path]:
-    if data is not None:
-        return sorted(data.glob("*.png"))
-    _, held_out = split_files(DATA / "train", 2.0)
-    return held_out[:: max(1, len(held_out) // n)][:n]
 
 
 def main() -> None:
@@ -50,7 +42,7 @@ def main() -> None:
     colorizer = Colorizer(load_model(args.model), torch.device("cpu"))
     scores = {(d, t): Scores() for d in DAMAGE for t in (False, True)}
     truth_cf = []
-    for path in photos(args.data, args.images):
+    for path in quality_photos(args.data, args.images):
         rgb = read_image(path).rgb
         if is_gray(rgb):
             continue

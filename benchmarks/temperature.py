@@ -16,12 +16,10 @@ from pathlib import Path
 
 import torch
 
+from _common import quality_photos
 from colorize_cli.evaluate import evaluate
 from colorize_cli.pipeline import Options
-from colorize_cli.train import split_files
 from colorize_cli.zoo import load_model
-
-TRAIN = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "train"
 
 
 def main() -> None:
@@ -35,11 +33,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=None,
                     help="Measure on this folder instead (e.g. val/, once a readout is chosen on the held-out photos).")
     args = ap.parse_args()
-    if args.data is not None:
-        files = sorted(args.data.glob("*.png"))
-    else:
-        _, held_out = split_files(TRAIN, 2.0)
-        files = held_out[:: max(1, len(held_out) // args.images)][: args.images]
+    files = quality_photos(args.data, args.images)
     base = load_model(args.model)
     models = {}
     for g in args.corrections:

@@ -50,7 +50,7 @@ def ab_classification_readout(model: ColorModel, raw: torch.Tensor, target: torc
 
 
 def _with_shown_error(model: ColorModel, raw: torch.Tensor, target: torch.Tensor, shown: torch.Tensor,
-                   weight: float = READOUT_L1_WEIGHT, ciede: bool = False) -> torch.Tensor:
+                      weight: float = READOUT_L1_WEIGHT, ciede: bool = False) -> torch.Tensor:
     error = ciede2000_ab(target, shown).mean() if ciede else F.l1_loss(shown, target)
     return ab_classification(model, raw, target) + weight * error / 10
 

@@ -7,6 +7,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
+
+from colorize_cli import pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -15,10 +18,24 @@ HISTORICAL = DATA / "historical"
 TRAIN = DATA / "train"
 
 
+class SpyColorizer(pipeline.Colorizer):
+    """The real Colorizer around no network: records the render shapes of every model call and the luminance the
+    network would see, and returns a constant chroma."""
+
+    def __init__(self):
+        super().__init__(torch.nn.Identity(), torch.device("cpu"))
+        self.calls: list[set[tuple[int, int]]] = []
+        self.seen: list[np.ndarray] = []
+
+    def chroma(self, smalls):
+        self.calls.append({tuple(s.shape) for s in smalls})
+        self.seen += [s.numpy().copy() for s in smalls]
+        return [torch.full((2, *s.shape), 5.0) for s in smalls]
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """For tests on tiny tensors: extra threads only fight other work on the machine (10x slower under load)."""
-    import torch
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from colorize_cli.cli import app
 from colorize_cli.imaging import read_image
 from colorize_cli.pipeline import srgb_luminance
+from tests.conftest import ROOT
 
 runner = CliRunner()
 
@@ -142,7 +143,7 @@ def test_shards_cover_every_file_once(photo_dir: Path, tmp_path: Path):
 def test_keep_tones_shows_the_network_a_faded_print_as_it_is(tmp_path: Path):
     """By default a faded print's tonal range is stretched for the network, so --keep-tones changes the colours of
     a faded photo; the output's lightness is the input's either way."""
-    src = Path(__file__).resolve().parent.parent / "examples" / "originals" / "1880Paris.jpg"
+    src = ROOT / "examples" / "originals" / "1880Paris.jpg"
     gray = cv2.imread(str(src), cv2.IMREAD_GRAYSCALE)[:192, :256].astype(np.float32)
     faded = tmp_path / "faded.png"
     cv2.imwrite(str(faded), np.round(60 + gray * 0.55).astype(np.uint8))       # blacks lifted, whites dulled

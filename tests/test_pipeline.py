@@ -9,19 +9,7 @@ import pytest
 import torch
 
 from colorize_cli import color, pipeline
-from tests.conftest import VAL, pick
-
-
-class Spy(pipeline.Colorizer):
-    """The real Colorizer around a tiny chroma model, recording the render shapes of every model call."""
-
-    def __init__(self):
-        super().__init__(torch.nn.Identity(), torch.device("cpu"))
-        self.calls: list[set[tuple[int, int]]] = []
-
-    def chroma(self, smalls):
-        self.calls.append({tuple(s.shape) for s in smalls})
-        return [torch.full((2, *s.shape), 5.0) for s in smalls]
+from tests.conftest import VAL, SpyColorizer, pick
 
 
 def test_batches_hold_one_render_shape_and_every_image_comes_once(tmp_path: Path):
@@ -35,7 +23,7 @@ def test_batches_hold_one_render_shape_and_every_image_comes_once(tmp_path: Path
         h, w = shapes[k % 3]
         paths.append(tmp_path / f"{k:02d}.png")
         cv2.imwrite(str(paths[-1]), cv2.resize(img, (w, h)))
-    spy = Spy()
+    spy = SpyColorizer()
     opts = pipeline.Options(render_size=64, batch_size=4, workers=0)
     out = list(pipeline.stream(paths, spy, opts))
     assert sorted(i for i, _ in out) == list(range(17))

@@ -18,6 +18,7 @@ import torch
 from colorize_cli import color, video
 from colorize_cli.pipeline import Colorizer, srgb_luminance
 from colorize_cli.weights import shipped_path
+from tests.conftest import SpyColorizer
 
 VIDEO = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "video"
 SWAN, FILM = VIDEO / "davis-blackswan.mp4", VIDEO / "bw-film-1950s.mp4"
@@ -426,23 +427,11 @@ def test_key_every_runs_the_model_on_key_frames_only(clips, colorizer, monkeypat
     assert diff < 0.5 * np.mean([np.abs(ab_of(a)).mean() for a in every])
 
 
-class _SeenSmalls(Colorizer):
-    """A Colorizer around no model that records the luminance the network would see and returns gray chroma."""
-
-    def __init__(self):
-        super().__init__(torch.nn.Identity(), torch.device("cpu"))
-        self.seen: list[np.ndarray] = []
-
-    def chroma(self, smalls):
-        self.seen += [s.numpy().copy() for s in smalls]
-        return [torch.zeros(2, *s.shape) for s in smalls]
-
-
 def test_film_frames_reach_the_network_without_the_photo_tone_stretch():
     """A faded frame (L 0.2..0.7) is not stretched per frame for video, unlike a photo: a range that follows each
     frame's percentiles made real footage less steady (benchmarks/RESULTS.md)."""
     lum = np.tile(np.linspace(0.2, 0.7, 64, dtype=np.float32), (48, 1))
-    spy = _SeenSmalls()
+    spy = SpyColorizer()
     items = [video._Item(key=k, lum=lum) for k in range(2)]
     list(video.colorize_items(items, spy, video.ChromaStabilizer(0.0), render_size=48, batch_size=2))
     assert len(spy.seen) == 2
