@@ -1,8 +1,10 @@
-"""CPU time per 256x256 image for every shipped model: the network alone (batch 1, median of N calls) and the whole
-`colorize` pipeline's marginal time per image (decode, model, merge, encode, write) over a folder of 256x256 photos,
-beside a peer: the ConvNeXt-Tiny encoder that is DDColor-tiny's backbone (random weights, network alone).
+"""Time per 256x256 image for every shipped model, on the CPU (default) or a CUDA GPU: the network alone (batch 1,
+median of N calls) and the whole `colorize` pipeline's marginal time per image (decode, model, merge, encode, write)
+over a folder of 256x256 photos, beside a peer: the ConvNeXt-Tiny encoder that is DDColor-tiny's backbone (random
+weights, network alone).
 
     python benchmarks/speed.py [--runs 20] [--images 40] [--threads 2] [--models unet-lab ...]
+    python benchmarks/speed.py --device cuda --images 400 --batch-size 32 --workers 8
 
 Prints one Markdown table; paste it with the date and machine into benchmarks/RESULTS.md.
 """
@@ -72,15 +74,17 @@ def params_m(model: nn.Module) -> float:
     return sum(p.numel() for p in model.parameters()) / 1e6
 
 
-def pipeline_ms(model: torch.nn.Module, paths: list[Path], out: Path) -> float:
+def pipeline_ms(model: torch.nn.Module, paths: list[Path], out: Path, device: torch.device, batch: int,
+                workers: int) -> float:
     """Marginal ms per image: (time for all - time for a quarter) / (the other three quarters)."""
-    colorizer = Colorizer(model, torch.device("cpu"))
-    opts = Options(batch_size=8, workers=1)      # the default render size, as `colorize dir` runs
+    colorizer = Colorizer(model, device)
+    opts = Options(batch_size=batch, workers=workers)      # the default render size, as `colorize dir` runs
 
     def run(subset: list[Path], tag: str) -> float:
         t0 = time.perf_counter()
         colorize_files([(p, out / tag / p.name) for p in subset], colorizer, opts, lambda r: None)
         return time.perf_counter() - t0
+    run(paths[:batch], "warm")     # one-time costs (CUDA context, cuDNN handles) would fall on the first run only
     k = len(paths) // 4
     small, full = run(paths[:k], "a"), run(paths, "b")
     return 1000 * (full - small) / (len(paths) - k)
@@ -92,17 +96,22 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", nargs="*", default=None, help="Only these models (default: every shipped one).")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (the network alone runs fp32 there too).")
+    ap.add_argument("--batch-size", type=int, default=8, help="Pipeline batch (colorize dir's --batch-size).")
+    ap.add_argument("--workers", type=int, default=1, help="Pipeline decoding processes.")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
 
     # The peer first, so every row of ours can be compared with it as it is printed.
     torch.manual_seed(0)
-    peer = ConvNeXtTinyEncoder().eval()
-    x = torch.rand(1, 3, 256, 256)
+    peer = ConvNeXtTinyEncoder().eval().to(device)
+    x = torch.rand(1, 3, 256, 256, device=device)
     with torch.inference_mode():
-        peer_ms = median_ms(lambda: peer(x), args.runs)
+        peer_ms = median_ms(lambda: (peer(x), device.type == "cuda" and torch.cuda.synchronize()), args.runs)
 
-    print(header(torch.get_num_threads()))
+    print(header(torch.get_num_threads()) + (f", {torch.cuda.get_device_name()}" if device.type == "cuda" else "")
+          + f", pipeline batch {args.batch_size}, {args.workers} decoding workers")
     print("| model | params | network ms/img (256x256, batch 1) "
           f"| pipeline ms/img (marginal, render size {Options().render_size}) "
           "| speed-up vs ConvNeXt-Tiny encoder |")
@@ -114,9 +123,9 @@ def main() -> None:
         for name in args.models or available_models():   # registered names and weights exported into weights/
             if not shipped_path(name).is_file():
                 continue
-            model = load_model(name)
+            model = load_model(name, device)
             net = network_ms(model, args.runs)
-            ms = pipeline_ms(model, paths, Path(tmp) / name)
+            ms = pipeline_ms(model, paths, Path(tmp) / name, device, args.batch_size, args.workers)
             # Our whole pipeline per image against the peer's network alone: a lower bound on our real lead.
             print(f"| {name} | {params_m(model):.1f}M | {net:.1f} | {ms:.1f} | {peer_ms / ms:.1f}x |", flush=True)
 

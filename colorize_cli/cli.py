@@ -124,9 +124,11 @@ def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite:
 
 def _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision="auto", compile=False,
              keep_tones=False):
-    from colorize_cli.pipeline import PRECISIONS, Options
-    if precision not in PRECISIONS:
-        fail(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    from colorize_cli.pipeline import Options, check_precision
+    try:
+        check_precision(precision)
+    except ValueError as e:
+        fail(str(e))
     return Options(render_size=render_size, batch_size=batch_size, workers=workers, device=device,
                    max_pixels=max_pixels, jpeg_quality=jpeg_quality, precision=precision, compile=compile,
                    stretch_tones=not keep_tones)

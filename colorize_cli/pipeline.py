@@ -147,6 +147,13 @@ def _pad_stack(smalls: list[torch.Tensor]) -> torch.Tensor:
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+def check_precision(precision: str) -> str:
+    """The one check of a --precision value (the CLI calls it before loading any model)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    return precision
+
+
 class Colorizer:
     """Runs a model on batches of luminance and merges its chroma back at full resolution.
 
@@ -156,8 +163,7 @@ class Colorizer:
     come in batches of one shape; dynamic shapes fail in torch 2.13's inductor), so each new shape compiles once."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: str = "auto", compile: bool = False):
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+        check_precision(precision)
         self.model, self.device = model.to(device).eval(), device
         self.dtype = {"auto": torch.float16 if device.type == "cuda" else None, "fp32": None,
                       "bf16": torch.bfloat16, "fp16": torch.float16}[precision]

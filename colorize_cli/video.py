@@ -36,6 +36,7 @@ the input's name and format and is written atomically. A rerun skips frames alre
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import json
@@ -142,6 +143,7 @@ class ChromaStabilizer:
         self.frames = self.cuts = self.nonfinite = 0
         self.confidence_sum = 0.0
         self._grid_cache: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
+        self._planned: collections.deque = collections.deque()   # (lum, blurred, hist) from needs_model, for step
         self.reset()
 
     def reset(self) -> None:
@@ -160,8 +162,8 @@ class ChromaStabilizer:
         never a cut); the frames between are carried along optical flow from the last one (step with ab None)."""
         if self.key_every <= 1:
             return True
-        blurred = cv2.GaussianBlur(lum, (0, 0), 1.0)
-        hist = _centred_hist(lum)
+        blurred, hist = _features(_np32(lum))
+        self._planned.append((lum, blurred, hist))
         prev = self._plan_prev
         key = (force or prev is None or prev[0].shape != blurred.shape or self._since_key >= self.key_every
                or self._is_cut(prev[0], prev[1], blurred, hist))
@@ -172,6 +174,10 @@ class ChromaStabilizer:
     def step(self, lum: np.ndarray | torch.Tensor, ab: np.ndarray | torch.Tensor | None) -> np.ndarray:
         """The stabilised chroma for this frame: ab blended with the warped previous chroma, or with ab None (a frame
         between key frames) the previous chroma carried along the flow alone."""
+        planned = self._planned.popleft() if self._planned else None
+        if planned is not None and planned[0] is not lum:     # not the frame planned next: plan afresh
+            self._planned.clear()
+            planned = None
         lum = _np32(lum)
         ab = None if ab is None else _np32(ab)
         self.frames += 1
@@ -181,9 +187,8 @@ class ChromaStabilizer:
             self.reset()
         if self.strength <= 0 and self.key_every <= 1:
             return ab
-        blurred = cv2.GaussianBlur(lum, (0, 0), 1.0)
+        blurred, hist = planned[1:] if planned is not None else _features(lum)
         flow_img, scale = self._flow_image(blurred)
-        hist = _centred_hist(lum)
         out = ab if ab is not None else np.zeros((2, *lum.shape), np.float32)
         if self.prev_ab is not None and self.prev_ab.shape == out.shape:
             if self._is_cut(self.prev_lum, self.prev_hist, blurred, hist):
@@ -242,6 +247,11 @@ class ChromaStabilizer:
 def _farneback(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=3, winsize=15, iterations=3,
                                         poly_n=5, poly_sigma=1.1, flags=0)
+
+
+def _features(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """What both key-frame planning and the blend read from a frame: its blurred luminance and centred histogram."""
+    return cv2.GaussianBlur(lum, (0, 0), 1.0), _centred_hist(lum)
 
 
 def _centred_hist(lum: np.ndarray, bins: int = 32) -> np.ndarray:

@@ -115,6 +115,7 @@ def test_input_files_are_never_modified(photo_dir: Path, tmp_path: Path):
     (["dir", ".", "--model", "no-such-model"], "unknown model 'no-such-model'; valid models: "),
     (["dir", ".", "-o", "."], "is the input folder"),
     (["dir", ".", "--shard", "3/2"], "--shard"),
+    (["dir", ".", "-o", "out", "--precision", "fp8"], "unknown precision 'fp8'; valid: auto, fp32, bf16, fp16"),
 ])
 def test_usage_errors_exit_2_with_one_line(args, needle, tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)

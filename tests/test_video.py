@@ -427,6 +427,21 @@ def test_key_every_runs_the_model_on_key_frames_only(clips, colorizer, monkeypat
     assert diff < 0.5 * np.mean([np.abs(ab_of(a)).mean() for a in every])
 
 
+def test_key_frame_planning_and_the_blend_share_each_frames_features(clips, monkeypatch):
+    """With --key-every, each frame is blurred and histogrammed once (by the planning), not again by the blend; the
+    output is what computing them afresh gives."""
+    rgb = [cv2.resize(f, (228, 128), interpolation=cv2.INTER_AREA) for f in small_frames(SWAN, 9)]
+    fresh = list(video.colorize_frames(rgb, SpyColorizer(), video.ChromaStabilizer(key_every=3), render_size=64,
+                                       batch_size=4))
+    calls = []
+    real = video._features
+    monkeypatch.setattr(video, "_features", lambda lum: calls.append(1) or real(lum))
+    shared = list(video.colorize_frames(rgb, SpyColorizer(), video.ChromaStabilizer(key_every=3), render_size=64,
+                                        batch_size=4))
+    assert len(calls) == len(rgb)
+    assert all(np.array_equal(a, b) for a, b in zip(fresh, shared))
+
+
 def test_film_frames_reach_the_network_without_the_photo_tone_stretch():
     """A faded frame (L 0.2..0.7) is not stretched per frame for video, unlike a photo: a range that follows each
     frame's percentiles made real footage less steady (benchmarks/RESULTS.md)."""
