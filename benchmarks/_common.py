@@ -74,7 +74,10 @@ def quality_photos(data: Path | None, n: int) -> list[Path]:
     """The PNGs of `data`, or else n photos spread over the 2% hash split of ../shared/data/train that `colorize train`
     never trains on: choices are made on those, so they are not fitted to val/."""
     if data is not None:
-        return sorted(data.glob("*.png"))
+        found = sorted(data.glob("*.png"))
+        if not found:
+            raise SystemExit(f"no PNG photos in {data}")
+        return found
     from colorize_cli.train import split_files
     _, held_out = split_files(DATA / "train", 2.0)
     return held_out[:: max(1, len(held_out) // n)][:n]

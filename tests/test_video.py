@@ -430,13 +430,21 @@ def test_key_every_runs_the_model_on_key_frames_only(clips, colorizer, monkeypat
 def test_key_frame_planning_and_the_blend_share_each_frames_features(clips, monkeypatch):
     """With --key-every, each frame is blurred and histogrammed once (by the planning), not again by the blend; the
     output is what computing them afresh gives."""
+    class Fresh(video.ChromaStabilizer):
+        def step(self, lum, ab):
+            self._planned.clear()         # forget what the planning computed: the blend computes its own
+            return super().step(lum, ab)
+
+    class Varied(SpyColorizer):           # chroma that follows the picture, so the warp and blend matter
+        def chroma(self, smalls):
+            return [torch.stack([(s - 0.5) * 60, torch.linspace(-20, 20, s.shape[1]).expand_as(s)]) for s in smalls]
+
     rgb = [cv2.resize(f, (228, 128), interpolation=cv2.INTER_AREA) for f in small_frames(SWAN, 9)]
-    fresh = list(video.colorize_frames(rgb, SpyColorizer(), video.ChromaStabilizer(key_every=3), render_size=64,
-                                       batch_size=4))
+    fresh = list(video.colorize_frames(rgb, Varied(), Fresh(key_every=3), render_size=64, batch_size=4))
     calls = []
     real = video._features
     monkeypatch.setattr(video, "_features", lambda lum: calls.append(1) or real(lum))
-    shared = list(video.colorize_frames(rgb, SpyColorizer(), video.ChromaStabilizer(key_every=3), render_size=64,
+    shared = list(video.colorize_frames(rgb, Varied(), video.ChromaStabilizer(key_every=3), render_size=64,
                                         batch_size=4))
     assert len(calls) == len(rgb)
     assert all(np.array_equal(a, b) for a, b in zip(fresh, shared))
