@@ -1,7 +1,7 @@
 """Annealed-mean temperature sweep for a classification model, on photos held out from training (the 2% hash
 split of ../shared/data/train that `colorize train` never trains on), not on val/, so the choice generalises.
 
-    python benchmarks/temperature.py [--model unet-lab] [--images 120] [--temps 0.2 0.3 0.38 0.5 0.7 1.0]
+    python benchmarks/temperature.py [--model unet-lab] [--images 400] [--temps 0.2 0.3 0.38 0.5 0.7 1.0]
         [--corrections 0.6] [--render-sizes 256] [--data ../shared/data/val]
 
 Lower T moves the readout from the mean towards the mode: more vivid, at some cost in PSNR. The render size is the
@@ -25,7 +25,7 @@ from colorize_cli.zoo import load_model
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="unet-lab")
-    ap.add_argument("--images", type=int, default=120)
+    ap.add_argument("--images", type=int, default=400)   # 400: all 347 held-out photos
     ap.add_argument("--temps", type=float, nargs="+", default=[0.2, 0.3, 0.38, 0.5, 0.7, 1.0])
     ap.add_argument("--corrections", type=float, nargs="+", default=[0.0],
                     help="prior_correction values: 0 = Zhang's readout, 1 = divide the rebalancing weights back out")
