@@ -1,7 +1,8 @@
 """The `colorize` command: options, help and exit codes only. torch is imported inside the commands that need it,
 so `colorize --help` answers at once.
 
-Exit codes: 0 all succeeded, 1 some inputs failed, 2 usage error (bad option, unknown model, missing folder).
+Exit codes: 0 all succeeded, 1 some inputs failed, 2 usage error (bad option, unknown model, missing folder, no such
+device), 3 nothing failed but some outputs are being made by another run right now (claimed), so not known done.
 """
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ FORMAT = typer.Option(Fmt.same, "--format", help="Output format: same as the inp
 RENDER = typer.Option(DEFAULT_RENDER_SIZE, "--render-size", min=16, max=4096, help="Short side at which colour is predicted.")
 BATCH = typer.Option(8, "--batch-size", min=1, help="Images per model call.")
 WORKERS = typer.Option(2, "--workers", min=0, help="Decoding processes.")
-DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
+DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
 OVERWRITE = typer.Option(False, "--overwrite/--skip-existing",
                          help="Redo outputs that exist (default: skip them, so a rerun resumes).")
 REPORT = typer.Option(None, "--report", help="Write a JSON record per file (status, time, error).")
@@ -77,6 +78,16 @@ COMPILE = typer.Option(False, "--compile", help="torch.compile the network: slow
 KEEP_TONES = typer.Option(False, "--keep-tones", help="Show the network the tonal range as it is (by default a faded "
                                                      "print's lifted blacks and dull whites are stretched for it; the "
                                                      "output keeps the input's lightness either way).")
+
+
+def check_device(name: str) -> str:
+    """--device as a one-line usage error (2) before any work: an unknown name, or a GPU this machine lacks."""
+    from colorize_cli.zoo import pick_device
+    try:
+        pick_device(name)
+    except ValueError as e:
+        fail(str(e))
+    return name
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -95,31 +106,35 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 
 def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite: bool, shard, report: Path | None,
-               quiet: bool) -> None:
-    """Shared by `dir` and `image`: load the model, colorize, summarise, exit 0/1."""
+               quiet: bool, journal=None) -> None:
+    """Shared by `dir` and `image`: load the model, colorize, summarise, exit 0/1/3 (pipeline.exit_code).
+    journal (an InPlaceJournal) is given for --in-place: each finished file is recorded in it."""
     import time
 
     from colorize_cli import pipeline
+    from colorize_cli.batch import plan
     from colorize_cli.weights import WeightsError
     from colorize_cli.zoo import load_model, pick_device
 
     t0 = time.perf_counter()
     opts.overwrite = overwrite
-    jobs, settled = pipeline.plan(pairs, overwrite, shard, rel)
+    jobs, settled = plan(pairs, overwrite, shard, rel, journal)
     try:
         device = pick_device(opts.device)
         colorizer = pipeline.Colorizer(load_model(model), device, opts.precision, opts.compile) if jobs else None
     except (WeightsError, ValueError) as e:
         fail(str(e))
     try:
-        results = pipeline.run_jobs(jobs, settled, colorizer, opts, quiet) if jobs else settled
+        results = pipeline.run_jobs(jobs, settled, colorizer, opts, quiet, journal) if jobs else settled
     except KeyboardInterrupt:
         print("colorize: interrupted; finished files are kept, rerun to resume", file=sys.stderr)
         raise typer.Exit(130)
+    except pipeline.WriterDied as e:
+        fail(str(e), 1)
     print(pipeline.summary(results, time.perf_counter() - t0), file=sys.stderr)
     if report is not None:
         pipeline.write_report(report, results)
-    raise typer.Exit(1 if any(r.status == "failed" for r in results) else 0)
+    raise typer.Exit(pipeline.exit_code(results))
 
 
 def _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision="auto", compile=False,
@@ -144,12 +159,17 @@ def dir_cmd(
     max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION, compile: bool = COMPILE,
     keep_tones: bool = KEEP_TONES,
     shard: Optional[str] = typer.Option(None, "--shard", help="K/N: take the K-th of N deterministic shards."),
-    in_place: bool = typer.Option(False, "--in-place", help="Write over the inputs themselves (explicit opt-in)."),
+    in_place: bool = typer.Option(False, "--in-place", help="Replace each input with its own result (explicit opt-in; "
+                                                           "a rerun skips files it already replaced, an output that "
+                                                           "would land on another input is refused)."),
 ):
     """Colorize every photo in a folder; reruns skip what is done."""
-    from colorize_cli.imaging import iter_images, output_path, sweep
+    from colorize_cli.batch import InPlaceJournal
+    from colorize_cli.claims import sweep
+    from colorize_cli.imaging import iter_images, output_path
 
     check_model_or_file(model)
+    check_device(device)
     shards = parse_shard(shard)
     if not input_dir.is_dir():
         fail(f"{input_dir}: input folder not found")
@@ -158,13 +178,14 @@ def dir_cmd(
         fail(f"{output}: output folder is the input folder; choose another with -o, or say --in-place")
     _check_writable(output)
     sweep(output)
-    overwrite = overwrite or in_place
-    srcs = iter_images(input_dir, recursive, exclude=None if in_place else output)
+    journal = InPlaceJournal(input_dir) if in_place else None
+    srcs = [s for s in iter_images(input_dir, recursive, exclude=None if in_place else output)
+            if journal is None or not journal.is_result_of_another(s)]
     pairs = [(s, output_path(s, input_dir, output, fmt.value)) for s in srcs]
     run_photos(pairs, lambda s: str(s.relative_to(input_dir)), model,
                _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile,
                         keep_tones),
-               overwrite, shards, report, quiet)
+               overwrite, shards, report, quiet, journal)
 
 
 @app.command("image")
@@ -180,6 +201,7 @@ def image_cmd(
     from colorize_cli.imaging import output_path
 
     check_model_or_file(model)
+    check_device(device)
     _check_writable(output)
     pairs = [(f, output_path(f, None, output, fmt.value)) for f in files]
     for src, dst in pairs:
@@ -243,6 +265,7 @@ def video_cmd(
     from colorize_cli.zoo import load_model, pick_device
 
     check_model_or_file(model)
+    check_device(device)
     if not source.exists():
         fail(f"{source}: file not found")
     output = output or video.default_output(source)
@@ -266,6 +289,9 @@ def video_cmd(
     progress = video.ProgressPrinter(quiet)
     try:
         result = video.run(source, output, colorizer, opts, progress)
+    except video.VideoClaimed as e:
+        print(f"colorize: claimed: {e}", file=sys.stderr)
+        raise typer.Exit(3)
     except video.VideoError as e:
         fail(str(e), 1)
     except KeyboardInterrupt:
@@ -311,11 +337,13 @@ def eval_cmd(
 
     for m in models:
         check_model_or_file(m)
+    check_device(device)
     if not truth_dir.is_dir():
         fail(f"{truth_dir}: folder not found")
     files = list(iter_images(truth_dir, recursive=True))[: limit or None]
     if not files:
         fail(f"{truth_dir}: no images")
+    _check_not_inputs(files, json_out, csv_out, grid, readme)
     try:
         dev = pick_device(device)
         loaded = {m: load_model(m, dev) for m in models}
@@ -338,6 +366,18 @@ def eval_cmd(
     if readme:
         cmd = "colorize eval " + " ".join(sys.argv[2:])
         evaluate.replace_between_markers(readme, evaluate.markdown(report, cmd))
+    for msg in report["failed"]:
+        print(f"error: {msg}", file=sys.stderr)
+    raise typer.Exit(1 if report["failed"] else 0)
+
+
+def _check_not_inputs(inputs: list[Path], *outputs: Path | None) -> None:
+    """An output file (report, grid, export) that is one of the run's inputs is a usage error: never written over."""
+    from colorize_cli.batch import Inputs
+    known = Inputs(inputs)
+    for out in outputs:
+        if out is not None and (other := known.which(out)) is not None:
+            fail(f"{out}: is an input ({other}); choose another output file")
 
 
 # ------------------------------------------------------------------------------------------------------- models
@@ -384,7 +424,7 @@ def train_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ):
     """Train a model on a folder of colour photos; Ctrl-C saves a checkpoint that --resume continues."""
-    from colorize_cli.train import TrainConfig, Trainer
+    from colorize_cli.train import TrainConfig, Trainer, check_outside_data
     from colorize_cli.weights import WeightsError, load_checkpoint
 
     if resume is not None:
@@ -407,6 +447,8 @@ def train_cmd(
                           pretrained_backbone=not no_pretrained, init=init or "", quiet=quiet)
         ck = None
     try:
+        if export is not None:
+            check_outside_data(cfg, export)
         trainer = Trainer(cfg, resume=ck)
     except (FileNotFoundError, ValueError, WeightsError) as e:
         fail(str(e))

@@ -68,12 +68,16 @@ def evaluate(files: list[Path], models: dict[str, torch.nn.Module], opts: pipeli
     device = torch.device(opts.device) if opts.device != "auto" else None
     truth_cf, gray, scores = [], Scores(), {name: Scores() for name in models}
     skipped: set[int] = set()
+    failed: dict[int, str] = {}                     # unreadable truth images: left out of every row, reported
     grid: dict[int, dict[str, np.ndarray]] = {}
     for idx, (name, model) in enumerate(models.items()):
         colorizer = pipeline.Colorizer(model, device or next(model.parameters()).device)
         for i, item in pipeline.stream(files, colorizer, opts):
             if "error" in item:
-                raise ValueError(item["error"])
+                failed[i] = item["error"]
+                continue
+            if i in failed:
+                continue
             truth = item["rgb"]
             if idx == 0 and is_gray(truth):
                 skipped.add(i)
@@ -93,8 +97,9 @@ def evaluate(files: list[Path], models: dict[str, torch.nn.Module], opts: pipeli
     for name, model in models.items():
         results[name] = {**scores[name].summary(cf), "params": sum(p.numel() for p in model.parameters()),
                          "ms_256": network_ms(model)}
-    return {"data": str(files[0].parent) if files else "", "images": len(files) - len(skipped),
-            "skipped_gray": [files[i].name for i in sorted(skipped)], "render_size": opts.render_size,
+    return {"data": str(files[0].parent) if files else "", "images": len(files) - len(skipped) - len(failed),
+            "skipped_gray": [files[i].name for i in sorted(skipped)], "failed": [failed[i] for i in sorted(failed)],
+            "render_size": opts.render_size,
             "truth_colorfulness": cf, "results": results, "timed_on": timed_on(models),
             "grid": [grid[i] for i in sorted(grid)]}
 

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
-import tempfile
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image, TiffImagePlugin
+
+from colorize_cli.claims import temp_file
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -47,7 +46,6 @@ _ALPHA_EXTS = frozenset({".png", ".tif", ".tiff", ".webp"})
 _DEEP_EXTS = frozenset({".png", ".tif", ".tiff"})
 _WRITABLE_EXTS = IMAGE_EXTENSIONS
 _OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg"}
-_HOST = os.uname().nodename if hasattr(os, "uname") else "host"   # owner of temp and lock files, with the pid
 
 
 class ImageError(Exception):
@@ -309,8 +307,8 @@ def write_atomic(path: Path, data: bytes) -> None:
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.~{os.getpid()}@{_HOST}~", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
+        tmp = str(temp_file(path))
+        with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -331,7 +329,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 def iter_images(root: Path, recursive: bool, exclude: Path | None = None) -> Iterator[Path]:
     """Image files under `root`, sorted by path components; deterministic.
 
-    Hidden files (".*", which covers our ".*.tmp" temp files and macOS "._*") are
+    Hidden files (".*", which covers our temporary and lock files and macOS "._*") are
     skipped. Recursion follows symlinks but visits each real directory once.
     Everything inside `exclude` is skipped (if `root` itself is inside it, nothing
     is yielded). Unreadable folders are skipped silently.
@@ -409,89 +407,3 @@ def output_path(src: Path, in_root: Path | None, out_dir: Path, fmt: str) -> Pat
     else:
         raise ValueError(f"unknown output format {fmt!r}; expected same, png or jpg")
     return Path(out_dir) / rel.with_suffix(suffix)
-
-
-# --------------------------------------------------------------------------- claims
-
-
-def _lock_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.lock")
-
-
-def claim(path: Path) -> bool:
-    """Atomically claim an output so overlapping runs (cron) never do the same file twice.
-
-    The claim is a hidden lock file beside the output holding "host pid"; one left by a dead process (crash, SIGKILL)
-    is stale and taken over. Returns False when another live run holds it.
-    """
-    lock = _lock_path(path)
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            if not _stale(lock):
-                return False
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(lock)
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(f"{_HOST} {os.getpid()}\n")
-        return True
-    return False
-
-
-def release(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(_lock_path(path))
-
-
-_FOREIGN_LOCK_SECONDS = 3600  # a lock from another host counts as stale after an hour (we cannot see its pid)
-
-
-def _stale(lock: Path) -> bool:
-    try:
-        host, pid = lock.read_text().split()
-    except (OSError, ValueError):
-        return True   # vanished or half-written by a process that died at once
-    return _owner_dead(lock, host, pid)
-
-
-def _owner_dead(path: Path, host: str, pid: str) -> bool:
-    try:
-        age = time.time() - path.stat().st_mtime
-    except OSError:
-        return True
-    if host != _HOST:
-        return age > _FOREIGN_LOCK_SECONDS
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError):
-        return False
-    return False
-
-
-_TEMP_OWNER = re.compile(r"~(\d+)@(.+?)~")
-
-
-def sweep(folder: Path) -> int:
-    """Remove temp and lock files left in an output tree by runs that died (crash, SIGKILL); returns the count.
-    Files of live runs, here or on another host within the hour, are left alone."""
-    removed = 0
-    for dirpath, _, names in os.walk(folder):
-        for name in names:
-            if not name.startswith(".") or not name.endswith((".tmp", ".lock")):
-                continue
-            path = Path(dirpath) / name
-            if name.endswith(".lock"):
-                dead = _stale(path)
-            else:
-                m = _TEMP_OWNER.search(name)
-                dead = m is not None and _owner_dead(path, m.group(2), m.group(1))
-            if dead:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                    removed += 1
-    return removed

@@ -8,11 +8,13 @@ The model is only ever called through `chroma(lum)`, so this file never knows wh
 """
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -23,9 +25,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from colorize_cli import color
+from colorize_cli.claims import Claim, ClaimError, claim, release
+from colorize_cli.imaging import DEFAULT_MAX_PIXELS, ImageError, encode_image, read_image, write_atomic
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
-from colorize_cli.imaging import (DEFAULT_MAX_PIXELS, ImageError, claim, encode_image, read_image, release,
-                                  write_atomic)
 
 MAX_ASPECT = 4  # the long side of the render is capped at this many times the render size
 CPU_CHUNK_PIXELS = 1 << 18  # render-size pixels per model call on a CPU (two 256x455 film frames, seven 192x192 photos)
@@ -53,11 +55,22 @@ class Options:
     claim: bool = True           # lock each output while it is made (overlapping cron runs)
 
 
+class Status(str, Enum):
+    """What became of one input. A str Enum, so reports and comparisons read the plain word."""
+    OK = "ok"
+    SKIPPED = "skipped"           # done before (or meanwhile, by another run), or not this shard's
+    CLAIMED = "claimed"           # another live run is making this output right now: not known to be done
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass
 class Result:
     src: Path
     dst: Path | None
-    status: str                   # "ok", "failed", "skipped"
+    status: Status
     seconds: float = 0.0
     error: str = ""
     warning: str = ""
@@ -125,15 +138,24 @@ class ReadSet(Dataset):
         t0 = time.perf_counter()
         try:
             img = read_image(self.paths[i], self.opts.max_pixels)
+            lum = srgb_luminance(img.rgb)
+            small = render_small(lum, self.opts.render_size, self.opts.stretch_tones)
         except ImageError as e:
             return {"i": i, "error": str(e), "t0": t0}
-        lum = srgb_luminance(img.rgb)
-        small = render_small(lum, self.opts.render_size, self.opts.stretch_tones)
+        except Exception as e:       # MemoryError on a huge scan included: this file fails, the run goes on
+            return {"i": i, "error": f"{self.paths[i]}: cannot read: {_what(e)}", "t0": t0}
         item = {"i": i, "lum": torch.from_numpy(lum), "small": torch.from_numpy(small), "alpha": img.alpha,
                 "bit_depth": img.bit_depth, "ext": img.ext, "t0": t0}
         if self.opts.keep_input:
             item["rgb"] = img.rgb
         return item
+
+
+def _what(e: BaseException) -> str:
+    """One line for an unexpected exception (a MemoryError's own message is empty)."""
+    text = str(e).splitlines()[0] if str(e) else ""
+    return f"{type(e).__name__}: {text}" if text else ("out of memory" if isinstance(e, MemoryError)
+                                                       else type(e).__name__)
 
 
 def _pad_stack(smalls: list[torch.Tensor]) -> torch.Tensor:
@@ -231,13 +253,20 @@ def _as_is(item: dict[str, Any]) -> dict[str, Any]:
     return item
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """Why admit() keeps an input from the model: skipped or claimed (with the reason) or failed (the error)."""
+    status: Status
+    message: str
+
+
 def stream(paths: list[Path], colorizer: Colorizer, opts: Options,
-           admit: Callable[[int], str | None] = lambda i: None,
+           admit: Callable[[int], Verdict | None] = lambda i: None,
            integer_output: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """(index, item) for every path, in input order except that batches gather photos of one render shape (so none
     is padded); item has "rgb_out" (HxWx3 float, or with integer_output the integer type of
-    the input's bit depth, a quarter of the memory for writing), "error", or "skip" (the reason admit(index) gave for
-    not running the model on it)."""
+    the input's bit depth, a quarter of the memory for writing), "error", or "verdict" (what admit(index) said instead
+    of running the model on it)."""
     loader = DataLoader(ReadSet(paths, opts), batch_size=None, collate_fn=_as_is, num_workers=opts.workers,
                         pin_memory=colorizer.device.type == "cuda", prefetch_factor=4 if opts.workers else None)
     buckets: dict[tuple[int, int], list[dict[str, Any]]] = {}   # by render shape: batches need no padding
@@ -246,15 +275,20 @@ def stream(paths: list[Path], colorizer: Colorizer, opts: Options,
         pending = buckets.pop(key)
         for item, ab in zip(pending, colorizer.chroma([p["small"] for p in pending])):
             dtype = (np.uint16 if item["bit_depth"] == 16 else np.uint8) if integer_output else np.float32
-            item["rgb_out"], finite = colorizer.merge(item["lum"], ab, dtype)
+            try:
+                item["rgb_out"], finite = colorizer.merge(item["lum"], ab, dtype)
+            except Exception as e:     # MemoryError at full resolution: this file fails, the run goes on
+                item["error"] = f"{paths[item['i']]}: cannot colorize: {_what(e)}"
+                yield item["i"], item
+                continue
             if not finite:
                 item["warning"] = "model produced NaN/Inf: wrote the gray input instead"
             yield item["i"], item
 
     for item in loader:
-        if "error" not in item and (reason := admit(item["i"])):
-            item["skip"] = reason
-        if "error" in item or "skip" in item:
+        if "error" not in item and (verdict := admit(item["i"])):
+            item["verdict"] = verdict
+        if "error" in item or "verdict" in item:
             yield item["i"], item
             continue
         key = tuple(item["small"].shape)
@@ -267,52 +301,88 @@ def stream(paths: list[Path], colorizer: Colorizer, opts: Options,
         yield from flush(next(iter(buckets)))
 
 
-class Writer:
-    """Encodes and writes on a thread so the device never waits on the disk; bounded queue keeps memory flat."""
+class WriterDied(RuntimeError):
+    """The writer thread ended on an error of its own (not one file's): the run stops instead of hanging."""
 
-    def __init__(self, jpeg_quality: int, on_done: Callable[[Result], None]):
+
+class Writer:
+    """Encodes and writes on a thread so the device never waits on the disk; bounded queue keeps memory flat.
+    Any exception while writing one file (MemoryError included) fails that file only; should the thread itself die,
+    put() and close() raise WriterDied rather than wait on a queue nobody reads."""
+
+    def __init__(self, jpeg_quality: int, on_done: Callable[[Result], None],
+                 write: Callable[[Path, bytes], None] = write_atomic):
         self.q: queue.Queue = queue.Queue(maxsize=8)
-        self.jpeg_quality, self.on_done = jpeg_quality, on_done
+        self.jpeg_quality, self.on_done, self.write = jpeg_quality, on_done, write
+        self.died: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def put(self, res: Result, item: dict[str, Any]) -> None:
-        self.q.put((res, item))
+        self._put((res, item))
+
+    def _put(self, job: tuple[Result, dict[str, Any]] | None) -> None:
+        while True:
+            if self.died is not None or not self.thread.is_alive():
+                raise WriterDied(f"the writer stopped: {_what(self.died) if self.died else 'ended'}")
+            try:
+                self.q.put(job, timeout=0.5)
+                return
+            except queue.Full:
+                continue
 
     def _run(self) -> None:
-        while (job := self.q.get()) is not None:
-            res, item = job
-            try:
-                data = encode_image(item["rgb_out"], item["alpha"], res.dst.suffix, item["bit_depth"], self.jpeg_quality)
-                write_atomic(res.dst, data)
-            except (ImageError, ValueError, OSError) as e:
-                res.status, res.error = "failed", str(e).splitlines()[0]
-            res.seconds = time.perf_counter() - item["t0"]
-            self.on_done(res)
+        try:
+            while (job := self.q.get()) is not None:
+                self._write_one(*job)
+        except BaseException as e:      # on_done itself failed: say so to the producer instead of vanishing
+            self.died = e
+
+    def _write_one(self, res: Result, item: dict[str, Any]) -> None:
+        try:
+            data = encode_image(item["rgb_out"], item["alpha"], res.dst.suffix, item["bit_depth"], self.jpeg_quality)
+            del item["rgb_out"]         # the full-resolution array is not needed while the bytes are written
+            self.write(res.dst, data)
+        except (ImageError, ValueError, OSError) as e:
+            res.status, res.error = Status.FAILED, str(e).splitlines()[0]
+        except Exception as e:          # MemoryError on a huge scan included
+            res.status, res.error = Status.FAILED, f"{res.src}: cannot write {res.dst}: {_what(e)}"
+        res.seconds = time.perf_counter() - item["t0"]
+        self.on_done(res)
 
     def close(self) -> None:
-        self.q.put(None)
+        if self.thread.is_alive() and self.died is None:
+            self._put(None)
         self.thread.join()
+        if self.died is not None:
+            raise WriterDied(f"the writer stopped: {_what(self.died)}") from self.died
 
 
 def colorize_files(jobs: list[tuple[Path, Path]], colorizer: Colorizer, opts: Options,
-                   on_done: Callable[[Result], None]) -> None:
-    """Colorize each (src, dst) pair; on_done gets one Result per job, in order of completion."""
-    claimed: set[Path] = set()
+                   on_done: Callable[[Result], None], journal: Any = None) -> None:
+    """Colorize each (src, dst) pair; on_done gets one Result per job, in order of completion. With an in-place
+    journal, an output that is its own input counts as done only when the journal says so."""
+    claimed: dict[Path, Claim] = {}
+    lock = threading.Lock()             # the writer thread releases while the stream claims
 
-    def admit(i: int) -> str | None:
+    def admit(i: int) -> Verdict | None:
         """Claim the output just before the model runs, so overlapping runs share a folder instead of racing."""
-        dst = jobs[i][1]
-        if dst.exists() and not opts.overwrite:
-            return "done by another run meanwhile"
-        if not claim(dst):
-            return "claimed by another run"
-        claimed.add(dst)
+        src, dst = jobs[i]
+        if not opts.overwrite and _already_done(src, dst, journal):
+            return Verdict(Status.SKIPPED, "done by another run meanwhile")
+        try:
+            held = claim(dst)
+        except ClaimError as e:
+            return Verdict(Status.FAILED, str(e))
+        if held is None:
+            return Verdict(Status.CLAIMED, "claimed by another run that is making it now")
+        with lock:
+            claimed[dst] = held
         return None
 
     def finished(res: Result) -> None:
-        release(res.dst)
-        claimed.discard(res.dst)
+        with lock:
+            release(claimed.pop(res.dst, None))
         on_done(res)
 
     writer = Writer(opts.jpeg_quality, finished)
@@ -321,15 +391,29 @@ def colorize_files(jobs: list[tuple[Path, Path]], colorizer: Colorizer, opts: Op
                               integer_output=True):
             src, dst = jobs[i]
             if "error" in item:
-                on_done(Result(src, dst, "failed", time.perf_counter() - item["t0"], error=item["error"]))
-            elif "skip" in item:
-                on_done(Result(src, dst, "skipped", warning=item["skip"]))
+                with lock:
+                    release(claimed.pop(dst, None))
+                on_done(Result(src, dst, Status.FAILED, time.perf_counter() - item["t0"], error=item["error"]))
+            elif "verdict" in item:
+                v = item["verdict"]
+                on_done(Result(src, dst, v.status, error=v.message if v.status == Status.FAILED else "",
+                               warning="" if v.status == Status.FAILED else v.message))
             else:
-                writer.put(Result(src, dst, "ok", warning=item.get("warning", "")), item)
+                writer.put(Result(src, dst, Status.OK, warning=item.get("warning", "")), item)
     finally:
-        writer.close()
-        for dst in list(claimed):    # interrupted before these were written: free them for the next run
-            release(dst)
+        try:
+            writer.close()
+        finally:
+            with lock:
+                for held in claimed.values():     # interrupted before these were written: free them
+                    release(held)
+                claimed.clear()
+
+
+def _already_done(src: Path, dst: Path, journal: Any) -> bool:
+    if journal is not None and os.path.realpath(src) == os.path.realpath(dst):
+        return journal.written(dst)
+    return dst.exists()
 
 
 def log(msg: str) -> None:
@@ -337,29 +421,6 @@ def log(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ batch runs over files
-def shard_of(rel: str, n: int) -> int:
-    """Stable shard (0..n-1) of a relative path: the same on every machine and every run."""
-    import hashlib
-    return int(hashlib.sha1(rel.encode("utf-8", "surrogateescape")).hexdigest()[:12], 16) % n
-
-
-def plan(srcs: list[tuple[Path, Path]], overwrite: bool, shard: tuple[int, int] | None,
-         rel: Callable[[Path], str]) -> tuple[list[tuple[Path, Path]], list[Result]]:
-    """Split (src, dst) pairs into work to do and results already settled (skipped: done before, other shard)."""
-    todo, settled, seen = [], [], set()
-    for src, dst in srcs:
-        if shard and shard_of(rel(src), shard[1]) != shard[0]:
-            continue
-        if dst in seen:
-            settled.append(Result(src, dst, "failed", error=f"{src}: output {dst} would collide with another input's"))
-        elif dst.exists() and not overwrite:
-            settled.append(Result(src, dst, "skipped"))
-        else:
-            todo.append((src, dst))
-        seen.add(dst)
-    return todo, settled
-
-
 class Progress:
     """A rich bar on a terminal; plain periodic lines when not a TTY (cron); nothing but errors when quiet."""
 
@@ -381,10 +442,12 @@ class Progress:
 
     def update(self, res: Result) -> None:
         self.done += 1
-        self.failed += res.status == "failed"
-        if res.status == "failed":
+        self.failed += res.status == Status.FAILED
+        if res.status == Status.FAILED:
             self.echo(f"error: {res.error}")
-        elif res.warning and res.status == "ok":
+        elif res.status == Status.CLAIMED:
+            self.echo(f"claimed: {res.dst}: {res.warning}")
+        elif res.warning and res.status == Status.OK:
             self.echo(f"warning: {res.src}: {res.warning}")
         if self.bar is not None:
             self.bar.update(self.task, completed=self.done, rate=f"{self.rate():.1f} img/s")
@@ -402,35 +465,50 @@ class Progress:
 
 
 def run_jobs(jobs: list[tuple[Path, Path]], settled: list[Result], colorizer: Colorizer, opts: Options,
-             quiet: bool) -> list[Result]:
-    """Colorize with progress; returns every result (settled first) for the summary and report."""
+             quiet: bool, journal: Any = None) -> list[Result]:
+    """Colorize with progress; returns every result (settled first) for the summary and report. A journal
+    (batch.InPlaceJournal) records each file written, before the next rerun could see it."""
     results = list(settled)
     prog = Progress(len(jobs), quiet)
     for r in settled:
-        if r.status == "failed":
+        if r.status == Status.FAILED:
             prog.echo(f"error: {r.error}")
     lock = threading.Lock()
 
     def done(res: Result) -> None:
         with lock:
+            if journal is not None and res.status == Status.OK:
+                try:
+                    journal.record(res.src, res.dst)
+                except OSError as e:
+                    res.warning = f"written, but not recorded in {journal.path} ({e.strerror}): a rerun redoes it"
             results.append(res)
             prog.update(res)
     try:
-        colorize_files(jobs, colorizer, opts, done)
+        colorize_files(jobs, colorizer, opts, done, journal)
     finally:
         prog.close()
     return results
 
 
 def summary(results: list[Result], seconds: float) -> str:
-    count = {s: sum(r.status == s for r in results) for s in ("ok", "skipped", "failed")}
-    rate = count["ok"] / max(1e-9, seconds)
-    return (f"colorized {count['ok']}, skipped {count['skipped']} (already done), failed {count['failed']} "
-            f"in {seconds:.1f} s ({rate:.2f} img/s)")
+    count = {s: sum(r.status == s for r in results) for s in Status}
+    rate = count[Status.OK] / max(1e-9, seconds)
+    claimed = f", claimed by another run {count[Status.CLAIMED]}" if count[Status.CLAIMED] else ""
+    return (f"colorized {count[Status.OK]}, skipped {count[Status.SKIPPED]} (already done){claimed}, "
+            f"failed {count[Status.FAILED]} in {seconds:.1f} s ({rate:.2f} img/s)")
+
+
+def exit_code(results: list[Result]) -> int:
+    """0 all done; 1 some input failed; 3 none failed but some outputs are still being made by another run (a cron
+    job learns that this run alone does not prove the folder done)."""
+    if any(r.status == Status.FAILED for r in results):
+        return 1
+    return 3 if any(r.status == Status.CLAIMED for r in results) else 0
 
 
 def write_report(path: Path, results: list[Result]) -> None:
     import json
-    rows = [{"input": str(r.src), "output": str(r.dst) if r.dst else None, "status": r.status,
+    rows = [{"input": str(r.src), "output": str(r.dst) if r.dst else None, "status": str(r.status),
              "seconds": round(r.seconds, 4), "error": r.error or None, "warning": r.warning or None} for r in results]
     write_atomic(path, json.dumps(rows, indent=1).encode())

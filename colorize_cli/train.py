@@ -6,6 +6,7 @@ model, optimizer, scheduler and RNG states. Checkpoints hold tensors and plain v
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -24,7 +25,8 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from colorize_cli import color
-from colorize_cli.imaging import ImageError, iter_images, read_image
+from colorize_cli.claims import temp_file
+from colorize_cli.imaging import ImageError, iter_images, read_image, write_atomic
 from colorize_cli.losses import LOSSES, NEEDS_READOUT
 from colorize_cli.models.base import ColorModel
 from colorize_cli.registry import create_model, get_spec
@@ -194,6 +196,17 @@ class _DistInfo:
 
 
 # --------------------------------------------------------------------------------------------------------- trainer
+def check_outside_data(cfg: TrainConfig, path: Path) -> None:
+    """A run folder or export inside the training or validation data is refused (ValueError): nothing a run writes may
+    land on its data, nor be read back as a training photo by the next run."""
+    real = os.path.realpath(path)
+    for folder in (cfg.data, cfg.val):
+        if folder and os.path.isdir(folder):
+            root = os.path.realpath(folder)
+            if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+                raise ValueError(f"{path}: is inside the data folder {folder}; write runs and exports elsewhere")
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: dict[str, Any] | None = None):
         self.cfg, self.spec = cfg, get_spec(cfg.arch)
@@ -202,6 +215,7 @@ class Trainer:
         self.dist = _DistInfo()
         self.device = self._setup_device()
         self.out = Path(cfg.out)
+        check_outside_data(cfg, self.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.train_files, self.val_files = self._files(resume)
         self.model = self._build_model(resume)
@@ -277,7 +291,7 @@ class Trainer:
         if self.dist.main:
             self.log(f"training on {len(train)} colour images ({gray} near-gray and {bad} unreadable skipped), "
                      f"validating on {len(val)}")
-            listing.write_text(json.dumps({"train": [str(p) for p in train], "val": [str(p) for p in val]}))
+            write_atomic(listing, json.dumps({"train": [str(p) for p in train], "val": [str(p) for p in val]}).encode())
         return train, val
 
     # ---------------------------------------------------------------------------------------------- checkpoints
@@ -292,9 +306,13 @@ class Trainer:
 
     def save(self, name: str = "last.ckpt") -> Path:
         path = self.out / name
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, path)
+        tmp = temp_file(path)            # unique: two trainers pointed at one folder never share a temporary
+        try:
+            torch.save(self.state(), tmp)
+            os.replace(tmp, path)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
         return path
 
     def _restore(self, ck: dict[str, Any]) -> None:

@@ -15,9 +15,11 @@ Container and encoder follow the output's extension (.mp4/.m4v/.mov/.mkv: libx26
 --crf override. Colour is written as BT.709 (tagged), limited range. --start/--end select whole frames (the first frame
 at or after --start up to the last one before --end) and the audio is cut to the same span.
 
-Never a half-written file under the output name: the encoder writes `.NAME.video.partial.EXT`, the mux writes
-`NAME.partial.EXT` beside the output, the result is checked (frame count) and then renamed; any failure, Ctrl-C
-included, removes the temps.
+Never a half-written file under the output name, never a file over the source: the encoder and the mux write hidden
+temporaries beside the output whose names are unique to the run (claims.temp_file: pid, start time, host, random;
+created with O_EXCL, so never an existing file), the result is checked (frame count) and then renamed; any failure,
+Ctrl-C included, removes those temporaries and nothing else. The run holds a claim on the output (as `dir` does per
+photo), so an overlapping run on the same film stops with "claimed" instead of sharing its temporaries or segments.
 
 Resume (segment_seconds S > 0): the film is cut into segments of round(S * fps) frames. Each finished segment is encoded
 to `.NAME.segments/seg_00000.EXT` (a hidden folder beside the output) and recorded in its manifest.json, so a crash or
@@ -43,7 +45,6 @@ import json
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -57,6 +58,8 @@ import imageio_ffmpeg
 import numpy as np
 import torch
 
+from colorize_cli.batch import Inputs
+from colorize_cli.claims import ClaimError, claim, is_temp_name, release, sweep, temp_file
 from colorize_cli.imaging import ImageError, encode_image, iter_images, output_path, read_image, write_atomic
 from colorize_cli.pipeline import (Y_OF_LINEAR_RGB, Colorizer, luminance_from_y, render_small,
                                    srgb_luminance)
@@ -73,6 +76,10 @@ _MP4_LIKE = {".mp4", ".m4v", ".mov"}
 
 class VideoError(Exception):
     """One line that names the file: cannot read it, no video stream, truncated, cannot write."""
+
+
+class VideoClaimed(VideoError):
+    """Another live run is making this output now (exit status 3: not failed, not known to be done)."""
 
 
 @dataclass
@@ -568,10 +575,24 @@ def _commit(tmp: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def _unlink(*paths: Path) -> None:
+def _unlink(*paths: Path | None) -> None:
     for p in paths:
-        with contextlib.suppress(OSError):
-            p.unlink()
+        if p is not None:
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+
+def _temp(beside: Path, source: Path) -> Path:
+    """A fresh hidden temporary in beside's folder, ending in its extension (ffmpeg picks the container by name).
+    Created empty with O_EXCL, so it is no existing file; checked against the source all the same before ffmpeg
+    (run with -y) may open it."""
+    try:
+        tmp = temp_file(beside, keep_suffix=True)
+    except OSError as e:
+        raise VideoError(f"{beside}: cannot write beside it: {e.strerror or e}") from e
+    if tmp.resolve() == source.resolve() or os.path.samefile(tmp, source):
+        raise VideoError(f"{tmp}: temporary name is the source's; refusing to write")
+    return tmp
 
 
 # ------------------------------------------------------------------------------------------------------- checks
@@ -623,8 +644,11 @@ def check_paths(src: Path, dst: Path, opts: VideoOptions) -> None:
     if dst.suffix.lower() not in VIDEO_EXTENSIONS:
         raise ValueError(f"{dst}: unsupported output type {dst.suffix or '(none)'!r}; "
                          f"use {', '.join(sorted(VIDEO_EXTENSIONS))}")
-    if dst.exists() and dst.resolve() == src.resolve():
+    if dst.exists() and (dst.resolve() == src.resolve() or os.path.samefile(dst, src)):
         raise ValueError(f"{dst}: output would overwrite the input; choose another -o")
+    work = segments_dir(dst).resolve()
+    if src.resolve().parent == work or is_temp_name(src.name):
+        raise ValueError(f"{src}: is a working file of a colorize run ({work.name}); give the film itself")
     codec = output_codec(dst, opts.codec)
     if codec not in encoders():
         raise ValueError(f"video encoder {codec!r} is not in this ffmpeg ({ffmpeg_exe()})")
@@ -649,9 +673,20 @@ def run(src: Path | str, dst: Path | str, colorizer: Colorizer, opts: VideoOptio
     naming the file) when the input cannot be read or the output cannot be written; ValueError for bad options."""
     src, dst = Path(src), Path(dst)
     check_paths(src, dst, opts)
-    if src.is_dir():
-        return colorize_folder(src, dst, colorizer, opts, progress)
-    return colorize_video(src, dst, colorizer, opts, progress)
+    try:
+        held = claim(dst)
+    except ClaimError as e:
+        raise VideoError(str(e)) from e
+    if held is None:
+        raise VideoClaimed(f"{dst}: claimed by another run that is making it now; rerun when it has finished")
+    try:
+        for folder in (dst, segments_dir(dst)) if src.is_dir() else (dst.parent, segments_dir(dst)):
+            sweep(folder, recursive=False)     # what a killed run left: only this tool's names, only dead owners'
+        if src.is_dir():
+            return colorize_folder(src, dst, colorizer, opts, progress)
+        return colorize_video(src, dst, colorizer, opts, progress)
+    finally:
+        release(held)
 
 
 @dataclass
@@ -715,10 +750,10 @@ def _single(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOptions
             result: VideoResult) -> None:
     win = _window(info, opts)
     codec = output_codec(dst, opts.codec)
-    video_tmp = dst.with_name(f".{dst.stem}.video.partial{dst.suffix}")
-    out_tmp = dst.with_name(f"{dst.stem}.partial{dst.suffix}")
+    video_tmp = out_tmp = None
     stab = ChromaStabilizer(opts.strength, key_every=opts.key_every)
     try:
+        video_tmp, out_tmp = _temp(dst, info.path), _temp(dst, info.path)
         n = _encode(_read(info, win.first, win.count), video_tmp, info, colorizer, opts, stab,
                     _Meter(progress, win.total), codec) if win.count != 0 else 0
         if n == 0:
@@ -769,7 +804,7 @@ def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOpti
     if state.get("options") != options:
         if work.exists():
             result.warnings.append(f"{work}: made with other options or another source; starting over")
-            shutil.rmtree(work, ignore_errors=True)
+            _clear_segments(work)
         state = {"options": options, "segments": {}, "last": None}
     work.mkdir(parents=True, exist_ok=True)
 
@@ -795,9 +830,10 @@ def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOpti
             continue
         warm = min(WARMUP, k * per)
         want = per if win.count is None else max(0, min(per, win.count - k * per))
-        tmp, seg = work / f"seg_{k:05d}.partial{dst.suffix.lower()}", seg_path(k)
+        tmp, seg = None, seg_path(k)
         stab.reset()
         try:
+            tmp = _temp(seg, info.path)
             n = _encode(_read(info, win.first + k * per - warm, warm + want), tmp, info, colorizer, opts, stab, meter,
                         codec, warmup=warm) if want else 0
             if n:
@@ -823,14 +859,29 @@ def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOpti
                          else f"{work}: segments missing; delete the folder and run again")
     listing = work / "concat.txt"
     listing.write_text("".join(f"file '{seg_path(i).name}'\n" for i in order))
-    out_tmp = dst.with_name(f"{dst.stem}.partial{dst.suffix}")
+    out_tmp = None
     try:
+        out_tmp = _temp(dst, info.path)
         _mux(["-f", "concat", "-safe", "0", "-i", str(listing)], info, win.audio_span(fps), out_tmp, dst)
         _check_count(out_tmp, sum(done[i] for i in order), dst)
         _commit(out_tmp, dst)
     finally:
         _unlink(out_tmp)
-    shutil.rmtree(work, ignore_errors=True)
+    _clear_segments(work)
+
+
+_SEGMENT_FILE = re.compile(r"^(seg_\d{5}\.[a-z0-9]+|manifest\.json|concat\.txt)$")
+
+
+def _clear_segments(work: Path) -> None:
+    """Remove a segment folder's own files (segments, manifest, listing, this tool's temporaries), then the folder if
+    that left it empty: anything else a user put there stays."""
+    with contextlib.suppress(OSError):
+        for p in work.iterdir():
+            if p.is_file() and (_SEGMENT_FILE.match(p.name) or is_temp_name(p.name)):
+                _unlink(p)
+    with contextlib.suppress(OSError):
+        work.rmdir()
 
 
 # -------------------------------------------------------------------------------------------------- frame folders
@@ -846,6 +897,10 @@ def colorize_folder(src: Path, dst: Path, colorizer: Colorizer, opts: VideoOptio
     if not files:
         raise VideoError(f"{src}: no images")
     dsts = [output_path(f, src, dst, "same") for f in files]
+    inputs = Inputs(files)
+    clash = next(((f, d, inputs.which(d)) for f, d in zip(files, dsts) if inputs.which(d) is not None), None)
+    if clash is not None:
+        raise VideoError(f"{clash[0]}: refused: its output {clash[1]} is an input frame, {clash[2]}; nothing written")
     todo = [opts.overwrite or not d.exists() for d in dsts]
     # run a frame if it is to be written, or if one of the next WARMUP frames is (warm-up for the stabiliser)
     run_it = [any(todo[i:i + WARMUP + 1]) for i in range(len(files))]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,23 @@ from colorize_cli.weights import WEIGHTS_DIR, WeightsError, load_weights, read_m
 
 
 def pick_device(name: str) -> torch.device:
-    """"auto" takes a CUDA GPU when there is one; asking for cuda without one is a clear error."""
-    if name == "auto":
+    """"auto" takes a CUDA GPU when there is one; else cpu, cuda, cuda:N or mps. An unknown name, or a device this
+    machine lacks, is a ValueError of one line (the CLI's usage error), never a traceback from torch."""
+    text = name.strip().lower()
+    if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but no CUDA GPU is available")
-    return torch.device(name)
+    m = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", text)
+    if m is None or (m.group(1) == "cpu" and m.group(2)):
+        raise ValueError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N")
+    kind, index = m.group(1), m.group(2)
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name} asked for, but no CUDA GPU is available")
+    if kind == "cuda" and index is not None and int(index) >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name} asked for, but MPS is not available")
+    return torch.device(text)
 
 
 def weights_for(name_or_path: str) -> Path:
