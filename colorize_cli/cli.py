@@ -107,25 +107,24 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite: bool, shard, report: Path | None,
                quiet: bool, journal=None) -> None:
-    """Shared by `dir` and `image`: load the model, colorize, summarise, exit 0/1/3 (pipeline.exit_code).
-    journal (an InPlaceJournal) is given for --in-place: each finished file is recorded in it."""
+    """Shared by `dir` and `image`, through the Python API's Colorizer.colorize_files: load the model, colorize,
+    summarise, exit 0/1/3 (pipeline.exit_code). journal (an InPlaceJournal) is given for --in-place."""
     import time
 
     from colorize_cli import pipeline
     from colorize_cli.batch import plan
+    from colorize_cli.colorizer import Colorizer
     from colorize_cli.weights import WeightsError
-    from colorize_cli.zoo import load_model, pick_device
 
     t0 = time.perf_counter()
-    opts.overwrite = overwrite
     jobs, settled = plan(pairs, overwrite, shard, rel, journal)
-    try:
-        device = pick_device(opts.device)
-        colorizer = pipeline.Colorizer(load_model(model), device, opts.precision, opts.compile) if jobs else None
+    try:                                                  # nothing to do: no model to load
+        colorizer = Colorizer.from_pretrained(model, opts.device, opts.precision, opts.compile,
+                                              **_api_options(opts)) if jobs else None
     except (WeightsError, ValueError) as e:
         fail(str(e))
     try:
-        results = pipeline.run_jobs(jobs, settled, colorizer, opts, quiet, journal) if jobs else settled
+        results = colorizer.run_planned(jobs, settled, overwrite, journal, quiet) if colorizer else settled
     except KeyboardInterrupt:
         print("colorize: interrupted; finished files are kept, rerun to resume", file=sys.stderr)
         raise typer.Exit(130)
@@ -135,6 +134,11 @@ def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite:
     if report is not None:
         pipeline.write_report(report, results)
     raise typer.Exit(pipeline.exit_code(results))
+
+
+def _api_options(opts) -> dict:
+    from dataclasses import asdict
+    return {k: v for k, v in asdict(opts).items() if k not in ("device", "precision", "compile")}
 
 
 def _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision="auto", compile=False,

@@ -76,6 +76,16 @@ def read_image(path: Path | str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Decode
         raise ImageError(f"{path}: cannot decode: {_reason(e)}") from e
 
 
+def from_array(a: np.ndarray, name: str = "array") -> Decoded:
+    """An in-memory image (RGB order) as the decoder would give it: uint8, uint16 or float 0..1; HxW, HxWx1, HxWx2
+    (gray + alpha), HxWx3 or HxWx4 (RGBA). ImageError for anything else."""
+    a = np.asarray(a)
+    if a.ndim not in (2, 3) or a.shape[0] < 1 or a.shape[1] < 1:
+        raise ImageError(f"{name}: expected an HxW or HxWxC image array, got shape {a.shape}")
+    rgb, alpha, depth = _normalize(a, False, Path(name))
+    return Decoded(rgb, alpha, depth, "")
+
+
 def _read(path: Path, max_pixels: int) -> Decoded:
     im, (w, h) = _open_header(path)
     with im if im is not None else contextlib.nullcontext():

@@ -118,6 +118,13 @@ def stretch_tones(lum: np.ndarray) -> np.ndarray:
     return np.clip(lo_to + (lum - lo) * gain, 0, 1).astype(np.float32)
 
 
+def prepare(rgb: np.ndarray, opts: Options) -> tuple[np.ndarray, np.ndarray]:
+    """A decoded image (HxWx3 float 0..1) -> its full-resolution luminance and the network's render-size copy: the
+    one step every front (folders, the Python API) takes before the model."""
+    lum = srgb_luminance(rgb)
+    return lum, render_small(lum, opts.render_size, opts.stretch_tones)
+
+
 def render_shape(h: int, w: int, size: int) -> tuple[int, int]:
     """Scale so the short side is `size`, long side capped (extreme panoramas); at least 1 pixel each way."""
     s = size / min(h, w)
@@ -138,8 +145,7 @@ class ReadSet(Dataset):
         t0 = time.perf_counter()
         try:
             img = read_image(self.paths[i], self.opts.max_pixels)
-            lum = srgb_luminance(img.rgb)
-            small = render_small(lum, self.opts.render_size, self.opts.stretch_tones)
+            lum, small = prepare(img.rgb, self.opts)
         except ImageError as e:
             return {"i": i, "error": str(e), "t0": t0}
         except Exception as e:       # MemoryError on a huge scan included: this file fails, the run goes on
@@ -176,8 +182,9 @@ def check_precision(precision: str) -> str:
     return precision
 
 
-class Colorizer:
-    """Runs a model on batches of luminance and merges its chroma back at full resolution.
+class Engine:
+    """Runs a model on batches of luminance and merges its chroma back at full resolution (the public face around it
+    is colorizer.Colorizer).
 
     precision: "auto" is fp16 autocast on CUDA and fp32 on a CPU; "bf16"/"fp16" autocast the network on any device;
     "fp32" never autocasts. The readout (softmax, annealed mean) always runs in fp32. On CUDA the network runs
@@ -237,6 +244,9 @@ class Colorizer:
             rgb = color.merge_luminance(strip_lum, strip_ab.to(strip_lum.dtype))[0].permute(1, 2, 0)
             out[y0:y1] = _as_dtype(rgb, dtype)
         return out, finite
+
+
+Colorizer = Engine   # the name film, eval and the benchmarks still use for the engine
 
 
 def _as_dtype(rgb: torch.Tensor, dtype: type) -> np.ndarray:
