@@ -342,17 +342,35 @@ def eval_cmd(
 
 # ------------------------------------------------------------------------------------------------------- models
 @app.command("models")
-def models_cmd():
+def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print every model's name, architecture, colour "
+                                                                  "space, parameters, weights size, file, sha256 "
+                                                                  "and measured figures as JSON, for scripts.")):
     """List the models: name, architecture, colour space, parameters, weights size, measured quality."""
+    import json
+
+    from colorize_cli.zoo import describe_models, gray_baseline
+    infos = describe_models()
+    if as_json:
+        print(json.dumps([i.as_dict() for i in infos], indent=1))
+        return
     from rich.console import Console
     from rich.table import Table
 
-    from colorize_cli.zoo import describe_models
-    table = Table("name", "architecture", "space", "params", "weights", "val PSNR dB", "colourfulness ratio",
-                  title="measured on ../shared/data/val by colorize eval (weights/metrics.json)")
-    for row in describe_models():
-        table.add_row(*[str(row[k]) for k in ("name", "description", "color_space", "params", "size", "psnr", "cf_ratio")])
-    Console().print(table)
+    # Names are whole in any width (a script greps them): the name column never wraps, and the table is at least
+    # MODELS_TABLE_WIDTH wide even in a pipe or a narrow terminal (rich would otherwise cut it to 80 columns).
+    table = Table(title="measured on ../shared/data/val by colorize eval (weights/metrics.json)")
+    table.add_column("name", no_wrap=True, min_width=max((len(i.name) for i in infos), default=4))
+    for col in ("architecture", "space", "params", "weights", "val PSNR dB", "colourfulness ratio"):
+        table.add_column(col, overflow="fold")
+    gray = gray_baseline()
+    for info in infos:
+        table.add_row(*info.row(gray))
+    console = Console()
+    console.width = max(console.width, MODELS_TABLE_WIDTH)
+    console.print(table)
+
+
+MODELS_TABLE_WIDTH = 120
 
 
 # -------------------------------------------------------------------------------------------------------- train
