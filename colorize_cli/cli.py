@@ -79,19 +79,18 @@ KEEP_TONES = typer.Option(False, "--keep-tones", help="Show the network the tona
                                                      "output keeps the input's lightness either way).")
 
 
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """"K/N" (1-based) -> (K-1, N); under torchrun each rank takes its own shard."""
-    import os
-    if text is None:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        return (int(os.environ.get("RANK", "0")), world) if world > 1 else None
+def parse_shard(text: str | None, quiet: bool = False) -> tuple[int, int] | None:
+    """--shard's value, or the scheduler's variables (colorize_cli.shards) -> (0-based index, count) for plan."""
+    from colorize_cli.shards import ShardError, resolve
     try:
-        k, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        k = n = 0
-    if not 1 <= k <= n:
-        fail(f"--shard wants K/N with 1 <= K <= N, got {text!r}")
-    return k - 1, n
+        shard = resolve(text)
+    except ShardError as e:
+        fail(str(e))
+    if shard is None:
+        return None
+    if not quiet:
+        print(f"colorize: shard {shard} from {shard.source}", file=sys.stderr)
+    return shard.index, shard.count
 
 
 def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite: bool, shard, report: Path | None,
@@ -143,14 +142,18 @@ def dir_cmd(
     device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT, quiet: bool = QUIET,
     max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION, compile: bool = COMPILE,
     keep_tones: bool = KEEP_TONES,
-    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: take the K-th of N deterministic shards."),
+    shard: str = typer.Option("auto", "--shard",
+                              help="K/N: take the K-th of N deterministic shards of the folder. auto (default): "
+                                   "from a Slurm array job, a Kubernetes Indexed Job (JOB_COMPLETION_INDEX with "
+                                   "COLORIZE_SHARDS) or torchrun (RANK, WORLD_SIZE) when their variables are set. "
+                                   "none: the whole folder."),
     in_place: bool = typer.Option(False, "--in-place", help="Write over the inputs themselves (explicit opt-in)."),
 ):
     """Colorize every photo in a folder; reruns skip what is done."""
     from colorize_cli.imaging import iter_images, output_path, sweep
 
     check_model_or_file(model)
-    shards = parse_shard(shard)
+    shards = parse_shard(shard, quiet)
     if not input_dir.is_dir():
         fail(f"{input_dir}: input folder not found")
     output = input_dir if in_place else output or input_dir.resolve().with_name(input_dir.resolve().name + "_colorized")
