@@ -148,6 +148,8 @@ def dir_cmd(
                                    "COLORIZE_SHARDS) or torchrun (RANK, WORLD_SIZE) when their variables are set. "
                                    "none: the whole folder."),
     in_place: bool = typer.Option(False, "--in-place", help="Write over the inputs themselves (explicit opt-in)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be colorized, skipped (done, or claimed "
+                                                          "by another run) or refused, with counts; write nothing."),
 ):
     """Colorize every photo in a folder; reruns skip what is done."""
     from colorize_cli.imaging import iter_images, output_path, sweep
@@ -159,11 +161,14 @@ def dir_cmd(
     output = input_dir if in_place else output or input_dir.resolve().with_name(input_dir.resolve().name + "_colorized")
     if output.resolve() == input_dir.resolve() and not in_place:
         fail(f"{output}: output folder is the input folder; choose another with -o, or say --in-place")
-    _check_writable(output)
-    sweep(output)
+    if not dry_run:
+        _check_writable(output)
+        sweep(output)
     overwrite = overwrite or in_place
     srcs = iter_images(input_dir, recursive, exclude=None if in_place else output)
     pairs = [(s, output_path(s, input_dir, output, fmt.value)) for s in srcs]
+    if dry_run:
+        show_dry_run(pairs, overwrite, shards, lambda s: str(s.relative_to(input_dir)))
     run_photos(pairs, lambda s: str(s.relative_to(input_dir)), model,
                _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile,
                         keep_tones),
@@ -192,6 +197,19 @@ def image_cmd(
                _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile,
                         keep_tones),
                overwrite, None, report, quiet)
+
+
+def show_dry_run(pairs: list[tuple[Path, Path]], overwrite: bool, shard, rel) -> None:
+    """Print each file's verdict and the counts; exit 1 when a real run would refuse some file."""
+    from collections import Counter
+
+    from colorize_cli import dryrun
+    counts: Counter = Counter()
+    for entry in dryrun.entries(pairs, overwrite, shard, rel):
+        counts[entry.verdict] += 1
+        print(entry.line())
+    print(dryrun.summary(counts), file=sys.stderr)
+    raise typer.Exit(1 if counts[dryrun.Verdict.refused] else 0)
 
 
 def check_model_or_file(model: str) -> None:

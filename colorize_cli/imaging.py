@@ -446,6 +446,12 @@ def release(path: Path) -> None:
         os.unlink(_lock_path(path))
 
 
+def is_claimed(path: Path) -> bool:
+    """Whether a live run holds the claim on this output (read-only: for --dry-run)."""
+    lock = _lock_path(path)
+    return lock.exists() and not _stale(lock)
+
+
 _FOREIGN_LOCK_SECONDS = 3600  # a lock from another host counts as stale after an hour (we cannot see its pid)
 
 

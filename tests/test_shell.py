@@ -102,3 +102,65 @@ def test_shard_resolution_order_and_overrides():
     assert resolve("none", both) is None                  # the whole folder even inside an array job
     assert resolve("auto", {"WORLD_SIZE": "1", "RANK": "0"}) is None
     assert resolve("auto", {}) is None
+
+
+# ------------------------------------------------------------------------------------------------------ dry run
+@pytest.fixture
+def small_dir(tmp_path: Path) -> Path:
+    """Six small gray photos (no shared data needed)."""
+    import cv2
+    import numpy as np
+    d = tmp_path / "in"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        gray = cv2.GaussianBlur((rng.random((48, 64)) * 255).astype(np.uint8), (9, 9), 3)
+        cv2.imwrite(str(d / f"p{i}.png"), gray)
+    return d
+
+
+def tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) if folder.exists() else []
+
+
+def test_dry_run_reports_each_verdict_and_writes_nothing(small_dir: Path, tmp_path: Path):
+    import shutil
+    out = tmp_path / "out"
+    res = run("dir", small_dir, "-o", out, "--dry-run")
+    assert res.exit_code == 0, res.output
+    assert not out.exists()                                        # not even the folder
+    assert "would colorize 6, skip 0" in res.output
+
+    out.mkdir()
+    (out / "p1.png").write_bytes(b"done before")                  # done
+    (out / ".p2.png.lock").write_text(f"{os.uname().nodename} {os.getpid()}\n")   # a live run holds it
+    shutil.copy(small_dir / "p3.png", small_dir / "p3.jpg")        # --format png: p3.jpg and p3.png collide
+    before = tree(out), tree(small_dir), (out / ".p2.png.lock").stat().st_mtime_ns
+    res = run("dir", small_dir, "-o", out, "--format", "png", "--dry-run")
+    assert res.exit_code == 1, res.output                          # a real run would fail on the collision
+    lines = res.output.splitlines()
+    assert any(line.startswith("skip (done)") and line.endswith("p1.png") for line in lines)
+    assert any(line.startswith("skip (claimed by another run)") and line.endswith("p2.png") for line in lines)
+    assert any(line.startswith("refuse") and "collide" in line for line in lines)
+    assert "would colorize 4, skip 1 (already done) and 1 (claimed by another run), refuse 1" in res.output
+    assert (tree(out), tree(small_dir), (out / ".p2.png.lock").stat().st_mtime_ns) == before
+
+
+def test_dry_run_under_a_scheduler_lists_each_file_in_one_shard(small_dir: Path, tmp_path: Path):
+    seen = []
+    for i in range(3):
+        res = run("dir", small_dir, "-o", tmp_path / "o", "--dry-run",
+                  env={"JOB_COMPLETION_INDEX": str(i), "COLORIZE_SHARDS": "3"})
+        assert res.exit_code == 0 and f"shard {i + 1}/3 from Kubernetes" in res.output
+        seen += [line.split()[1] for line in res.output.splitlines() if line.startswith("colorize ")]
+    assert sorted(seen) == sorted(str(p) for p in small_dir.iterdir())
+
+
+def test_a_real_run_under_torchrun_colorizes_each_file_once(small_dir: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    for rank in range(2):
+        res = run("dir", small_dir, "-o", out, "--workers", "0", env={"RANK": str(rank), "WORLD_SIZE": "2"})
+        assert res.exit_code == 0 and f"shard {rank + 1}/2 from torchrun" in res.output, res.output
+    assert tree(out) == tree(small_dir)
+    res = run("dir", small_dir, "-o", out, "--workers", "0", "--shard", "none")
+    assert "colorized 0, skipped 6" in res.output
