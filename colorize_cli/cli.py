@@ -40,8 +40,24 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version.")):
-    """Bring colour to black-and-white photographs and film."""
+def root(ctx: typer.Context,
+         version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version.")):
+    """Bring colour to black-and-white photographs and film. Defaults for any command's options can be set in
+    ~/.config/colorize/config.toml or ./colorize.toml (a [dir], [image], ... table each; the command line wins)."""
+    from colorize_cli import config
+    try:
+        ctx.default_map = config.default_map(config.config_files(), _option_names(ctx))
+    except config.ConfigError as e:
+        fail(str(e))
+
+
+def _option_names(ctx: typer.Context) -> dict[str, dict[str, str]]:
+    """{command: {option name without dashes, and parameter name: parameter name}} for the config file's keys."""
+    names = {}
+    for cmd_name in ctx.command.list_commands(ctx):
+        params = [p for p in ctx.command.get_command(ctx, cmd_name).params if p.param_type_name == "option"]
+        names[cmd_name] = {alias: p.name for p in params for alias in (p.name, *(o.lstrip("-") for o in p.opts))}
+    return names
 
 
 def check_model(name: str) -> str:
@@ -69,12 +85,12 @@ DEVICE = typer.Option("auto", "--device", help="auto, cpu or cuda.")
 OVERWRITE = typer.Option(False, "--overwrite/--skip-existing",
                          help="Redo outputs that exist (default: skip them, so a rerun resumes).")
 REPORT = typer.Option(None, "--report", help="Write a JSON record per file (status, time, error).")
-QUIET = typer.Option(False, "--quiet", "-q", help="Only errors and the final summary.")
+QUIET = typer.Option(False, "--quiet/--no-quiet", "-q", help="Only errors and the final summary.")
 MAX_PIXELS = typer.Option(100_000_000, "--max-pixels", min=1, help="Refuse larger images (decompression bombs).")
 QUALITY = typer.Option(95, "--jpeg-quality", min=1, max=100)
 PRECISION = typer.Option("auto", "--precision", help="auto (fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")
-COMPILE = typer.Option(False, "--compile", help="torch.compile the network: slower start, faster long GPU runs.")
-KEEP_TONES = typer.Option(False, "--keep-tones", help="Show the network the tonal range as it is (by default a faded "
+COMPILE = typer.Option(False, "--compile/--no-compile", help="torch.compile the network: slower start, faster long GPU runs.")
+KEEP_TONES = typer.Option(False, "--keep-tones/--stretch-tones", help="Show the network the tonal range as it is (by default a faded "
                                                      "print's lifted blacks and dull whites are stretched for it; the "
                                                      "output keeps the input's lightness either way).")
 
@@ -137,7 +153,7 @@ def _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality,
 def dir_cmd(
     input_dir: Path = typer.Argument(..., help="Folder of black-and-white photos."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (default: INPUT_colorized)."),
-    model: str = MODEL, recursive: bool = typer.Option(False, "--recursive", "-r", help="Mirror subfolders too."),
+    model: str = MODEL, recursive: bool = typer.Option(False, "--recursive/--no-recursive", "-r", help="Mirror subfolders too."),
     fmt: Fmt = FORMAT, render_size: int = RENDER, batch_size: int = BATCH, workers: int = WORKERS,
     device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT, quiet: bool = QUIET,
     max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION, compile: bool = COMPILE,

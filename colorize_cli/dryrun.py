@@ -26,7 +26,9 @@ class Entry:
     reason: str = ""
 
     def line(self) -> str:
-        detail = f": {self.reason}" if self.reason else f" -> {self.dst}" if self.verdict is Verdict.colorize else ""
+        if self.verdict is Verdict.refused:
+            return f"{self.verdict.value:<29} {self.reason}"          # the error names the file
+        detail = f" -> {self.dst}" if self.verdict is Verdict.colorize else ""
         return f"{self.verdict.value:<29} {self.src}{detail}"
 
 

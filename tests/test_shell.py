@@ -164,3 +164,40 @@ def test_a_real_run_under_torchrun_colorizes_each_file_once(small_dir: Path, tmp
     assert tree(out) == tree(small_dir)
     res = run("dir", small_dir, "-o", out, "--workers", "0", "--shard", "none")
     assert "colorized 0, skipped 6" in res.output
+
+
+# ------------------------------------------------------------------------------------------------------- config
+def outputs_listed(res) -> list[str]:
+    return sorted(Path(line.split(" -> ")[1]).name for line in res.output.splitlines() if " -> " in line)
+
+
+def test_config_files_give_defaults_and_the_command_line_wins(small_dir: Path, tmp_path: Path, monkeypatch):
+    user = tmp_path / "xdg" / "colorize"
+    user.mkdir(parents=True)
+    (user / "config.toml").write_text('[dir]\nformat = "jpg"\nrecursive = true\n')
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    (small_dir / "sub").mkdir()
+    (small_dir / "p5.png").rename(small_dir / "sub" / "p5.png")
+    res = run("dir", small_dir, "-o", tmp_path / "o", "--dry-run", env=env)
+    assert outputs_listed(res) == [f"p{i}.jpg" for i in range(6)]      # the user's file: jpg, recursive
+    (work / "colorize.toml").write_text('[dir]\nformat = "png"\n\n[image]\nworkers = 0\n')
+    res = run("dir", small_dir, "-o", tmp_path / "o", "--dry-run", env=env)
+    assert outputs_listed(res) == [f"p{i}.png" for i in range(6)]      # the working folder's file wins, per key
+    res = run("dir", small_dir, "-o", tmp_path / "o", "--dry-run", "--format", "jpg", "--no-recursive", env=env)
+    assert outputs_listed(res) == [f"p{i}.jpg" for i in range(5)]      # the command line wins over both
+
+
+@pytest.mark.parametrize("text, needle", [
+    ('[dir]\nformatt = "jpg"\n', "[dir] 'formatt' is not an option of `colorize dir`"),
+    ('[colourise]\nworkers = 1\n', "no command 'colourise'"),
+    ('[dir\nworkers = 1\n', "cannot read config"),
+])
+def test_a_bad_config_file_is_a_one_line_usage_error(text, needle, small_dir: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "colorize.toml").write_text(text)
+    res = run("dir", small_dir, "--dry-run", env={"XDG_CONFIG_HOME": str(tmp_path / "none")})
+    assert res.exit_code == 2 and needle in res.output and "colorize.toml" in res.output
+    assert "Traceback" not in res.output
