@@ -15,7 +15,7 @@ import typer
 from colorize_cli import __version__
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   help="Bring colour to black-and-white photographs and film. `colorize models` lists the models.")
 
 DEFAULT_MODEL = "unet-lab"
@@ -499,7 +499,7 @@ def export_cmd(checkpoint: Path = typer.Argument(..., help="A training checkpoin
 
 
 def main() -> None:
-    app()
+    app(prog_name="colorize")     # also under `python -m colorize_cli`, so completion scripts name `colorize`
 
 
 if __name__ == "__main__":

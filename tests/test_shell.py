@@ -201,3 +201,18 @@ def test_a_bad_config_file_is_a_one_line_usage_error(text, needle, small_dir: Pa
     res = run("dir", small_dir, "--dry-run", env={"XDG_CONFIG_HOME": str(tmp_path / "none")})
     assert res.exit_code == 2 and needle in res.output and "colorize.toml" in res.output
     assert "Traceback" not in res.output
+
+
+# --------------------------------------------------------------------------------------------------- completion
+def test_install_completion_writes_a_script_that_completes_commands_and_options(tmp_path: Path):
+    env = {"HOME": str(tmp_path), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    out = colorize("--install-completion", "bash", env=env)
+    assert out.returncode == 0, out.stderr
+    script = (tmp_path / ".bash_completions" / "colorize.sh").read_text()
+    assert "_COLORIZE_COMPLETE=complete_bash" in script and "complete -o default -F" in script
+    assert "source" in (tmp_path / ".bashrc").read_text()
+    # what the script asks the command at a TAB
+    ask = {"_COLORIZE_COMPLETE": "complete_bash", "COMP_WORDS": "colorize di", "COMP_CWORD": "1"}
+    assert colorize(env=ask).stdout.split() == ["dir"]
+    ask.update(COMP_WORDS="colorize dir --dry", COMP_CWORD="2")
+    assert colorize(env=ask).stdout.split() == ["--dry-run"]
