@@ -28,9 +28,28 @@ class Fmt(str, Enum):
 
 
 def fail(msg: str, code: int = 2) -> None:
-    """One clear line on stderr, then exit: never a traceback for a user's mistake."""
-    print(f"colorize: error: {msg}", file=sys.stderr)
+    """One clear line on stderr (and in the --log file), then exit: never a traceback for a user's mistake."""
+    tell(f"colorize: error: {msg}")
     raise typer.Exit(code)
+
+
+def tell(msg: str) -> None:
+    """A line for the user on stderr, also appended to the --log file when there is one."""
+    from colorize_cli import runlog
+    print(msg, file=sys.stderr)
+    runlog.note(msg)
+
+
+def start_log(path: Path | None, what: str) -> None:
+    """--log FILE: from here on the plain progress lines and every error are appended to it (closed with the run)."""
+    if path is None:
+        return
+    from colorize_cli import runlog
+    try:
+        runlog.open_log(path)
+    except OSError as e:
+        fail(f"{path}: cannot open log ({e.strerror})")
+    runlog.note(f"colorize {what}: started")
 
 
 def _version(value: bool) -> None:
@@ -44,7 +63,8 @@ def root(ctx: typer.Context,
          version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version.")):
     """Bring colour to black-and-white photographs and film. Defaults for any command's options can be set in
     ~/.config/colorize/config.toml or ./colorize.toml (a [dir], [image], ... table each; the command line wins)."""
-    from colorize_cli import config
+    from colorize_cli import config, runlog
+    ctx.call_on_close(runlog.close_log)
     try:
         ctx.default_map = config.default_map(config.config_files(), _option_names(ctx))
     except config.ConfigError as e:
@@ -90,6 +110,8 @@ MAX_PIXELS = typer.Option(100_000_000, "--max-pixels", min=1, help="Refuse large
 QUALITY = typer.Option(95, "--jpeg-quality", min=1, max=100)
 PRECISION = typer.Option("auto", "--precision", help="auto (fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")
 COMPILE = typer.Option(False, "--compile/--no-compile", help="torch.compile the network: slower start, faster long GPU runs.")
+LOG = typer.Option(None, "--log", help="Append the plain progress lines and every error to this file, each with a "
+                                        "timestamp and host:pid (for cron and cluster jobs).")
 KEEP_TONES = typer.Option(False, "--keep-tones/--stretch-tones", help="Show the network the tonal range as it is (by default a faded "
                                                      "print's lifted blacks and dull whites are stretched for it; the "
                                                      "output keeps the input's lightness either way).")
@@ -105,7 +127,7 @@ def parse_shard(text: str | None, quiet: bool = False) -> tuple[int, int] | None
     if shard is None:
         return None
     if not quiet:
-        print(f"colorize: shard {shard} from {shard.source}", file=sys.stderr)
+        tell(f"colorize: shard {shard} from {shard.source}")
     return shard.index, shard.count
 
 
@@ -129,9 +151,9 @@ def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite:
     try:
         results = pipeline.run_jobs(jobs, settled, colorizer, opts, quiet) if jobs else settled
     except KeyboardInterrupt:
-        print("colorize: interrupted; finished files are kept, rerun to resume", file=sys.stderr)
+        tell("colorize: interrupted; finished files are kept, rerun to resume")
         raise typer.Exit(130)
-    print(pipeline.summary(results, time.perf_counter() - t0), file=sys.stderr)
+    tell(pipeline.summary(results, time.perf_counter() - t0))
     if report is not None:
         pipeline.write_report(report, results)
     raise typer.Exit(1 if any(r.status == "failed" for r in results) else 0)
@@ -157,7 +179,7 @@ def dir_cmd(
     fmt: Fmt = FORMAT, render_size: int = RENDER, batch_size: int = BATCH, workers: int = WORKERS,
     device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT, quiet: bool = QUIET,
     max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION, compile: bool = COMPILE,
-    keep_tones: bool = KEEP_TONES,
+    keep_tones: bool = KEEP_TONES, log: Optional[Path] = LOG,
     shard: str = typer.Option("auto", "--shard",
                               help="K/N: take the K-th of N deterministic shards of the folder. auto (default): "
                                    "from a Slurm array job, a Kubernetes Indexed Job (JOB_COMPLETION_INDEX with "
@@ -170,6 +192,7 @@ def dir_cmd(
     """Colorize every photo in a folder; reruns skip what is done."""
     from colorize_cli.imaging import iter_images, output_path, sweep
 
+    start_log(log, f"dir {input_dir}")
     check_model_or_file(model)
     shards = parse_shard(shard, quiet)
     if not input_dir.is_dir():
@@ -198,11 +221,12 @@ def image_cmd(
     model: str = MODEL, fmt: Fmt = FORMAT, render_size: int = RENDER, batch_size: int = BATCH,
     workers: int = WORKERS, device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT,
     quiet: bool = QUIET, max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION,
-    compile: bool = COMPILE, keep_tones: bool = KEEP_TONES,
+    compile: bool = COMPILE, keep_tones: bool = KEEP_TONES, log: Optional[Path] = LOG,
 ):
     """Colorize the given photos into an output folder."""
     from colorize_cli.imaging import output_path
 
+    start_log(log, f"image ({len(files)} files)")
     check_model_or_file(model)
     _check_writable(output)
     pairs = [(f, output_path(f, None, output, fmt.value)) for f in files]
@@ -271,7 +295,7 @@ def video_cmd(
                                           help="Resumable: keep finished segments of this many seconds, so a rerun "
                                                "after a crash or Ctrl-C continues (0: off)."),
     overwrite: bool = OVERWRITE, quiet: bool = QUIET, jpeg_quality: int = QUALITY, precision: str = PRECISION,
-    compile: bool = COMPILE,
+    compile: bool = COMPILE, log: Optional[Path] = LOG,
 ):
     """Colorize a film: a video file (sound kept) or a folder of frames, steadied from frame to frame."""
     from colorize_cli import video
@@ -279,6 +303,7 @@ def video_cmd(
     from colorize_cli.weights import WeightsError
     from colorize_cli.zoo import load_model, pick_device
 
+    start_log(log, f"video {source}")
     check_model_or_file(model)
     if not source.exists():
         fail(f"{source}: file not found")
@@ -293,7 +318,7 @@ def video_cmd(
         fail(str(e))
     _check_writable(output if source.is_dir() else output.parent)
     if video.is_done(source, output, opts):
-        print(f"colorize: {output} is already done; --overwrite redoes it", file=sys.stderr)
+        tell(f"colorize: {output} is already done; --overwrite redoes it")
         raise typer.Exit(0)
     try:
         dev = pick_device(device)
@@ -308,18 +333,17 @@ def video_cmd(
     except KeyboardInterrupt:
         if source.is_dir() or segment_seconds:
             done = "frames" if source.is_dir() else "segments"
-            print(f"colorize: interrupted; finished {done} are kept, rerun to resume", file=sys.stderr)
+            tell(f"colorize: interrupted; finished {done} are kept, rerun to resume")
         else:
-            print(f"colorize: interrupted; {output} was not written (--segment-seconds makes long runs resumable)",
-                  file=sys.stderr)
+            tell(f"colorize: interrupted; {output} was not written (--segment-seconds makes long runs resumable)")
         raise typer.Exit(130)
     finally:
         progress.close()
     for msg in result.failed:
-        print(f"error: {msg}", file=sys.stderr)
+        tell(f"error: {msg}")
     for msg in result.warnings:
-        print(f"warning: {msg}", file=sys.stderr)
-    print(video.summary(result), file=sys.stderr)
+        tell(f"warning: {msg}")
+    tell(video.summary(result))
     raise typer.Exit(1 if result.failed else 0)
 
 

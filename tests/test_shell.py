@@ -216,3 +216,24 @@ def test_install_completion_writes_a_script_that_completes_commands_and_options(
     assert colorize(env=ask).stdout.split() == ["dir"]
     ask.update(COMP_WORDS="colorize dir --dry", COMP_CWORD="2")
     assert colorize(env=ask).stdout.split() == ["--dry-run"]
+
+
+# ---------------------------------------------------------------------------------------------------------- log
+def test_log_appends_stamped_progress_and_every_error(small_dir: Path, tmp_path: Path):
+    import re
+    (small_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png")
+    log = tmp_path / "run.log"
+    log.write_text("an earlier line\n")
+    res = run("dir", small_dir, "-o", tmp_path / "o", "--workers", "0", "--quiet", "--log", log)
+    assert res.exit_code == 1
+    run("dir", tmp_path / "missing", "-o", tmp_path / "o", "--log", log)
+    lines = log.read_text().splitlines()
+    assert lines[0] == "an earlier line"                                       # appended, never truncated
+    stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d \[[^\]]+:\d+\] ")
+    assert all(stamp.match(line) for line in lines[1:]), lines
+    text = "\n".join(lines)
+    assert re.search(r"error: .*broken\.png", text)                             # a file's error
+    assert "7/7 images" in text                                                 # progress, though --quiet
+    assert "colorized 6, skipped 0 (already done), failed 1" in text             # the summary
+    assert "error: " in lines[-1] and "missing: input folder not found" in lines[-1]   # a usage error too
+    assert "7/7 images" not in res.output                                       # the terminal stayed quiet
