@@ -110,6 +110,9 @@ MAX_PIXELS = typer.Option(100_000_000, "--max-pixels", min=1, help="Refuse large
 QUALITY = typer.Option(95, "--jpeg-quality", min=1, max=100)
 PRECISION = typer.Option("auto", "--precision", help="auto (fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")
 COMPILE = typer.Option(False, "--compile/--no-compile", help="torch.compile the network: slower start, faster long GPU runs.")
+VIVIDNESS = typer.Option(1.0, "--vividness", min=0.0, max=2.0,
+                         help="Colour strength of the classification models (unet-lab), 0 to 2: 1 as trained, "
+                              "0.5 quieter, 1.5 bolder (shifts the readout's prior correction by 1 - VIVIDNESS).")
 LOG = typer.Option(None, "--log", help="Append the plain progress lines and every error to this file, each with a "
                                         "timestamp and host:pid (for cron and cluster jobs).")
 KEEP_TONES = typer.Option(False, "--keep-tones/--stretch-tones", help="Show the network the tonal range as it is (by default a faded "
@@ -132,7 +135,7 @@ def parse_shard(text: str | None, quiet: bool = False) -> tuple[int, int] | None
 
 
 def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite: bool, shard, report: Path | None,
-               quiet: bool) -> None:
+               quiet: bool, vividness: float = 1.0) -> None:
     """Shared by `dir` and `image`: load the model, colorize, summarise, exit 0/1."""
     import time
 
@@ -145,7 +148,8 @@ def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite:
     jobs, settled = pipeline.plan(pairs, overwrite, shard, rel)
     try:
         device = pick_device(opts.device)
-        colorizer = pipeline.Colorizer(load_model(model), device, opts.precision, opts.compile) if jobs else None
+        colorizer = (pipeline.Colorizer(load_model(model, vividness=vividness), device, opts.precision, opts.compile)
+                     if jobs else None)
     except (WeightsError, ValueError) as e:
         fail(str(e))
     try:
@@ -179,7 +183,7 @@ def dir_cmd(
     fmt: Fmt = FORMAT, render_size: int = RENDER, batch_size: int = BATCH, workers: int = WORKERS,
     device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT, quiet: bool = QUIET,
     max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION, compile: bool = COMPILE,
-    keep_tones: bool = KEEP_TONES, log: Optional[Path] = LOG,
+    keep_tones: bool = KEEP_TONES, vividness: float = VIVIDNESS, log: Optional[Path] = LOG,
     shard: str = typer.Option("auto", "--shard",
                               help="K/N: take the K-th of N deterministic shards of the folder. auto (default): "
                                    "from a Slurm array job, a Kubernetes Indexed Job (JOB_COMPLETION_INDEX with "
@@ -211,7 +215,7 @@ def dir_cmd(
     run_photos(pairs, lambda s: str(s.relative_to(input_dir)), model,
                _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile,
                         keep_tones),
-               overwrite, shards, report, quiet)
+               overwrite, shards, report, quiet, vividness)
 
 
 @app.command("image")
@@ -221,7 +225,7 @@ def image_cmd(
     model: str = MODEL, fmt: Fmt = FORMAT, render_size: int = RENDER, batch_size: int = BATCH,
     workers: int = WORKERS, device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT,
     quiet: bool = QUIET, max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION,
-    compile: bool = COMPILE, keep_tones: bool = KEEP_TONES, log: Optional[Path] = LOG,
+    compile: bool = COMPILE, keep_tones: bool = KEEP_TONES, vividness: float = VIVIDNESS, log: Optional[Path] = LOG,
 ):
     """Colorize the given photos into an output folder."""
     from colorize_cli.imaging import output_path
@@ -236,7 +240,7 @@ def image_cmd(
     run_photos(pairs, lambda s: s.name, model,
                _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile,
                         keep_tones),
-               overwrite, None, report, quiet)
+               overwrite, None, report, quiet, vividness)
 
 
 def show_dry_run(pairs: list[tuple[Path, Path]], overwrite: bool, shard, rel) -> None:
@@ -295,7 +299,7 @@ def video_cmd(
                                           help="Resumable: keep finished segments of this many seconds, so a rerun "
                                                "after a crash or Ctrl-C continues (0: off)."),
     overwrite: bool = OVERWRITE, quiet: bool = QUIET, jpeg_quality: int = QUALITY, precision: str = PRECISION,
-    compile: bool = COMPILE, log: Optional[Path] = LOG,
+    compile: bool = COMPILE, vividness: float = VIVIDNESS, log: Optional[Path] = LOG,
 ):
     """Colorize a film: a video file (sound kept) or a folder of frames, steadied from frame to frame."""
     from colorize_cli import video
@@ -322,7 +326,7 @@ def video_cmd(
         raise typer.Exit(0)
     try:
         dev = pick_device(device)
-        colorizer = Colorizer(load_model(model, dev), dev, precision, compile)
+        colorizer = Colorizer(load_model(model, dev, vividness), dev, precision, compile)
     except (WeightsError, ValueError) as e:
         fail(str(e))
     progress = video.ProgressPrinter(quiet)

@@ -30,8 +30,9 @@ def weights_for(name_or_path: str) -> Path:
     return shipped_path(name_or_path)
 
 
-def load_model(name_or_path: str, device: torch.device | str = "cpu") -> ColorModel:
-    """Build the architecture named in the weights' metadata and load the verified tensors; eval mode."""
+def load_model(name_or_path: str, device: torch.device | str = "cpu", vividness: float = 1.0) -> ColorModel:
+    """Build the architecture named in the weights' metadata and load the verified tensors; eval mode. vividness
+    scales a classification model's readout (ValueError for the others unless 1)."""
     path = weights_for(name_or_path)
     if not path.is_file():
         raise WeightsError(f"{path}: no weights found for model {name_or_path!r}")
@@ -53,6 +54,7 @@ def load_model(name_or_path: str, device: torch.device | str = "cpu") -> ColorMo
     except RuntimeError as e:
         raise WeightsError(f"{path}: tensors do not fit architecture {arch!r} ({str(e).splitlines()[0]})") from None
     model.meta = meta
+    model.set_vividness(vividness)
     return model.eval().to(device)
 
 

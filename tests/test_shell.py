@@ -237,3 +237,33 @@ def test_log_appends_stamped_progress_and_every_error(small_dir: Path, tmp_path:
     assert "colorized 6, skipped 0 (already done), failed 1" in text             # the summary
     assert "error: " in lines[-1] and "missing: input folder not found" in lines[-1]   # a usage error too
     assert "7/7 images" not in res.output                                       # the terminal stayed quiet
+
+
+# ---------------------------------------------------------------------------------------------------- vividness
+def test_vividness_scales_the_colour_and_keeps_the_lightness(tmp_path: Path):
+    import cv2
+    import numpy as np
+
+    from colorize_cli.imaging import read_image
+    from colorize_cli.metrics import colorfulness
+    from colorize_cli.pipeline import srgb_luminance
+    src = tmp_path / "paris.png"
+    cv2.imwrite(str(src), cv2.imread(str(ROOT / "examples" / "originals" / "1880Paris.jpg"))[:200, :300])
+    cf = {}
+    for v in ("0.5", "1", "1.5"):
+        res = run("image", src, "-o", tmp_path / v, "--workers", "0", "--vividness", v)
+        assert res.exit_code == 0, res.output
+        out = read_image(tmp_path / v / "paris.png").rgb
+        cf[v] = colorfulness(out)
+        lum_in, lum_out = srgb_luminance(read_image(src).rgb), srgb_luminance(out)
+        assert np.median(np.abs(lum_out - lum_in)) < 0.01
+    assert cf["0.5"] < 0.8 * cf["1"] and cf["1.5"] > 1.2 * cf["1"], cf
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--vividness", "0.5", "--model", "unet-rgb"], "--vividness works with the classification models"),
+    (["--vividness", "2.5"], "--vividness"),
+])
+def test_vividness_usage_errors(args, needle, small_dir: Path, tmp_path: Path):
+    res = run("dir", small_dir, "-o", tmp_path / "o", "--workers", "0", *args)
+    assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output
