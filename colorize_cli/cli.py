@@ -109,15 +109,17 @@ QUIET = typer.Option(False, "--quiet/--no-quiet", "-q", help="Only errors and th
 MAX_PIXELS = typer.Option(100_000_000, "--max-pixels", min=1, help="Refuse larger images (decompression bombs).")
 QUALITY = typer.Option(95, "--jpeg-quality", min=1, max=100)
 PRECISION = typer.Option("auto", "--precision", help="auto (fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")
-COMPILE = typer.Option(False, "--compile/--no-compile", help="torch.compile the network: slower start, faster long GPU runs.")
+COMPILE = typer.Option(False, "--compile/--no-compile",
+                       help="torch.compile the network: slower start, faster long GPU runs.")
 VIVIDNESS = typer.Option(1.0, "--vividness", min=0.0, max=2.0,
                          help="Colour strength of the classification models (unet-lab), 0 to 2: 1 as trained, "
                               "0.5 quieter, 1.5 bolder (shifts the readout's prior correction by 1 - VIVIDNESS).")
 LOG = typer.Option(None, "--log", help="Append the plain progress lines and every error to this file, each with a "
                                         "timestamp and host:pid (for cron and cluster jobs).")
-KEEP_TONES = typer.Option(False, "--keep-tones/--stretch-tones", help="Show the network the tonal range as it is (by default a faded "
-                                                     "print's lifted blacks and dull whites are stretched for it; the "
-                                                     "output keeps the input's lightness either way).")
+KEEP_TONES = typer.Option(False, "--keep-tones/--stretch-tones",
+                          help="Show the network the tonal range as it is (by default a faded print's lifted "
+                               "blacks and dull whites are stretched for it; the output keeps the input's lightness "
+                               "either way).")
 
 
 def parse_shard(text: str | None, quiet: bool = False) -> tuple[int, int] | None:
@@ -135,7 +137,7 @@ def parse_shard(text: str | None, quiet: bool = False) -> tuple[int, int] | None
 
 
 def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite: bool, shard, report: Path | None,
-               quiet: bool, vividness: float = 1.0) -> None:
+               quiet: bool, vividness: float = 1.0, sheet: Path | None = None) -> None:
     """Shared by `dir` and `image`: load the model, colorize, summarise, exit 0/1."""
     import time
 
@@ -160,7 +162,19 @@ def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite:
     tell(pipeline.summary(results, time.perf_counter() - t0))
     if report is not None:
         pipeline.write_report(report, results)
+    if sheet is not None:
+        _contact_sheet(sheet, results, opts.max_pixels)
     raise typer.Exit(1 if any(r.status == "failed" for r in results) else 0)
+
+
+def _contact_sheet(path: Path, results, max_pixels: int) -> None:
+    from colorize_cli import contact_sheet
+    from colorize_cli.imaging import ImageError
+    try:
+        pages = contact_sheet.write(path, results, max_pixels)
+    except (ImageError, OSError) as e:
+        fail(f"{path}: cannot write the contact sheet ({e})", 1)
+    tell(f"contact sheet: {', '.join(map(str, pages))}")
 
 
 def _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision="auto", compile=False,
@@ -179,7 +193,8 @@ def _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality,
 def dir_cmd(
     input_dir: Path = typer.Argument(..., help="Folder of black-and-white photos."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (default: INPUT_colorized)."),
-    model: str = MODEL, recursive: bool = typer.Option(False, "--recursive/--no-recursive", "-r", help="Mirror subfolders too."),
+    model: str = MODEL,
+    recursive: bool = typer.Option(False, "--recursive/--no-recursive", "-r", help="Mirror subfolders too."),
     fmt: Fmt = FORMAT, render_size: int = RENDER, batch_size: int = BATCH, workers: int = WORKERS,
     device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT, quiet: bool = QUIET,
     max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION, compile: bool = COMPILE,
@@ -190,6 +205,10 @@ def dir_cmd(
                                    "COLORIZE_SHARDS) or torchrun (RANK, WORLD_SIZE) when their variables are set. "
                                    "none: the whole folder."),
     in_place: bool = typer.Option(False, "--in-place", help="Write over the inputs themselves (explicit opt-in)."),
+    contact_sheet: Optional[Path] = typer.Option(None, "--contact-sheet",
+                                                 help="Write a review sheet of before / after thumbnails, failed "
+                                                      "files marked with their error: .html (one page) or .jpg/.png "
+                                                      "(pages of 100 files: NAME.jpg, NAME-2.jpg, ...)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be colorized, skipped (done, or claimed "
                                                           "by another run) or refused, with counts; write nothing."),
 ):
@@ -198,6 +217,10 @@ def dir_cmd(
 
     start_log(log, f"dir {input_dir}")
     check_model_or_file(model)
+    if contact_sheet is not None:
+        from colorize_cli.contact_sheet import SUFFIXES
+        if contact_sheet.suffix.lower() not in SUFFIXES:
+            fail(f"{contact_sheet}: --contact-sheet wants a file ending {', '.join(SUFFIXES)}")
     shards = parse_shard(shard, quiet)
     if not input_dir.is_dir():
         fail(f"{input_dir}: input folder not found")
@@ -215,7 +238,7 @@ def dir_cmd(
     run_photos(pairs, lambda s: str(s.relative_to(input_dir)), model,
                _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile,
                         keep_tones),
-               overwrite, shards, report, quiet, vividness)
+               overwrite, shards, report, quiet, vividness, contact_sheet)
 
 
 @app.command("image")

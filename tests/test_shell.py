@@ -267,3 +267,48 @@ def test_vividness_scales_the_colour_and_keeps_the_lightness(tmp_path: Path):
 def test_vividness_usage_errors(args, needle, small_dir: Path, tmp_path: Path):
     res = run("dir", small_dir, "-o", tmp_path / "o", "--workers", "0", *args)
     assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output
+
+
+# ----------------------------------------------------------------------------------------------- contact sheet
+def test_contact_sheet_html_shows_before_after_and_marks_failures(small_dir: Path, tmp_path: Path):
+    import re
+    (small_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png")
+    sheet = tmp_path / "review.html"
+    res = run("dir", small_dir, "-o", tmp_path / "o", "--workers", "0", "--contact-sheet", sheet)
+    assert res.exit_code == 1 and f"contact sheet: {sheet}" in res.output
+    page = sheet.read_text()
+    figures = re.findall(r"<figure( class=\"failed\")?>(.*?)</figure>", page, re.S)
+    assert len(figures) == 7
+    failed = [body for cls, body in figures if cls]
+    assert len(failed) == 1 and "broken.png" in failed[0] and "FAILED" in failed[0] and "<img" not in failed[0]
+    for cls, body in figures:
+        if not cls:
+            assert body.count('<img alt="before" src="data:image/jpeg;base64,') == 1
+            assert body.count('<img alt="after" src="data:image/jpeg;base64,') == 1
+    assert not list(tmp_path.glob(".review.html.*.tmp"))
+
+
+def test_contact_sheet_images_come_in_pages(small_dir: Path, tmp_path: Path, monkeypatch):
+    import numpy as np
+
+    from colorize_cli import contact_sheet as cs
+    from colorize_cli.imaging import read_image
+    monkeypatch.setattr(cs, "COLUMNS", 2)
+    monkeypatch.setattr(cs, "PAGE_ROWS", 1)
+    (small_dir / "a-broken.png").write_bytes(b"not a png")      # sorts first: the first cell
+    sheet = tmp_path / "review.png"
+    res = run("dir", small_dir, "-o", tmp_path / "o", "--workers", "0", "--contact-sheet", sheet)
+    assert res.exit_code == 1
+    pages = [sheet] + [tmp_path / f"review-{k}.png" for k in (2, 3, 4)]
+    assert sorted(tmp_path.glob("review*.png")) == sorted(pages)              # 7 files, 2 a page
+    first = (read_image(sheet).rgb * 255).round()
+    assert first.shape == (cs.CELL_H, 2 * cs.CELL_W, 3)
+    red = (first[..., 0] > 180) & (first[..., 1] < 40) & (first[..., 2] < 40)
+    assert red[:, : cs.CELL_W].sum() > 500 and red[:, cs.CELL_W:].sum() == 0    # the failed cell is framed red
+    after = first[cs.PAD: cs.PAD + cs.THUMB, cs.CELL_W + 2 * cs.PAD + cs.THUMB: cs.CELL_W + 2 * cs.PAD + 2 * cs.THUMB]
+    assert np.abs(after[..., 0] - after[..., 2]).mean() > 2                       # a colour thumbnail
+
+
+def test_contact_sheet_wants_a_known_suffix(small_dir: Path, tmp_path: Path):
+    res = run("dir", small_dir, "-o", tmp_path / "o", "--contact-sheet", tmp_path / "review.pdf")
+    assert res.exit_code == 2 and "--contact-sheet wants a file ending .html" in res.output
