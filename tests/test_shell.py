@@ -312,3 +312,24 @@ def test_contact_sheet_images_come_in_pages(small_dir: Path, tmp_path: Path, mon
 def test_contact_sheet_wants_a_known_suffix(small_dir: Path, tmp_path: Path):
     res = run("dir", small_dir, "-o", tmp_path / "o", "--contact-sheet", tmp_path / "review.pdf")
     assert res.exit_code == 2 and "--contact-sheet wants a file ending .html" in res.output
+
+
+# ---------------------------------------------------------------------------------------------------- packaging
+def test_the_wheel_carries_the_weights_and_finds_them_under_any_prefix(tmp_path: Path):
+    """Built from this checkout, installed with --target (a prefix the code cannot guess), run from elsewhere."""
+    pytest.importorskip("setuptools")
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                            "-w", str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    wheel = next((tmp_path / "dist").glob("colorize_film-*.whl"))
+    target = tmp_path / "target"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                    str(wheel)], check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    out = subprocess.run([sys.executable, "-m", "colorize_cli", "models", "--json"], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, check=True)
+    rows = {r["name"]: r for r in json.loads(out.stdout)}
+    lab = Path(rows["unet-lab"]["file"])
+    assert lab.is_relative_to(target / "colorize_cli" / "_weights")
+    assert rows["unet-lab"]["sha256"] == file_sha256(ROOT / "weights" / "unet-lab.safetensors")
+    assert rows["unet-lab"]["measured"]                         # metrics.json came along too
