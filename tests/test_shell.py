@@ -333,3 +333,18 @@ def test_the_wheel_carries_the_weights_and_finds_them_under_any_prefix(tmp_path:
     assert lab.is_relative_to(target / "colorize_cli" / "_weights")
     assert rows["unet-lab"]["sha256"] == file_sha256(ROOT / "weights" / "unet-lab.safetensors")
     assert rows["unet-lab"]["measured"]                         # metrics.json came along too
+
+
+def test_film_progress_goes_to_the_log_even_when_quiet(tmp_path: Path):
+    from colorize_cli import runlog
+    from colorize_cli.video import ProgressPrinter, Tick
+    log = tmp_path / "film.log"
+    runlog.open_log(log)
+    try:
+        printer = ProgressPrinter(quiet=True, every_s=3600)
+        for done in range(1, 11):
+            printer(Tick(done, 10, 25.0, (10 - done) / 25))
+    finally:
+        runlog.close_log()
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("10/10 frames, 25.00 frames/s, ETA 0 s")   # the final line only
