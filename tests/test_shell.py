@@ -348,3 +348,33 @@ def test_film_progress_goes_to_the_log_even_when_quiet(tmp_path: Path):
         runlog.close_log()
     lines = log.read_text().splitlines()
     assert len(lines) == 1 and lines[0].endswith("10/10 frames, 25.00 frames/s, ETA 0 s")   # the final line only
+
+
+def test_the_slurm_example_runs_a_folder_across_its_array(small_dir: Path, tmp_path: Path):
+    """examples/slurm_array.sh as each of its 8 array tasks would run it (colorize shimmed to a dry run)."""
+    import re
+    script = (ROOT / "examples" / "slurm_array.sh").read_text()
+    tasks = int(re.search(r"#SBATCH --array=1-(\d+)", script).group(1))
+    shim = tmp_path / "bin" / "colorize"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m colorize_cli "$@" --dry-run\n')
+    shim.chmod(0o755)
+    seen = []
+    for task in range(1, tasks + 1):
+        env = {"PATH": f"{shim.parent}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT), "SLURM_ARRAY_TASK_ID": str(task),
+               "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": str(tasks), "SLURM_ARRAY_TASK_COUNT": str(tasks)}
+        out = subprocess.run(["bash", str(ROOT / "examples" / "slurm_array.sh"), str(small_dir), str(tmp_path / "out")],
+                             capture_output=True, text=True, env={**os.environ, **env})
+        assert out.returncode == 0 and f"shard {task}/{tasks} from Slurm" in out.stderr, out.stderr
+        seen += [line.split()[1] for line in out.stdout.splitlines() if line.startswith("colorize ")]
+    assert sorted(seen) == sorted(str(p) for p in small_dir.iterdir())
+
+
+def test_the_kubernetes_example_tells_colorize_its_completions():
+    import re
+    yaml = (ROOT / "examples" / "k8s-indexed-job.yaml").read_text()
+    assert "completionMode: Indexed" in yaml
+    completions = re.search(r"^\s*completions: (\d+)", yaml, re.M).group(1)
+    shards = re.search(r"name: COLORIZE_SHARDS\s+value: \"(\d+)\"", yaml).group(1)
+    assert shards == completions
+    assert re.search(r'command: \["colorize", "dir"', yaml)
