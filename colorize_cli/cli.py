@@ -107,7 +107,7 @@ OVERWRITE = typer.Option(False, "--overwrite/--skip-existing",
 REPORT = typer.Option(None, "--report", help="Write a JSON record per file (status, time, error).")
 QUIET = typer.Option(False, "--quiet/--no-quiet", "-q", help="Only errors and the final summary.")
 MAX_PIXELS = typer.Option(100_000_000, "--max-pixels", min=1, help="Refuse larger images (decompression bombs).")
-QUALITY = typer.Option(95, "--jpeg-quality", min=1, max=100)
+QUALITY = typer.Option(95, "--jpeg-quality", min=1, max=100, help="Quality of JPEG outputs (1-100).")
 PRECISION = typer.Option("auto", "--precision", help="auto (fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")
 COMPILE = typer.Option(False, "--compile/--no-compile",
                        help="torch.compile the network: slower start, faster long GPU runs.")
@@ -382,7 +382,7 @@ def eval_cmd(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the figures as JSON."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the figures as CSV."),
     grid: Optional[Path] = typer.Option(None, "--grid", help="Comparison grid PNG: gray | each model | truth."),
-    grid_images: int = typer.Option(4, "--grid-images", min=1),
+    grid_images: int = typer.Option(4, "--grid-images", min=1, help="Photos in the --grid."),
     readme: Optional[Path] = typer.Option(None, "--readme", help="Rewrite the table between eval-table markers."),
     limit: int = typer.Option(0, "--limit", min=0, help="Use only the first N images."),
     render_size: int = RENDER, batch_size: int = BATCH, workers: int = WORKERS, device: str = DEVICE,
@@ -468,26 +468,26 @@ def train_cmd(
     arch: str = typer.Option(DEFAULT_MODEL, "--arch", help="Architecture to train (see `colorize models`)."),
     name: str = typer.Option("", "--name", help="Name recorded in the exported weights."),
     out: Path = typer.Option(Path("runs/run"), "--out", help="Run folder: checkpoints, metrics.jsonl, grids, loss.png."),
-    epochs: int = typer.Option(1, "--epochs", min=1),
+    epochs: int = typer.Option(1, "--epochs", min=1, help="Passes over the training photos."),
     steps: int = typer.Option(0, "--steps", min=0, help="Total optimizer steps (overrides --epochs)."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Crops per optimizer step, on each rank."),
     crop: int = typer.Option(0, "--crop", min=0, help="Training crop size (0: the architecture's default)."),
     lr: float = typer.Option(0.0, "--lr", min=0.0, help="Learning rate (0: the architecture's default)."),
     loss: str = typer.Option("", "--loss", help="Training loss (default: the architecture's), e.g. "
                                                 "ab-classification-readout."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation folder (default: 2% held out by hash)."),
-    val_every: int = typer.Option(500, "--val-every", min=1),
-    ckpt_every: int = typer.Option(500, "--ckpt-every", min=1),
+    val_every: int = typer.Option(500, "--val-every", min=1, help="Validate (metrics, grid) every this many steps."),
+    ckpt_every: int = typer.Option(500, "--ckpt-every", min=1, help="Save last.ckpt every this many steps."),
     limit: int = typer.Option(0, "--limit", min=0, help="Use at most this many training images."),
-    workers: int = typer.Option(2, "--workers", min=0),
-    seed: int = typer.Option(0, "--seed"),
+    workers: int = typer.Option(2, "--workers", min=0, help="Decoding processes."),
+    seed: int = typer.Option(0, "--seed", help="Seed for crops, order and initial weights."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     no_pretrained: bool = typer.Option(False, "--no-pretrained", help="Start the encoder from random weights."),
     init: Optional[str] = typer.Option(None, "--init", help="Fine-tune from these weights (a model name or a "
                                                             ".safetensors file), e.g. the shipped unet-lab."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a checkpoint (last.ckpt)."),
     export: Optional[Path] = typer.Option(None, "--export", help="Write the trained model as safetensors here."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="Only errors and the final line."),
 ):
     """Train a model on a folder of colour photos; Ctrl-C saves a checkpoint that --resume continues."""
     from colorize_cli.train import TrainConfig, Trainer

@@ -378,3 +378,19 @@ def test_the_kubernetes_example_tells_colorize_its_completions():
     shards = re.search(r"name: COLORIZE_SHARDS\s+value: \"(\d+)\"", yaml).group(1)
     assert shards == completions
     assert re.search(r'command: \["colorize", "dir"', yaml)
+
+
+def test_every_option_has_help_and_is_in_the_readme():
+    import typer
+    command = typer.main.get_command(app)
+    ctx = command.make_context("colorize", ["models"], resilient_parsing=True)
+    readme = (ROOT / "README.md").read_text()
+    undocumented, no_help = [], []
+    for name in command.list_commands(ctx):
+        for param in command.get_command(ctx, name).params:
+            if param.param_type_name != "option":
+                continue
+            no_help += [] if param.help else [f"{name} {param.opts[0]}"]
+            undocumented += [f"{name} {o}" for o in (*param.opts, *param.secondary_opts)
+                             if o.startswith("--") and o not in readme]
+    assert not no_help and not undocumented, (no_help, undocumented)
