@@ -24,7 +24,7 @@ from colorize_cli.pipeline import Result
 
 SUFFIXES = (".html", ".jpg", ".jpeg", ".png")
 THUMB = 160                 # thumbnails fit a THUMB x THUMB box
-COLUMNS, PAGE_ROWS = 4, 25  # per image page: 100 files, 1360 x 5700 pixels
+COLUMNS, PAGE_ROWS = 4, 25  # per image page: 100 files, 1376 x 5600 pixels (23 MB held)
 PAD, LINE = 8, 16           # pixels between thumbnails; caption line height
 CAPTION_LINES = 3
 BACKGROUND, PLACEHOLDER, TEXT, ERROR = 255, 200, (40, 40, 40), (200, 0, 0)
