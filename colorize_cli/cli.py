@@ -16,7 +16,7 @@ import typer
 from colorize_cli import __version__
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   help="Bring colour to black-and-white photographs and film. `colorize models` lists the models.")
 
 DEFAULT_MODEL = "unet-lab"
@@ -29,9 +29,28 @@ class Fmt(str, Enum):
 
 
 def fail(msg: str, code: int = 2) -> None:
-    """One clear line on stderr, then exit: never a traceback for a user's mistake."""
-    print(f"colorize: error: {msg}", file=sys.stderr)
+    """One clear line on stderr (and in the --log file), then exit: never a traceback for a user's mistake."""
+    tell(f"colorize: error: {msg}")
     raise typer.Exit(code)
+
+
+def tell(msg: str) -> None:
+    """A line for the user on stderr, also appended to the --log file when there is one."""
+    from colorize_cli import runlog
+    print(msg, file=sys.stderr)
+    runlog.note(msg)
+
+
+def start_log(path: Path | None, what: str) -> None:
+    """--log FILE: from here on the plain progress lines and every error are appended to it (closed with the run)."""
+    if path is None:
+        return
+    from colorize_cli import runlog
+    try:
+        runlog.open_log(path)
+    except OSError as e:
+        fail(f"{path}: cannot open log ({e.strerror})")
+    runlog.note(f"colorize {what}: started")
 
 
 def _version(value: bool) -> None:
@@ -41,8 +60,25 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version.")):
-    """Bring colour to black-and-white photographs and film."""
+def root(ctx: typer.Context,
+         version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version.")):
+    """Bring colour to black-and-white photographs and film. Defaults for any command's options can be set in
+    ~/.config/colorize/config.toml or ./colorize.toml (a [dir], [image], ... table each; the command line wins)."""
+    from colorize_cli import config, runlog
+    ctx.call_on_close(runlog.close_log)
+    try:
+        ctx.default_map = config.default_map(config.config_files(), _option_names(ctx))
+    except config.ConfigError as e:
+        fail(str(e))
+
+
+def _option_names(ctx: typer.Context) -> dict[str, dict[str, str]]:
+    """{command: {option name without dashes, and parameter name: parameter name}} for the config file's keys."""
+    names = {}
+    for cmd_name in ctx.command.list_commands(ctx):
+        params = [p for p in ctx.command.get_command(ctx, cmd_name).params if p.param_type_name == "option"]
+        names[cmd_name] = {alias: p.name for p in params for alias in (p.name, *(o.lstrip("-") for o in p.opts))}
+    return names
 
 
 def check_model(name: str) -> str:
@@ -70,14 +106,21 @@ DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
 OVERWRITE = typer.Option(False, "--overwrite/--skip-existing",
                          help="Redo outputs that exist (default: skip them, so a rerun resumes).")
 REPORT = typer.Option(None, "--report", help="Write a JSON record per file (status, time, error).")
-QUIET = typer.Option(False, "--quiet", "-q", help="Only errors and the final summary.")
+QUIET = typer.Option(False, "--quiet/--no-quiet", "-q", help="Only errors and the final summary.")
 MAX_PIXELS = typer.Option(100_000_000, "--max-pixels", min=1, help="Refuse larger images (decompression bombs).")
-QUALITY = typer.Option(95, "--jpeg-quality", min=1, max=100)
+QUALITY = typer.Option(95, "--jpeg-quality", min=1, max=100, help="Quality of JPEG outputs (1-100).")
 PRECISION = typer.Option("auto", "--precision", help="auto (fp16 on CUDA, fp32 on CPU), fp32, bf16 or fp16.")
-COMPILE = typer.Option(False, "--compile", help="torch.compile the network: slower start, faster long GPU runs.")
-KEEP_TONES = typer.Option(False, "--keep-tones", help="Show the network the tonal range as it is (by default a faded "
-                                                     "print's lifted blacks and dull whites are stretched for it; the "
-                                                     "output keeps the input's lightness either way).")
+COMPILE = typer.Option(False, "--compile/--no-compile",
+                       help="torch.compile the network: slower start, faster long GPU runs.")
+VIVIDNESS = typer.Option(1.0, "--vividness", min=0.0, max=2.0,
+                         help="Colour strength of the classification models (unet-lab), 0 to 2: 1 as trained, "
+                              "0.5 quieter, 1.5 bolder (shifts the readout's prior correction by 1 - VIVIDNESS).")
+LOG = typer.Option(None, "--log", help="Append the plain progress lines and every error to this file, each with a "
+                                        "timestamp and host:pid (for cron and cluster jobs).")
+KEEP_TONES = typer.Option(False, "--keep-tones/--stretch-tones",
+                          help="Show the network the tonal range as it is (by default a faded print's lifted "
+                               "blacks and dull whites are stretched for it; the output keeps the input's lightness "
+                               "either way).")
 
 
 def check_device(name: str) -> str:
@@ -90,24 +133,23 @@ def check_device(name: str) -> str:
     return name
 
 
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """"K/N" (1-based) -> (K-1, N); under torchrun each rank takes its own shard."""
-    import os
-    if text is None:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        return (int(os.environ.get("RANK", "0")), world) if world > 1 else None
+def parse_shard(text: str | None, quiet: bool = False) -> tuple[int, int] | None:
+    """--shard's value, or the scheduler's variables (colorize_cli.shards) -> (0-based index, count) for plan."""
+    from colorize_cli.shards import ShardError, resolve
     try:
-        k, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        k = n = 0
-    if not 1 <= k <= n:
-        fail(f"--shard wants K/N with 1 <= K <= N, got {text!r}")
-    return k - 1, n
+        shard = resolve(text)
+    except ShardError as e:
+        fail(str(e))
+    if shard is None:
+        return None
+    if not quiet:
+        tell(f"colorize: shard {shard} from {shard.source}")
+    return shard.index, shard.count
 
 
 def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite: bool, shard, report: Path | None,
-               quiet: bool, journal=None) -> None:
-    """Shared by `dir` and `image`, through the Python API's Colorizer.colorize_files: load the model, colorize,
+               quiet: bool, journal=None, vividness: float = 1.0, sheet: Path | None = None) -> None:
+    """Shared by `dir` and `image`, through the Python API's Colorizer.run_planned: load the model, colorize,
     summarise, exit 0/1/3 (pipeline.exit_code). journal (an InPlaceJournal) is given for --in-place."""
     import time
 
@@ -119,26 +161,38 @@ def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite:
     t0 = time.perf_counter()
     jobs, settled = plan(pairs, overwrite, shard, rel, journal)
     try:                                                  # nothing to do: no model to load
-        colorizer = Colorizer.from_pretrained(model, opts.device, opts.precision, opts.compile,
+        colorizer = Colorizer.from_pretrained(model, opts.device, opts.precision, opts.compile, vividness,
                                               **_api_options(opts)) if jobs else None
     except (WeightsError, ValueError) as e:
         fail(str(e))
     try:
         results = colorizer.run_planned(jobs, settled, overwrite, journal, quiet) if colorizer else settled
     except KeyboardInterrupt:
-        print("colorize: interrupted; finished files are kept, rerun to resume", file=sys.stderr)
+        tell("colorize: interrupted; finished files are kept, rerun to resume")
         raise typer.Exit(130)
     except pipeline.WriterDied as e:
         fail(str(e), 1)
-    print(pipeline.summary(results, time.perf_counter() - t0), file=sys.stderr)
+    tell(pipeline.summary(results, time.perf_counter() - t0))
     if report is not None:
         pipeline.write_report(report, results)
+    if sheet is not None:
+        _contact_sheet(sheet, results, opts.max_pixels)
     raise typer.Exit(pipeline.exit_code(results))
 
 
 def _api_options(opts) -> dict:
     from dataclasses import asdict
     return {k: v for k, v in asdict(opts).items() if k not in ("device", "precision", "compile")}
+
+
+def _contact_sheet(path: Path, results, max_pixels: int) -> None:
+    from colorize_cli import contact_sheet
+    from colorize_cli.imaging import ImageError
+    try:
+        pages = contact_sheet.write(path, results, max_pixels)
+    except (ImageError, OSError) as e:
+        fail(f"{path}: cannot write the contact sheet ({e})", 1)
+    tell(f"contact sheet: {', '.join(map(str, pages))}")
 
 
 def _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision="auto", compile=False,
@@ -157,39 +211,58 @@ def _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality,
 def dir_cmd(
     input_dir: Path = typer.Argument(..., help="Folder of black-and-white photos."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Output folder (default: INPUT_colorized)."),
-    model: str = MODEL, recursive: bool = typer.Option(False, "--recursive", "-r", help="Mirror subfolders too."),
+    model: str = MODEL,
+    recursive: bool = typer.Option(False, "--recursive/--no-recursive", "-r", help="Mirror subfolders too."),
     fmt: Fmt = FORMAT, render_size: int = RENDER, batch_size: int = BATCH, workers: int = WORKERS,
     device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT, quiet: bool = QUIET,
     max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION, compile: bool = COMPILE,
-    keep_tones: bool = KEEP_TONES,
-    shard: Optional[str] = typer.Option(None, "--shard", help="K/N: take the K-th of N deterministic shards."),
+    keep_tones: bool = KEEP_TONES, vividness: float = VIVIDNESS, log: Optional[Path] = LOG,
+    shard: str = typer.Option("auto", "--shard",
+                              help="K/N: take the K-th of N deterministic shards of the folder. auto (default): "
+                                   "from a Slurm array job, a Kubernetes Indexed Job (JOB_COMPLETION_INDEX with "
+                                   "COLORIZE_SHARDS) or torchrun (RANK, WORLD_SIZE) when their variables are set. "
+                                   "none: the whole folder."),
     in_place: bool = typer.Option(False, "--in-place", help="Replace each input with its own result (explicit opt-in; "
                                                            "a rerun skips files it already replaced, an output that "
                                                            "would land on another input is refused)."),
+    contact_sheet: Optional[Path] = typer.Option(None, "--contact-sheet",
+                                                 help="Write a review sheet of before / after thumbnails, failed "
+                                                      "files marked with their error: .html (one page) or .jpg/.png "
+                                                      "(pages of 100 files: NAME.jpg, NAME-2.jpg, ...)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be colorized, skipped (done, or claimed "
+                                                          "by another run) or refused, with counts; write nothing."),
 ):
     """Colorize every photo in a folder; reruns skip what is done."""
     from colorize_cli.batch import InPlaceJournal
     from colorize_cli.claims import sweep
     from colorize_cli.imaging import iter_images, output_path
 
+    start_log(log, f"dir {input_dir}")
     check_model_or_file(model)
+    if contact_sheet is not None:
+        from colorize_cli.contact_sheet import SUFFIXES
+        if contact_sheet.suffix.lower() not in SUFFIXES:
+            fail(f"{contact_sheet}: --contact-sheet wants a file ending {', '.join(SUFFIXES)}")
     check_device(device)
-    shards = parse_shard(shard)
+    shards = parse_shard(shard, quiet)
     if not input_dir.is_dir():
         fail(f"{input_dir}: input folder not found")
     output = input_dir if in_place else output or input_dir.resolve().with_name(input_dir.resolve().name + "_colorized")
     if output.resolve() == input_dir.resolve() and not in_place:
         fail(f"{output}: output folder is the input folder; choose another with -o, or say --in-place")
-    _check_writable(output)
-    sweep(output)
+    if not dry_run:
+        _check_writable(output)
+        sweep(output)
     journal = InPlaceJournal(input_dir) if in_place else None
     srcs = [s for s in iter_images(input_dir, recursive, exclude=None if in_place else output)
             if journal is None or not journal.is_result_of_another(s)]
     pairs = [(s, output_path(s, input_dir, output, fmt.value)) for s in srcs]
+    if dry_run:
+        show_dry_run(pairs, overwrite, shards, lambda s: str(s.relative_to(input_dir)), journal)
     run_photos(pairs, lambda s: str(s.relative_to(input_dir)), model,
                _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile,
                         keep_tones),
-               overwrite, shards, report, quiet, journal)
+               overwrite, shards, report, quiet, journal, vividness, contact_sheet)
 
 
 @app.command("image")
@@ -199,11 +272,12 @@ def image_cmd(
     model: str = MODEL, fmt: Fmt = FORMAT, render_size: int = RENDER, batch_size: int = BATCH,
     workers: int = WORKERS, device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT,
     quiet: bool = QUIET, max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION,
-    compile: bool = COMPILE, keep_tones: bool = KEEP_TONES,
+    compile: bool = COMPILE, keep_tones: bool = KEEP_TONES, vividness: float = VIVIDNESS, log: Optional[Path] = LOG,
 ):
     """Colorize the given photos into an output folder."""
     from colorize_cli.imaging import output_path
 
+    start_log(log, f"image ({len(files)} files)")
     check_model_or_file(model)
     check_device(device)
     _check_writable(output)
@@ -214,7 +288,20 @@ def image_cmd(
     run_photos(pairs, lambda s: s.name, model,
                _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile,
                         keep_tones),
-               overwrite, None, report, quiet)
+               overwrite, None, report, quiet, vividness=vividness)
+
+
+def show_dry_run(pairs: list[tuple[Path, Path]], overwrite: bool, shard, rel, journal=None) -> None:
+    """Print each file's verdict and the counts; exit 1 when a real run would refuse some file."""
+    from collections import Counter
+
+    from colorize_cli import dryrun
+    counts: Counter = Counter()
+    for entry in dryrun.entries(pairs, overwrite, shard, rel, journal):
+        counts[entry.verdict] += 1
+        print(entry.line())
+    print(dryrun.summary(counts), file=sys.stderr)
+    raise typer.Exit(1 if counts[dryrun.Verdict.refused] else 0)
 
 
 def check_model_or_file(model: str) -> None:
@@ -260,7 +347,7 @@ def video_cmd(
                                           help="Resumable: keep finished segments of this many seconds, so a rerun "
                                                "after a crash or Ctrl-C continues (0: off)."),
     overwrite: bool = OVERWRITE, quiet: bool = QUIET, jpeg_quality: int = QUALITY, precision: str = PRECISION,
-    compile: bool = COMPILE,
+    compile: bool = COMPILE, vividness: float = VIVIDNESS, log: Optional[Path] = LOG,
 ):
     """Colorize a film: a video file (sound kept) or a folder of frames, steadied from frame to frame."""
     from colorize_cli import video
@@ -268,6 +355,7 @@ def video_cmd(
     from colorize_cli.weights import WeightsError
     from colorize_cli.zoo import load_model, pick_device
 
+    start_log(log, f"video {source}")
     check_model_or_file(model)
     check_device(device)
     if not source.exists():
@@ -283,11 +371,11 @@ def video_cmd(
         fail(str(e))
     _check_writable(output if source.is_dir() else output.parent)
     if video.is_done(source, output, opts):
-        print(f"colorize: {output} is already done; --overwrite redoes it", file=sys.stderr)
+        tell(f"colorize: {output} is already done; --overwrite redoes it")
         raise typer.Exit(0)
     try:
         dev = pick_device(device)
-        colorizer = Colorizer(load_model(model, dev), dev, precision, compile)
+        colorizer = Colorizer(load_model(model, dev, vividness), dev, precision, compile)
     except (WeightsError, ValueError) as e:
         fail(str(e))
     progress = video.ProgressPrinter(quiet)
@@ -301,18 +389,17 @@ def video_cmd(
     except KeyboardInterrupt:
         if source.is_dir() or segment_seconds:
             done = "frames" if source.is_dir() else "segments"
-            print(f"colorize: interrupted; finished {done} are kept, rerun to resume", file=sys.stderr)
+            tell(f"colorize: interrupted; finished {done} are kept, rerun to resume")
         else:
-            print(f"colorize: interrupted; {output} was not written (--segment-seconds makes long runs resumable)",
-                  file=sys.stderr)
+            tell(f"colorize: interrupted; {output} was not written (--segment-seconds makes long runs resumable)")
         raise typer.Exit(130)
     finally:
         progress.close()
     for msg in result.failed:
-        print(f"error: {msg}", file=sys.stderr)
+        tell(f"error: {msg}")
     for msg in result.warnings:
-        print(f"warning: {msg}", file=sys.stderr)
-    print(video.summary(result), file=sys.stderr)
+        tell(f"warning: {msg}")
+    tell(video.summary(result))
     raise typer.Exit(1 if result.failed else 0)
 
 
@@ -324,7 +411,7 @@ def eval_cmd(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the figures as JSON."),
     csv_out: Optional[Path] = typer.Option(None, "--csv", help="Write the figures as CSV."),
     grid: Optional[Path] = typer.Option(None, "--grid", help="Comparison grid PNG: gray | each model | truth."),
-    grid_images: int = typer.Option(4, "--grid-images", min=1),
+    grid_images: int = typer.Option(4, "--grid-images", min=1, help="Photos in the --grid."),
     readme: Optional[Path] = typer.Option(None, "--readme", help="Rewrite the table between eval-table markers."),
     limit: int = typer.Option(0, "--limit", min=0, help="Use only the first N images."),
     render_size: int = RENDER, batch_size: int = BATCH, workers: int = WORKERS, device: str = DEVICE,
@@ -386,17 +473,35 @@ def _check_not_inputs(inputs: list[Path], *outputs: Path | None) -> None:
 
 # ------------------------------------------------------------------------------------------------------- models
 @app.command("models")
-def models_cmd():
+def models_cmd(as_json: bool = typer.Option(False, "--json", help="Print every model's name, architecture, colour "
+                                                                  "space, parameters, weights size, file, sha256 "
+                                                                  "and measured figures as JSON, for scripts.")):
     """List the models: name, architecture, colour space, parameters, weights size, measured quality."""
+    import json
+
+    from colorize_cli.zoo import describe_models, gray_baseline
+    infos = describe_models()
+    if as_json:
+        print(json.dumps([i.as_dict() for i in infos], indent=1))
+        return
     from rich.console import Console
     from rich.table import Table
 
-    from colorize_cli.zoo import describe_models
-    table = Table("name", "architecture", "space", "params", "weights", "val PSNR dB", "colourfulness ratio",
-                  title="measured on ../shared/data/val by colorize eval (weights/metrics.json)")
-    for row in describe_models():
-        table.add_row(*[str(row[k]) for k in ("name", "description", "color_space", "params", "size", "psnr", "cf_ratio")])
-    Console().print(table)
+    # Names are whole in any width (a script greps them): the name column never wraps, and the table is at least
+    # MODELS_TABLE_WIDTH wide even in a pipe or a narrow terminal (rich would otherwise cut it to 80 columns).
+    table = Table(title="measured on ../shared/data/val by colorize eval (weights/metrics.json)")
+    table.add_column("name", no_wrap=True, min_width=max((len(i.name) for i in infos), default=4))
+    for col in ("architecture", "space", "params", "weights", "val PSNR dB", "colourfulness ratio"):
+        table.add_column(col, overflow="fold")
+    gray = gray_baseline()
+    for info in infos:
+        table.add_row(*info.row(gray))
+    console = Console()
+    console.width = max(console.width, MODELS_TABLE_WIDTH)
+    console.print(table)
+
+
+MODELS_TABLE_WIDTH = 120
 
 
 # -------------------------------------------------------------------------------------------------------- train
@@ -406,26 +511,26 @@ def train_cmd(
     arch: str = typer.Option(DEFAULT_MODEL, "--arch", help="Architecture to train (see `colorize models`)."),
     name: str = typer.Option("", "--name", help="Name recorded in the exported weights."),
     out: Path = typer.Option(Path("runs/run"), "--out", help="Run folder: checkpoints, metrics.jsonl, grids, loss.png."),
-    epochs: int = typer.Option(1, "--epochs", min=1),
+    epochs: int = typer.Option(1, "--epochs", min=1, help="Passes over the training photos."),
     steps: int = typer.Option(0, "--steps", min=0, help="Total optimizer steps (overrides --epochs)."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Crops per optimizer step, on each rank."),
     crop: int = typer.Option(0, "--crop", min=0, help="Training crop size (0: the architecture's default)."),
     lr: float = typer.Option(0.0, "--lr", min=0.0, help="Learning rate (0: the architecture's default)."),
     loss: str = typer.Option("", "--loss", help="Training loss (default: the architecture's), e.g. "
                                                 "ab-classification-readout."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation folder (default: 2% held out by hash)."),
-    val_every: int = typer.Option(500, "--val-every", min=1),
-    ckpt_every: int = typer.Option(500, "--ckpt-every", min=1),
+    val_every: int = typer.Option(500, "--val-every", min=1, help="Validate (metrics, grid) every this many steps."),
+    ckpt_every: int = typer.Option(500, "--ckpt-every", min=1, help="Save last.ckpt every this many steps."),
     limit: int = typer.Option(0, "--limit", min=0, help="Use at most this many training images."),
-    workers: int = typer.Option(2, "--workers", min=0),
-    seed: int = typer.Option(0, "--seed"),
+    workers: int = typer.Option(2, "--workers", min=0, help="Decoding processes."),
+    seed: int = typer.Option(0, "--seed", help="Seed for crops, order and initial weights."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     no_pretrained: bool = typer.Option(False, "--no-pretrained", help="Start the encoder from random weights."),
     init: Optional[str] = typer.Option(None, "--init", help="Fine-tune from these weights (a model name or a "
                                                             ".safetensors file), e.g. the shipped unet-lab."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue from a checkpoint (last.ckpt)."),
     export: Optional[Path] = typer.Option(None, "--export", help="Write the trained model as safetensors here."),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    quiet: bool = typer.Option(False, "--quiet/--no-quiet", "-q", help="Only errors and the final line."),
 ):
     """Train a model on a folder of colour photos; Ctrl-C saves a checkpoint that --resume continues."""
     from colorize_cli.train import TrainConfig, Trainer, check_outside_data
@@ -490,7 +595,7 @@ def export_cmd(checkpoint: Path = typer.Argument(..., help="A training checkpoin
 
 
 def main() -> None:
-    app()
+    app(prog_name="colorize")     # also under `python -m colorize_cli`, so completion scripts name `colorize`
 
 
 if __name__ == "__main__":

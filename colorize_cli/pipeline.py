@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from colorize_cli import color
+from colorize_cli import color, runlog
 from colorize_cli.claims import Claim, ClaimError, claim, release
 from colorize_cli.imaging import DEFAULT_MAX_PIXELS, ImageError, encode_image, read_image, write_atomic
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
@@ -459,14 +459,19 @@ class Progress:
             self.echo(f"claimed: {res.dst}: {res.warning}")
         elif res.warning and res.status == Status.OK:
             self.echo(f"warning: {res.src}: {res.warning}")
-        if self.bar is not None:
-            self.bar.update(self.task, completed=self.done, rate=f"{self.rate():.1f} img/s")
-        elif not self.quiet and (time.perf_counter() - self.last >= self.every_s or self.done == self.total):
+        line = None
+        if time.perf_counter() - self.last >= self.every_s or self.done == self.total:
             self.last = time.perf_counter()
             eta = (self.total - self.done) / max(1e-9, self.rate())
-            log(f"{self.done}/{self.total} images, {self.rate():.2f} img/s, ETA {eta:.0f} s")
+            line = f"{self.done}/{self.total} images, {self.rate():.2f} img/s, ETA {eta:.0f} s"
+            runlog.note(line)               # --log gets the plain lines even under a bar or --quiet
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.done, rate=f"{self.rate():.1f} img/s")
+        elif not self.quiet and line:
+            log(line)
 
     def echo(self, msg: str) -> None:
+        runlog.note(msg)
         (self.bar.console.print(msg, markup=False, highlight=False) if self.bar else log(msg))
 
     def close(self) -> None:

@@ -58,6 +58,7 @@ import imageio_ffmpeg
 import numpy as np
 import torch
 
+from colorize_cli import runlog
 from colorize_cli.batch import Inputs
 from colorize_cli.claims import ClaimError, claim, is_temp_name, release, sweep, temp_file
 from colorize_cli.imaging import ImageError, encode_image, iter_images, output_path, read_image, write_atomic
@@ -956,6 +957,10 @@ class ProgressPrinter:
         self.tty = sys.stderr.isatty()
 
     def __call__(self, t: Tick) -> None:
+        due = time.perf_counter() - self.last >= self.every_s or bool(t.total and t.done >= t.total)
+        if due:
+            self.last = time.perf_counter()
+            runlog.note(self.line(t))       # --log gets the plain lines even under a bar or --quiet
         if self.quiet:
             return
         if self.tty:
@@ -966,11 +971,14 @@ class ProgressPrinter:
                 self.task = self.bar.add_task("colorize", total=t.total, rate="")
                 self.bar.start()
             self.bar.update(self.task, completed=t.done, total=t.total, rate=f"{t.fps:.1f} frames/s")
-        elif time.perf_counter() - self.last >= self.every_s or (t.total and t.done >= t.total):
-            self.last = time.perf_counter()
-            of = f"/{t.total}" if t.total else ""
-            eta = f", ETA {t.eta_s:.0f} s" if t.eta_s is not None else ""
-            print(f"{t.done}{of} frames, {t.fps:.2f} frames/s{eta}", file=sys.stderr, flush=True)
+        elif due:
+            print(self.line(t), file=sys.stderr, flush=True)
+
+    @staticmethod
+    def line(t: Tick) -> str:
+        of = f"/{t.total}" if t.total else ""
+        eta = f", ETA {t.eta_s:.0f} s" if t.eta_s is not None else ""
+        return f"{t.done}{of} frames, {t.fps:.2f} frames/s{eta}"
 
     def close(self) -> None:
         if self.bar is not None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,15 @@ SUMS_FILE = "SHA256SUMS.txt"
 
 
 def _weights_dir() -> Path:
-    """$COLORIZE_WEIGHTS_DIR, else the checkout's weights/ (editable install), else the copy `pip install .` puts
-    under <prefix>/share/colorize_cli/weights."""
+    """$COLORIZE_WEIGHTS_DIR, else the checkout's weights/ (a source tree or editable install), else the copy an
+    installed wheel carries as the package data of colorize_cli._weights (pyproject.toml), wherever it was installed."""
     if os.environ.get("COLORIZE_WEIGHTS_DIR"):
         return Path(os.environ["COLORIZE_WEIGHTS_DIR"])
     checkout = Path(__file__).resolve().parent.parent / "weights"
     if checkout.is_dir():
         return checkout
-    return Path(sys.prefix) / "share" / "colorize_cli" / "weights"
+    from importlib.resources import files
+    return Path(str(files("colorize_cli").joinpath("_weights")))    # wheels install unzipped: a real folder
 
 
 WEIGHTS_DIR = _weights_dir()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,8 @@ import torch
 
 from colorize_cli.models.base import ColorModel
 from colorize_cli.registry import create_model, get_spec, list_models
-from colorize_cli.weights import WEIGHTS_DIR, WeightsError, load_weights, read_metadata, shipped_path
+from colorize_cli.weights import (WEIGHTS_DIR, WeightsError, file_sha256, load_weights, read_metadata,
+                                  shipped_path)
 
 
 def pick_device(name: str) -> torch.device:
@@ -41,8 +42,9 @@ def weights_for(name_or_path: str) -> Path:
     return shipped_path(name_or_path)
 
 
-def load_model(name_or_path: str, device: torch.device | str = "cpu") -> ColorModel:
-    """Build the architecture named in the weights' metadata and load the verified tensors; eval mode."""
+def load_model(name_or_path: str, device: torch.device | str = "cpu", vividness: float = 1.0) -> ColorModel:
+    """Build the architecture named in the weights' metadata and load the verified tensors; eval mode. vividness
+    scales a classification model's readout (ValueError for the others unless 1)."""
     path = weights_for(name_or_path)
     if not path.is_file():
         raise WeightsError(f"{path}: no weights found for model {name_or_path!r}")
@@ -64,6 +66,7 @@ def load_model(name_or_path: str, device: torch.device | str = "cpu") -> ColorMo
     except RuntimeError as e:
         raise WeightsError(f"{path}: tensors do not fit architecture {arch!r} ({str(e).splitlines()[0]})") from None
     model.meta = meta
+    model.set_vividness(vividness)
     return model.eval().to(device)
 
 
@@ -80,10 +83,40 @@ def measured() -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def describe_models() -> list[dict[str, Any]]:
-    """One row per registered model for `colorize models`, from the spec, the shipped weights and metrics.json."""
-    report = measured()
-    results, gray = report.get("results", {}), report.get("results", {}).get("gray (input)", {})
+@dataclass
+class ModelInfo:
+    """What `colorize models` shows about one model (raw values; the table formats them, --json prints them)."""
+    name: str
+    architecture: str
+    description: str
+    color_space: str
+    params: int
+    file: Path
+    weights_bytes: int | None       # None: no weights shipped
+    measured: dict[str, Any]        # weights/metrics.json's figures for this model ({} when not measured)
+
+    def sha256(self) -> str | None:
+        return file_sha256(self.file) if self.weights_bytes is not None else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """For `colorize models --json`: raw numbers, the weights file and its sha256."""
+        return {"name": self.name, "architecture": self.architecture, "description": self.description,
+                "color_space": self.color_space, "params": self.params, "weights_bytes": self.weights_bytes,
+                "file": str(self.file) if self.weights_bytes is not None else None, "sha256": self.sha256(),
+                "measured": self.measured or None}
+
+    def row(self, gray: dict[str, Any]) -> list[str]:
+        """The table's cells: name, architecture, space, params, weights, val PSNR (vs gray), colourfulness ratio."""
+        m = self.measured
+        return [self.name, self.description, self.color_space, f"{self.params / 1e6:.1f}M",
+                f"{self.weights_bytes / 1e6:.1f} MB" if self.weights_bytes is not None else "not shipped",
+                f"{m['psnr']:.2f} ({m['psnr'] - gray['psnr']:+.2f} vs gray)" if m and gray else "-",
+                f"{m['colorfulness_ratio']:.2f}" if m else "-"]
+
+
+def describe_models() -> list[ModelInfo]:
+    """One entry per model for `colorize models`, from the spec, the shipped weights and metrics.json."""
+    results = measured().get("results", {})
     rows = []
     for name in available_models():
         path = shipped_path(name)
@@ -92,17 +125,17 @@ def describe_models() -> list[dict[str, Any]]:
             spec = get_spec(arch)
         except KeyError:
             continue                        # a stray file for an architecture this version does not know
-        if name != arch:
-            spec = replace(spec, description=f"{arch} trained by you ({spec.description})")
-        m = results.get(name, {})
-        rows.append({
-            "name": name, "description": spec.description, "color_space": spec.color_space,
-            "params": f"{sum(p.numel() for p in create_model(arch).parameters()) / 1e6:.1f}M",
-            "size": f"{path.stat().st_size / 1e6:.1f} MB" if path.is_file() else "not shipped",
-            "psnr": f"{m['psnr']:.2f} ({m['psnr'] - gray['psnr']:+.2f} vs gray)" if m and gray else "-",
-            "cf_ratio": f"{m['colorfulness_ratio']:.2f}" if m else "-",
-        })
+        description = spec.description if name == arch else f"{arch} trained by you ({spec.description})"
+        rows.append(ModelInfo(name=name, architecture=arch, description=description, color_space=spec.color_space,
+                              params=sum(p.numel() for p in create_model(arch).parameters()), file=path,
+                              weights_bytes=path.stat().st_size if path.is_file() else None,
+                              measured=results.get(name, {})))
     return rows
 
 
-__all__ = ["load_model", "describe_models", "weights_for", "WEIGHTS_DIR"]
+def gray_baseline() -> dict[str, Any]:
+    """The measured figures of the gray input itself, which each model's PSNR is compared with."""
+    return measured().get("results", {}).get("gray (input)", {})
+
+
+__all__ = ["load_model", "describe_models", "ModelInfo", "weights_for", "WEIGHTS_DIR"]

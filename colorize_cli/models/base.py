@@ -47,6 +47,13 @@ class ColorModel(nn.Module):
     def fit_prior(self, ab: torch.Tensor) -> None:
         """Hook for models that learn from the data's colour distribution (e.g. class rebalancing). ab: (M,2)."""
 
+    def set_vividness(self, vividness: float) -> None:
+        """Quieter (< 1) or bolder (> 1) colour than trained. Only a model with a readout to scale (classification)
+        can; the others predict their colour directly and take 1 alone."""
+        if vividness != 1.0:
+            raise ValueError(f"--vividness works with the classification models (unet-lab); "
+                             f"{type(self).__name__} predicts its colour directly")
+
 
 def gray_rgb(lum: torch.Tensor) -> torch.Tensor:
     """The neutral sRGB image with luminance lum (N,1,H,W) -> (N,3,H,W)."""
