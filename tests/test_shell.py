@@ -69,7 +69,7 @@ SCHEMES = {   # scheme -> the environment of each of its workers
 
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_every_file_is_covered_once_under_each_scheme(scheme: str):
-    from colorize_cli.pipeline import plan
+    from colorize_cli.batch import plan
     from colorize_cli.shards import resolve
     pairs = [(Path(f"box{i % 7}/scan {i:04d}.tif"), Path(f"/out/box{i % 7}/scan {i:04d}.tif")) for i in range(300)]
     taken = []
