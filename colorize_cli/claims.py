@@ -30,6 +30,17 @@ _HOST_ID = hashlib.sha1(_HOST.encode()).hexdigest()[:8]
 _TEMP = re.compile(r"^\..*\.(\d+)-(\d+)-([0-9a-f]{8})\.[A-Za-z0-9_]+" + re.escape(TEMP_SUFFIX) + r"(\.[A-Za-z0-9]+)?$")
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; outputs renamed from temporaries get ordinary permissions (0666 & ~umask). Read once at
+# import: os.umask is process-wide, so probing it later would race threads.
+FILE_MODE = 0o666 & ~_current_umask()
+
+
 class ClaimError(Exception):
     """A claim could not be made or checked (name too long, permission denied, read-only folder): one line."""
 
@@ -109,11 +120,14 @@ def lock_path(path: Path) -> Path:
 
 def temp_file(path: Path, keep_suffix: bool = False) -> Path:
     """Create (O_EXCL, so never an existing file: never an input) a hidden temporary beside `path`, unique to this
-    process and call. keep_suffix ends it in path's own extension, for ffmpeg, which picks the container by name."""
+    process and call, with a new file's usual permissions. keep_suffix ends it in path's own extension, for ffmpeg, which picks the container by name."""
     me = f".{os.getpid()}-{start_time(os.getpid()) or 0}-{_HOST_ID}."
     suffix = TEMP_SUFFIX + (path.suffix if keep_suffix else "")
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=hidden_name(path.name, me), suffix=suffix)
-    os.close(fd)
+    try:
+        os.fchmod(fd, FILE_MODE)         # the output it becomes gets the permissions of any new file
+    finally:
+        os.close(fd)
     return Path(name)
 
 

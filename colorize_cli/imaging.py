@@ -300,17 +300,6 @@ def _quantize(a: np.ndarray, dtype: type[np.integer]) -> np.ndarray:
     return np.rint(f).astype(dtype)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# mkstemp creates 0600 files; outputs should get ordinary permissions (0666 & ~umask).
-# Read once at import: os.umask is process-wide, so probing it later would race threads.
-_FILE_MODE = 0o666 & ~_current_umask()
-
-
 def write_atomic(path: Path, data: bytes) -> None:
     """Write via a same-directory temp file + fsync + os.replace: never a half-written output."""
     path = Path(path)
@@ -322,7 +311,6 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
     except BaseException as e:  # also clean up on KeyboardInterrupt
         if tmp is not None:

@@ -62,6 +62,7 @@ def test_video_never_deletes_a_source_named_like_a_temporary(tmp_path: Path, mon
     assert res.exit_code == 0, res.output
     assert src.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["reel.mp4", "reel.partial.mp4"]   # no temporaries left
+    assert (tmp_path / "reel.mp4").stat().st_mode & 0o777 == claims.FILE_MODE      # a new file's mode, not mkstemp's
 
 
 def test_video_temporaries_are_unique_hidden_and_never_an_input(tmp_path: Path):
