@@ -30,6 +30,11 @@ interrupted or not, so the result does not depend on where a run was stopped. Ch
 segments. Segment boundaries are found by seeking in time: exact for constant-frame-rate sources (film transfers, camera
 files).
 
+References (`--reference WHEN=IMAGE`, colorize_cli/reference.py): a colour image of one frame, checked against its frame
+before any work, whose chroma is carried forward and backward along the flow through its shot (ReferenceGuide, applied
+after the stabiliser; the stabiliser then carries the guided colour on). The carry needs only luminance: each segment
+and a folder rerun replay it from the reference, so a resumed run gives the colours of an unbroken one.
+
 Frame folders (`colorize video frames/ -o colour_frames/`): the images (sorted by name) are the frames; each output has
 the input's name and format and is written atomically. A rerun skips frames already written; stabilisation restarts
 (after a WARMUP-frame warm-up) at the first missing frame.
@@ -227,8 +232,7 @@ class ChromaStabilizer:
     def _warp(self, blurred: np.ndarray, flow_img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
         """The previous stabilised chroma moved onto this frame, and a per-pixel confidence 0..1."""
         h, w = blurred.shape
-        back = _farneback(flow_img, self.prev_flow)        # this frame's pixel -> where it was in the previous
-        fwd = _farneback(self.prev_flow, flow_img)
+        back, fwd = _flow_pair(flow_img, self.prev_flow)   # back: this frame's pixel -> where it was in the previous
         if scale != 1.0:
             back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) / scale
             fwd = cv2.resize(fwd, (w, h), interpolation=cv2.INTER_LINEAR) / scale
@@ -251,6 +255,22 @@ class ChromaStabilizer:
 def _farneback(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=3, winsize=15, iterations=3,
                                         poly_n=5, poly_sigma=1.1, flags=0)
+
+
+_last_pair: list = [None, None, None]      # (cur, prev, flows) of the last _flow_pair call
+
+
+def _flow_pair(cur: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Farneback flow cur -> prev and prev -> cur. The last pair is remembered: a reference carried forward
+    (reference.py) follows the same two frames right after the stabiliser and reuses its flows instead of doubling
+    the cost."""
+    c, p, flows = _last_pair
+    if c is not None and c.shape == cur.shape and p.shape == prev.shape and np.array_equal(c, cur) \
+            and np.array_equal(p, prev):
+        return flows
+    flows = (_farneback(cur, prev), _farneback(prev, cur))
+    _last_pair[:] = [cur.copy(), prev.copy(), flows]
+    return flows
 
 
 def _features(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
