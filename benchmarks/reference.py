@@ -13,7 +13,11 @@
            own second read of the frames for a backward carry comes from memory here)
 
     python benchmarks/reference.py [--clips davis-cows] [--max-frames 0] [--render-size 256] [--threads 2]
-                                   [--strip examples/reference_strip.jpg]
+                                   [--strip examples/reference_strip.jpg] [--overhead-only]
+
+The guide's own cost is also timed without the model (whose time swamps it on a CPU and varies with the machine's
+load): the stabiliser alone on every frame against the stabiliser plus a guide from the first frame, ms per frame.
+--overhead-only prints just that.
 
 --strip writes a small JPEG of the first clip: rows gray / automatic / guided / truth at a few frames, the reference
 (the middle frame's true colour) marked. Prints a Markdown table; paste it with the date into benchmarks/RESULTS.md.
@@ -51,6 +55,24 @@ def run(gray: list[np.ndarray], truth: list[np.ndarray], colorizer: Colorizer, a
     return out, (time.perf_counter() - t0) / len(out)
 
 
+def overhead(gray: list[np.ndarray], truth: list[np.ndarray], render_size: int) -> tuple[float, float]:
+    """ms per frame of the stabiliser alone, and of stabiliser + guide (reference: the first frame), no model."""
+    smalls = [render_small(video.frame_luminance(g), render_size, tones=False) for g in gray]
+    ab = reference_chroma(truth[0].astype(np.float32) / 255, gray[0].shape[:2], render_size)
+    pred = np.zeros((2, *smalls[0].shape), np.float32)
+    times = []
+    for guided in (False, True):
+        stab = video.ChromaStabilizer()
+        guide = ReferenceGuide([Reference(0, ab)], lambda first, n: iter(smalls[first:first + n]))
+        t0 = time.perf_counter()
+        for i, small in enumerate(smalls):
+            out = stab.step(small, pred)
+            if guided:
+                guide.apply(i, small, out)
+        times.append(1000 * (time.perf_counter() - t0) / len(smalls))
+    return times[0], times[1]
+
+
 def mean_psnr(out: list[np.ndarray], truth: list[np.ndarray], lo: int = 0, hi: int | None = None) -> float:
     return float(np.mean([bench.psnr(o, t) for o, t in list(zip(out, truth))[lo:hi]]))
 
@@ -86,6 +108,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--strip", type=Path, default=None, help="Write a before/after/reference strip JPEG here.")
+    ap.add_argument("--overhead-only", action="store_true", help="Only time the guide without the model.")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
@@ -94,6 +117,12 @@ def main() -> None:
     print(f"{time.strftime('%Y-%m-%d')}, {device}, {torch.get_num_threads()} torch threads, model {args.model}, "
           f"render size {args.render_size}, strength {args.strength:g}"
           + (f", first {args.max_frames} frames" if args.max_frames else ""))
+    if args.overhead_only:
+        for name in names:
+            truth = [np.array(f) for f in video.decode(VIDEO / f"{name}.mp4", args.max_frames or None)]
+            alone, guided = overhead([bench.to_gray(f) for f in truth], truth, args.render_size)
+            print(f"{name}: stabiliser {alone:.1f} ms/frame, stabiliser + guide {guided:.1f} ms/frame")
+        return
     print("| clip | mode | PSNR | CDC | ms/frame | PSNR before ref (auto) | PSNR after ref (auto) |")
     print("|---|---|---|---|---|---|---|")
     sums: dict[str, list[tuple[float, float, float]]] = {}

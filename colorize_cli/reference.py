@@ -44,7 +44,7 @@ FADED = 1e-3              # a carry whose confidence is below this everywhere is
 # The flow's per-pixel confidence (video.ChromaStabilizer._warp) -> a carry step's trust: 0 below, 1 above, linear.
 # Lenient on purpose: the stabiliser's confidence is a soft blend weight (about 0.8 a step on moving DAVIS footage),
 # and multiplied along a carry it faded a reference out within 20 frames; the carried colour itself stayed within
-# 2-5 ab units of the truth. (0, 1), i.e. the raw confidence, gained 2.4 dB over the automatic mode on the DAVIS
+# 2-5 ab units of the truth. (0, 1), i.e. the raw confidence, gained 2.3 dB over the automatic mode on the DAVIS
 # clips, (0.1, 0.5) 3.2 dB, this 3.6 dB (benchmarks/RESULTS.md).
 TRUST = (0.02, 0.15)
 
