@@ -54,8 +54,9 @@ def guide_for(frames: list[np.ndarray], ref: int, render_size: int = 64) -> Refe
     return ReferenceGuide([Reference(ref, ab, "test")], lambda first, n: iter(smalls[first:first + n]))
 
 
-def colorize(frames: list[np.ndarray], guide: ReferenceGuide | None) -> list[np.ndarray]:
-    return list(video.colorize_frames(frames, SpyColorizer(), video.ChromaStabilizer(), 64, 8, guide=guide))
+def colorize(frames: list[np.ndarray], guide: ReferenceGuide | None, key_every: int = 1) -> list[np.ndarray]:
+    stab = video.ChromaStabilizer(key_every=key_every)
+    return list(video.colorize_frames(frames, SpyColorizer(), stab, 64, 8, guide=guide))
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: int = 24) -> None:
@@ -122,6 +123,9 @@ def test_reference_colour_is_carried_forward_along_the_motion():
         assert ab_error(guided[t], frames[t]) < 0.4 * ab_error(auto[t], frames[t]), t
     for t in range(N):                                              # luminance is each frame's own
         assert np.abs(video.frame_luminance(guided[t]) - video.frame_luminance(frames[t])).mean() < 0.01
+    keyed = colorize(frames, guide_for(frames, 0), key_every=3)     # --key-every: the same carry
+    for t in (7, N - 1):
+        assert ab_error(keyed[t], frames[t]) < 0.4 * ab_error(auto[t], frames[t]), t
 
 
 def test_reference_in_the_middle_spreads_both_ways_and_stops_at_a_cut():
