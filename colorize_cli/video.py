@@ -797,7 +797,7 @@ def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOpti
                "codec": codec, "crf": opts.crf, "preset": opts.preset, "first": win.first, "count": win.count,
                "segment_frames": per,
                "fps": str(fps), "ext": dst.suffix.lower(), "warmup": WARMUP,
-               "references": _fingerprint(opts.references)}
+               **({"references": _fingerprint(opts.references)} if opts.references else {})}
     manifest_path = work / "manifest.json"
     state: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
