@@ -240,7 +240,7 @@ def test_cli_reference_on_a_tiny_clip(clip, tmp_path):
 
 def test_segment_manifest_fingerprints_the_reference_file(clip, tmp_path):
     """The segment manifest records each reference file (size, mtime), so a resume after repainting it starts over."""
-    path, frames = clip
+    _, frames = clip
     ref = save_png(tmp_path / "ref.png", frames[0])
     opts = video.VideoOptions(**FAST, segment_seconds=0.25, references=(parse_spec(f"#0={ref}"),))
     before = video._fingerprint(opts.references)
