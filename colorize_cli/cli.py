@@ -346,12 +346,17 @@ def video_cmd(
     segment_seconds: float = typer.Option(0.0, "--segment-seconds", min=0.0,
                                           help="Resumable: keep finished segments of this many seconds, so a rerun "
                                                "after a crash or Ctrl-C continues (0: off)."),
+    reference: List[str] = typer.Option([], "--reference", metavar="WHEN=IMAGE",
+                                        help="A colour image of one frame (WHEN: HH:MM:SS[.ms] or seconds, or #N for "
+                                             "frame N from 0), carried forward and backward through its shot along "
+                                             "the motion; the model fills in where it loses track. Repeatable."),
     overwrite: bool = OVERWRITE, quiet: bool = QUIET, jpeg_quality: int = QUALITY, precision: str = PRECISION,
     compile: bool = COMPILE, vividness: float = VIVIDNESS, log: Optional[Path] = LOG,
 ):
     """Colorize a film: a video file (sound kept) or a folder of frames, steadied from frame to frame."""
     from colorize_cli import video
     from colorize_cli.pipeline import Colorizer
+    from colorize_cli.reference import parse_spec
     from colorize_cli.weights import WeightsError
     from colorize_cli.zoo import load_model, pick_device
 
@@ -365,7 +370,8 @@ def video_cmd(
         opts = video.VideoOptions(render_size=render_size, batch_size=batch_size, strength=strength,
                                   key_every=key_every, crf=crf, preset=preset, codec=codec,
                                   start=video.parse_time(start), end=video.parse_time(end),
-                                  segment_seconds=segment_seconds, overwrite=overwrite, jpeg_quality=jpeg_quality)
+                                  segment_seconds=segment_seconds, overwrite=overwrite, jpeg_quality=jpeg_quality,
+                                  references=tuple(parse_spec(r) for r in reference))
         video.check_paths(source, output, opts)
     except ValueError as e:
         fail(str(e))

@@ -32,6 +32,11 @@ interrupted or not, so the result does not depend on where a run was stopped. Ch
 segments. Segment boundaries are found by seeking in time: exact for constant-frame-rate sources (film transfers, camera
 files).
 
+References (`--reference WHEN=IMAGE`, colorize_cli/reference.py): a colour image of one frame, checked against its frame
+before any work, whose chroma is carried forward and backward along the flow through its shot (ReferenceGuide, applied
+after the stabiliser; the stabiliser then carries the guided colour on). The carry needs only luminance: each segment
+and a folder rerun replay it from the reference, so a resumed run gives the colours of an unbroken one.
+
 Frame folders (`colorize video frames/ -o colour_frames/`): the images (sorted by name) are the frames; each output has
 the input's name and format and is written atomically. A rerun skips frames already written; stabilisation restarts
 (after a WARMUP-frame warm-up) at the first missing frame.
@@ -51,7 +56,7 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 import cv2
 import imageio_ffmpeg
@@ -65,6 +70,9 @@ from colorize_cli.imaging import ImageError, encode_image, iter_images, output_p
 from colorize_cli.pipeline import (Y_OF_LINEAR_RGB, Colorizer, luminance_from_y, render_small,
                                    srgb_luminance)
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
+
+if TYPE_CHECKING:     # reference.py builds on ChromaStabilizer, so it is imported where it is used
+    from colorize_cli.reference import Reference, ReferenceGuide, ReferenceSpec
 
 DEFAULT_STRENGTH = 0.7
 WARMUP = 8                      # frames run through model + stabiliser before a resumed segment, not written
@@ -97,6 +105,7 @@ class VideoOptions:
     segment_seconds: float = 0.0       # 0: one pass; > 0: resumable segments
     overwrite: bool = False
     jpeg_quality: int = 95             # frame folders
+    references: tuple[ReferenceSpec, ...] = ()   # --reference: colour images of frames, carried through their shots
 
 
 @dataclass
@@ -231,8 +240,7 @@ class ChromaStabilizer:
     def _warp(self, blurred: np.ndarray, flow_img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
         """The previous stabilised chroma moved onto this frame, and a per-pixel confidence 0..1."""
         h, w = blurred.shape
-        back = _farneback(flow_img, self.prev_flow)        # this frame's pixel -> where it was in the previous
-        fwd = _farneback(self.prev_flow, flow_img)
+        back, fwd = _flow_pair(flow_img, self.prev_flow)   # back: this frame's pixel -> where it was in the previous
         if scale != 1.0:
             back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) / scale
             fwd = cv2.resize(fwd, (w, h), interpolation=cv2.INTER_LINEAR) / scale
@@ -255,6 +263,22 @@ class ChromaStabilizer:
 def _farneback(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=3, winsize=15, iterations=3,
                                         poly_n=5, poly_sigma=1.1, flags=0)
+
+
+_last_pair: list = [None, None, None]      # (cur, prev, flows) of the last _flow_pair call
+
+
+def _flow_pair(cur: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Farneback flow cur -> prev and prev -> cur. The last pair is remembered: a reference carried forward
+    (reference.py) follows the same two frames right after the stabiliser and reuses its flows instead of doubling
+    the cost."""
+    c, p, flows = _last_pair
+    if c is not None and c.shape == cur.shape and p.shape == prev.shape and np.array_equal(c, cur) \
+            and np.array_equal(p, prev):
+        return flows
+    flows = (_farneback(cur, prev), _farneback(prev, cur))
+    _last_pair[:] = [cur.copy(), prev.copy(), flows]
+    return flows
 
 
 def _features(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -311,9 +335,12 @@ class _Item:
 
 
 def colorize_items(items: Iterable[_Item], colorizer: Colorizer, stabilizer: ChromaStabilizer, render_size: int,
-                   batch_size: int, dtype: type = np.float32) -> Iterator[tuple[_Item, np.ndarray]]:
+                   batch_size: int, dtype: type = np.float32,
+                   guide: ReferenceGuide | None = None) -> Iterator[tuple[_Item, np.ndarray]]:
     """(item, RGB HxWx3 as float 0..1 or quantised to dtype) for every item with emit, in order. The model sees
-    batches; the stabiliser and the merge run frame by frame between them (the stabiliser is sequential by nature)."""
+    batches; the stabiliser and the merge run frame by frame between them (the stabiliser is sequential by nature).
+    With a guide (references, item keys being frame indices) its colour replaces the stabilised one where it reaches,
+    and the stabiliser carries that on."""
     batch: list[_Item] = []
 
     def flush() -> Iterator[tuple[_Item, np.ndarray]]:
@@ -326,6 +353,9 @@ def colorize_items(items: Iterable[_Item], colorizer: Colorizer, stabilizer: Chr
             if it.reset:
                 stabilizer.reset()
             ab = stabilizer.step(small, next(chroma) if key else None)
+            guided = guide.apply(it.key, small, ab) if guide is not None else None
+            if guided is not None:
+                ab = stabilizer.prev_ab = guided
             if it.emit:
                 rgb, _ = colorizer.merge(torch.from_numpy(it.lum), torch.from_numpy(ab).to(colorizer.device), dtype)
                 yield it, rgb
@@ -340,11 +370,12 @@ def colorize_items(items: Iterable[_Item], colorizer: Colorizer, stabilizer: Chr
 
 
 def colorize_frames(frames: Iterable[np.ndarray], colorizer: Colorizer, stabilizer: ChromaStabilizer,
-                    render_size: int = DEFAULT_RENDER_SIZE, batch_size: int = 8, warmup: int = 0) -> Iterator[np.ndarray]:
+                    render_size: int = DEFAULT_RENDER_SIZE, batch_size: int = 8, warmup: int = 0,
+                    guide: ReferenceGuide | None = None, first: int = 0) -> Iterator[np.ndarray]:
     """uint8 RGB frames in -> colorized uint8 RGB frames out, streaming; the first `warmup` frames only prime the
-    stabiliser and are not yielded."""
-    items = (_Item(i, frame_luminance(f), emit=i >= warmup) for i, f in enumerate(frames))
-    for _, rgb in colorize_items(items, colorizer, stabilizer, render_size, batch_size, np.uint8):
+    stabiliser and are not yielded. `first`: the index of the first frame in the film (for the guide)."""
+    items = (_Item(first + i, frame_luminance(f), emit=i >= warmup) for i, f in enumerate(frames))
+    for _, rgb in colorize_items(items, colorizer, stabilizer, render_size, batch_size, np.uint8, guide):
         yield rgb
 
 
@@ -634,6 +665,7 @@ def check_paths(src: Path, dst: Path, opts: VideoOptions) -> None:
     src, dst = Path(src), Path(dst)
     if opts.start is not None and opts.end is not None and opts.end <= opts.start:
         raise ValueError(f"--end ({opts.end:g} s) must be after --start ({opts.start:g} s)")
+    _check_references(opts, src.is_dir())
     if src.is_dir():
         if dst.suffix.lower() in VIDEO_EXTENSIONS:
             raise ValueError(f"{src} is a folder of frames: give -o a folder for the colorized frames, not {dst.name}")
@@ -722,21 +754,23 @@ def colorize_video(src: Path, dst: Path, colorizer: Colorizer, opts: VideoOption
         result.status = "skipped"
         return result
     info = probe(src)
+    refs = _video_references(info, _window(info, opts), opts, result)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if opts.segment_seconds > 0:
-        _segmented(info, dst, colorizer, opts, progress, result)
+        _segmented(info, dst, colorizer, opts, progress, result, refs)
     else:
-        _single(info, dst, colorizer, opts, progress, result)
+        _single(info, dst, colorizer, opts, progress, result, refs)
     result.seconds = time.perf_counter() - t0
     return result
 
 
 def _encode(frames: Iterator[np.ndarray], tmp: Path, info: VideoInfo, colorizer: Colorizer, opts: VideoOptions,
-            stab: ChromaStabilizer, meter: _Meter, codec: str, warmup: int = 0) -> int:
-    """Colorize frames into a video-only file; returns the number written."""
+            stab: ChromaStabilizer, meter: _Meter, codec: str, warmup: int = 0, first: int = 0,
+            guide: ReferenceGuide | None = None) -> int:
+    """Colorize frames (the first is frame `first` of the film) into a video-only file; returns the number written."""
     enc = None
     try:
-        for rgb in colorize_frames(frames, colorizer, stab, opts.render_size, opts.batch_size, warmup):
+        for rgb in colorize_frames(frames, colorizer, stab, opts.render_size, opts.batch_size, warmup, guide, first):
             if enc is None:
                 enc = _Encoder(tmp, rgb.shape[1], rgb.shape[0], info.fps, codec, opts.crf, opts.preset)
             enc.write(rgb)
@@ -748,7 +782,7 @@ def _encode(frames: Iterator[np.ndarray], tmp: Path, info: VideoInfo, colorizer:
 
 
 def _single(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOptions, progress: ProgressFn | None,
-            result: VideoResult) -> None:
+            result: VideoResult, refs: list[Reference] | None = None) -> None:
     win = _window(info, opts)
     codec = output_codec(dst, opts.codec)
     video_tmp = out_tmp = None
@@ -756,7 +790,8 @@ def _single(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOptions
     try:
         video_tmp, out_tmp = _temp(dst, info.path), _temp(dst, info.path)
         n = _encode(_read(info, win.first, win.count), video_tmp, info, colorizer, opts, stab,
-                    _Meter(progress, win.total), codec) if win.count != 0 else 0
+                    _Meter(progress, win.total), codec, first=win.first,
+                    guide=_guide(info, opts, refs, win.first)) if win.count != 0 else 0
         if n == 0:
             raise VideoError(f"{info.path}: no video frames between --start and --end"
                              if opts.start is not None or opts.end is not None
@@ -785,7 +820,7 @@ def _model_id(colorizer: Colorizer) -> str:
 
 
 def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOptions, progress: ProgressFn | None,
-               result: VideoResult) -> None:
+               result: VideoResult, refs: list[Reference] | None = None) -> None:
     win = _window(info, opts)
     codec = output_codec(dst, opts.codec)
     fps = info.fps
@@ -797,7 +832,8 @@ def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOpti
                "key_every": opts.key_every,
                "codec": codec, "crf": opts.crf, "preset": opts.preset, "first": win.first, "count": win.count,
                "segment_frames": per,
-               "fps": str(fps), "ext": dst.suffix.lower(), "warmup": WARMUP}
+               "fps": str(fps), "ext": dst.suffix.lower(), "warmup": WARMUP,
+               **({"references": _fingerprint(opts.references)} if opts.references else {})}
     manifest_path = work / "manifest.json"
     state: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
@@ -835,8 +871,9 @@ def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOpti
         stab.reset()
         try:
             tmp = _temp(seg, info.path)
-            n = _encode(_read(info, win.first + k * per - warm, warm + want), tmp, info, colorizer, opts, stab, meter,
-                        codec, warmup=warm) if want else 0
+            seg_first = win.first + k * per - warm
+            n = _encode(_read(info, seg_first, warm + want), tmp, info, colorizer, opts, stab, meter, codec,
+                        warmup=warm, first=seg_first, guide=_guide(info, opts, refs, win.first)) if want else 0
             if n:
                 _check_count(tmp, n, dst)
                 _commit(tmp, seg)
@@ -885,6 +922,108 @@ def _clear_segments(work: Path) -> None:
         work.rmdir()
 
 
+# ----------------------------------------------------------------------------------------------------- references
+def _check_references(opts: VideoOptions, folder: bool) -> None:
+    """Before any work: every reference image readable, frame folders' references given by number."""
+    from colorize_cli import reference
+    for spec in opts.references:
+        if folder:
+            spec.frame_at(None)
+        reference.load_rgb(spec)
+
+
+def _fingerprint(specs: Iterable[ReferenceSpec]) -> list[list]:
+    """What identifies the references for resume: a repainted reference image discards the old segments."""
+    out = []
+    for spec in specs:
+        with contextlib.suppress(OSError):
+            st = spec.path.stat()
+            out.append([spec.text, str(spec.path.resolve()), st.st_size, st.st_mtime_ns])
+    return out
+
+
+def _reference(spec: ReferenceSpec, lum: np.ndarray, frame: int, render_size: int) -> Reference:
+    """Load a reference and check it against its frame's luminance; VideoError naming it if it does not fit."""
+    from colorize_cli import reference
+    try:
+        rgb = reference.load_rgb(spec)
+    except ValueError as e:
+        raise VideoError(str(e)) from None
+    why = reference.mismatch(spec, rgb, lum, frame)
+    if why:
+        raise VideoError(why)
+    return reference.Reference(frame, reference.reference_chroma(rgb, lum.shape, render_size), spec.text)
+
+
+def _ignored(spec: ReferenceSpec, frame: int, result: VideoResult, where: str) -> None:
+    result.warnings.append(f"--reference {spec.text}: frame {frame} is {where}; ignored")
+
+
+def _video_references(info: VideoInfo, win: _Window, opts: VideoOptions, result: VideoResult) -> list[Reference]:
+    """Each reference's frame decoded and checked before any work; one outside --start/--end is noted and dropped."""
+    refs: list[Reference] = []
+    end = None if win.count is None else win.first + win.count
+    for spec in opts.references:
+        frame = spec.frame_at(info.fps)
+        if frame < win.first or (end is not None and frame >= end):
+            _ignored(spec, frame, result, "outside --start/--end")
+            continue
+        got = list(_read(info, frame, 1))
+        if not got:
+            _ignored(spec, frame, result, "past the end of the film")
+            continue
+        refs.append(_reference(spec, frame_luminance(got[0]), frame, opts.render_size))
+    _no_twins(refs)
+    return refs
+
+
+def _no_twins(refs: list[Reference]) -> None:
+    frames = [r.frame for r in refs]
+    for f in frames:
+        if frames.count(f) > 1:
+            names = " and ".join(r.name for r in refs if r.frame == f)
+            raise VideoError(f"two references for frame {f}: {names}")
+
+
+def _render_lums(info: VideoInfo, render_size: int, first: int, count: int) -> Iterator[np.ndarray]:
+    """A guide's loader: render-size luminance of frames first.. of the file, decoded a second time."""
+    for f in _read(info, first, count):
+        yield render_small(frame_luminance(f), render_size, tones=False)
+
+
+def _guide(info: VideoInfo, opts: VideoOptions, refs: list[Reference] | None, first: int) -> ReferenceGuide | None:
+    if not refs:
+        return None
+    from colorize_cli.reference import ReferenceGuide
+    return ReferenceGuide(list(refs), functools.partial(_render_lums, info, opts.render_size), first)
+
+
+def _folder_references(files: list[Path], opts: VideoOptions, result: VideoResult) -> list[Reference]:
+    refs: list[Reference] = []
+    for spec in opts.references:
+        frame = spec.frame_at(None)
+        if frame >= len(files):
+            _ignored(spec, frame, result, f"past the folder's {len(files)} frames")
+            continue
+        try:
+            lum = srgb_luminance(read_image(files[frame]).rgb)
+        except ImageError as e:
+            raise VideoError(f"--reference {spec.text}: its frame cannot be read: {e}") from None
+        refs.append(_reference(spec, lum, frame, opts.render_size))
+    _no_twins(refs)
+    return refs
+
+
+def _folder_lums(files: list[Path], render_size: int, first: int, count: int) -> Iterator[np.ndarray]:
+    """A guide's loader for a frame folder; stops at a frame that cannot be read."""
+    for f in files[first:first + count]:
+        try:
+            img = read_image(f)
+        except ImageError:
+            return
+        yield render_small(srgb_luminance(img.rgb), render_size, tones=False)
+
+
 # -------------------------------------------------------------------------------------------------- frame folders
 def colorize_folder(src: Path, dst: Path, colorizer: Colorizer, opts: VideoOptions,
                     progress: ProgressFn | None = None) -> VideoResult:
@@ -909,9 +1048,14 @@ def colorize_folder(src: Path, dst: Path, colorizer: Colorizer, opts: VideoOptio
     if not any(todo):
         result.status = "skipped"
         return result
+    refs = _folder_references(files, opts, result)
     dst.mkdir(parents=True, exist_ok=True)
     meter = _Meter(progress, len(files), result.reused)
     stab = ChromaStabilizer(opts.strength, key_every=opts.key_every)
+    guide = None
+    if refs:
+        from colorize_cli.reference import ReferenceGuide
+        guide = ReferenceGuide(refs, functools.partial(_folder_lums, files, opts.render_size))
 
     def items() -> Iterator[_Item]:
         fresh = True
@@ -929,7 +1073,7 @@ def colorize_folder(src: Path, dst: Path, colorizer: Colorizer, opts: VideoOptio
                         extra={"alpha": img.alpha, "bit_depth": img.bit_depth})
             fresh = False
 
-    for it, rgb in colorize_items(items(), colorizer, stab, opts.render_size, opts.batch_size):
+    for it, rgb in colorize_items(items(), colorizer, stab, opts.render_size, opts.batch_size, guide=guide):
         out = dsts[it.key]
         try:
             write_atomic(out, encode_image(rgb, it.extra["alpha"], out.suffix, it.extra["bit_depth"],
