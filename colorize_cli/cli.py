@@ -27,6 +27,10 @@ class Fmt(str, Enum):
     jpg = "jpg"
 
 
+class GroupBy(str, Enum):
+    prefix = "prefix"       # the file name up to the first "_"
+
+
 def fail(msg: str, code: int = 2) -> None:
     """One clear line on stderr, then exit: never a traceback for a user's mistake."""
     print(f"colorize: error: {msg}", file=sys.stderr)
@@ -297,14 +301,20 @@ def eval_cmd(
     grid_images: int = typer.Option(4, "--grid-images", min=1),
     readme: Optional[Path] = typer.Option(None, "--readme", help="Rewrite the table between eval-table markers."),
     limit: int = typer.Option(0, "--limit", min=0, help="Use only the first N images."),
+    group_by: Optional[GroupBy] = typer.Option(None, "--group-by", help="Also break every figure down by file-name "
+                                               "prefix (the name up to the first _), in the table and --json."),
+    classify: bool = typer.Option(True, "--classifier/--no-classifier", help="Report the share of images whose "
+                                  "top-1 ImageNet class (EfficientNet-Lite0) on the output is the truth's."),
     render_size: int = RENDER, batch_size: int = BATCH, workers: int = WORKERS, device: str = DEVICE,
     keep_tones: bool = KEEP_TONES,
 ):
-    """Measure models against ground truth: PSNR, SSIM, CIEDE2000 and colourfulness, beside the gray baseline."""
+    """Measure models against ground truth: PSNR, SSIM, CIEDE2000, colourfulness and ImageNet classifier agreement,
+    beside the gray baseline."""
     from rich.console import Console
     from rich.table import Table
 
     from colorize_cli import evaluate
+    from colorize_cli.classifier import Classifier
     from colorize_cli.imaging import iter_images
     from colorize_cli.weights import WeightsError
     from colorize_cli.zoo import load_model, pick_device, weights_for
@@ -320,7 +330,9 @@ def eval_cmd(
         dev = pick_device(device)
         loaded = {m: load_model(m, dev) for m in models}
         opts = _options(render_size, batch_size, workers, device, 10**9, 95, keep_tones=keep_tones)
-        report = evaluate.evaluate(files, loaded, opts, grid_images if grid else 0)
+        judge = Classifier(dev) if classify else None
+        grouping = evaluate.prefix if group_by is GroupBy.prefix else None
+        report = evaluate.evaluate(files, loaded, opts, grid_images if grid else 0, judge, grouping)
     except (WeightsError, ValueError) as e:
         fail(str(e))
     for m in models:
@@ -329,6 +341,11 @@ def eval_cmd(
     for row in evaluate.table_rows(report):
         table.add_row(*row)
     Console(stderr=False).print(table)
+    if group_by is not None:
+        by_group = Table(*evaluate.GROUP_HEADERS, title=f"by file-name {group_by.value}")
+        for row in evaluate.group_rows(report):
+            by_group.add_row(*row)
+        Console(stderr=False).print(by_group)
     if json_out:
         evaluate.save_json(json_out, report)
     if csv_out:
