@@ -390,6 +390,11 @@ def train_cmd(
     val_every: int = typer.Option(500, "--val-every", min=1),
     ckpt_every: int = typer.Option(500, "--ckpt-every", min=1),
     limit: int = typer.Option(0, "--limit", min=0, help="Use at most this many training images."),
+    keep_muted: bool = typer.Option(False, "--keep-muted", help="Keep colour photos with muted palettes; drop only "
+                                    "grayscale and toned (sepia) ones, of a single hue (default: drop mean |ab| < 4)."),
+    group_balance: float = typer.Option(1.0, "--group-balance", min=0.0, max=1.0, help="Sample each file-name group "
+                                        "(prefix up to the first _) in proportion to its size to this power: 1 as the "
+                                        "data, 0.5 the square root, 0 every group equally often."),
     workers: int = typer.Option(2, "--workers", min=0),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -420,7 +425,8 @@ def train_cmd(
         check_loss(loss)
         cfg = TrainConfig(data=str(data), arch=arch, name=name or arch, out=str(out), epochs=epochs, steps=steps,
                           batch_size=batch_size, crop=crop, lr=lr, loss=loss, val=str(val or ""), val_every=val_every,
-                          ckpt_every=ckpt_every, limit=limit, workers=workers, seed=seed, device=device,
+                          ckpt_every=ckpt_every, limit=limit, keep_muted=keep_muted, group_balance=group_balance,
+                          workers=workers, seed=seed, device=device,
                           pretrained_backbone=not no_pretrained, init=init or "", quiet=quiet)
         ck = None
     try:
