@@ -28,6 +28,10 @@ class Fmt(str, Enum):
     jpg = "jpg"
 
 
+class GroupBy(str, Enum):
+    prefix = "prefix"       # the file name up to the first "_"
+
+
 def fail(msg: str, code: int = 2) -> None:
     """One clear line on stderr (and in the --log file), then exit: never a traceback for a user's mistake."""
     tell(f"colorize: error: {msg}")
@@ -420,14 +424,20 @@ def eval_cmd(
     grid_images: int = typer.Option(4, "--grid-images", min=1, help="Photos in the --grid."),
     readme: Optional[Path] = typer.Option(None, "--readme", help="Rewrite the table between eval-table markers."),
     limit: int = typer.Option(0, "--limit", min=0, help="Use only the first N images."),
+    group_by: Optional[GroupBy] = typer.Option(None, "--group-by", help="Also break every figure down by file-name "
+                                               "prefix (the name up to the first _), in the table and --json."),
+    classify: bool = typer.Option(True, "--classifier/--no-classifier", help="Report the share of images whose "
+                                  "top-1 ImageNet class (EfficientNet-Lite0) on the output is the truth's."),
     render_size: int = RENDER, batch_size: int = BATCH, workers: int = WORKERS, device: str = DEVICE,
     keep_tones: bool = KEEP_TONES,
 ):
-    """Measure models against ground truth: PSNR, SSIM, CIEDE2000 and colourfulness, beside the gray baseline."""
+    """Measure models against ground truth: PSNR, SSIM, CIEDE2000, colourfulness and ImageNet classifier agreement,
+    beside the gray baseline."""
     from rich.console import Console
     from rich.table import Table
 
     from colorize_cli import evaluate
+    from colorize_cli.classifier import Classifier
     from colorize_cli.imaging import iter_images
     from colorize_cli.weights import WeightsError
     from colorize_cli.zoo import load_model, pick_device, weights_for
@@ -445,7 +455,9 @@ def eval_cmd(
         dev = pick_device(device)
         loaded = {m: load_model(m, dev) for m in models}
         opts = _options(render_size, batch_size, workers, device, 10**9, 95, keep_tones=keep_tones)
-        report = evaluate.evaluate(files, loaded, opts, grid_images if grid else 0)
+        judge = Classifier(dev) if classify else None
+        grouping = evaluate.prefix if group_by is GroupBy.prefix else None
+        report = evaluate.evaluate(files, loaded, opts, grid_images if grid else 0, judge, grouping)
     except (WeightsError, ValueError) as e:
         fail(str(e))
     for m in models:
@@ -454,6 +466,11 @@ def eval_cmd(
     for row in evaluate.table_rows(report):
         table.add_row(*row)
     Console(stderr=False).print(table)
+    if group_by is not None:
+        by_group = Table(*evaluate.GROUP_HEADERS, title=f"by file-name {group_by.value}")
+        for row in evaluate.group_rows(report):
+            by_group.add_row(*row)
+        Console(stderr=False).print(by_group)
     if json_out:
         evaluate.save_json(json_out, report)
     if csv_out:
@@ -464,7 +481,7 @@ def eval_cmd(
         cmd = "colorize eval " + " ".join(sys.argv[2:])
         evaluate.replace_between_markers(readme, evaluate.markdown(report, cmd))
     for msg in report["failed"]:
-        print(f"error: {msg}", file=sys.stderr)
+        tell(f"error: {msg}")
     raise typer.Exit(1 if report["failed"] else 0)
 
 
@@ -528,6 +545,11 @@ def train_cmd(
     val_every: int = typer.Option(500, "--val-every", min=1, help="Validate (metrics, grid) every this many steps."),
     ckpt_every: int = typer.Option(500, "--ckpt-every", min=1, help="Save last.ckpt every this many steps."),
     limit: int = typer.Option(0, "--limit", min=0, help="Use at most this many training images."),
+    keep_muted: bool = typer.Option(False, "--keep-muted", help="Keep colour photos with muted palettes; drop only "
+                                    "grayscale and toned (sepia) ones, of a single hue (default: drop mean |ab| < 4)."),
+    group_balance: float = typer.Option(1.0, "--group-balance", min=0.0, max=1.0, help="Sample each file-name group "
+                                        "(prefix up to the first _) in proportion to its size to this power: 1 as the "
+                                        "data, 0.5 the square root, 0 every group equally often."),
     workers: int = typer.Option(2, "--workers", min=0, help="Decoding processes."),
     seed: int = typer.Option(0, "--seed", help="Seed for crops, order and initial weights."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -558,7 +580,8 @@ def train_cmd(
         check_loss(loss)
         cfg = TrainConfig(data=str(data), arch=arch, name=name or arch, out=str(out), epochs=epochs, steps=steps,
                           batch_size=batch_size, crop=crop, lr=lr, loss=loss, val=str(val or ""), val_every=val_every,
-                          ckpt_every=ckpt_every, limit=limit, workers=workers, seed=seed, device=device,
+                          ckpt_every=ckpt_every, limit=limit, keep_muted=keep_muted, group_balance=group_balance,
+                          workers=workers, seed=seed, device=device,
                           pretrained_backbone=not no_pretrained, init=init or "", quiet=quiet)
         ck = None
     try:

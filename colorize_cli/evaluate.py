@@ -7,7 +7,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import cv2
 import numpy as np
@@ -16,21 +16,38 @@ import torch
 from colorize_cli import metrics, pipeline
 from colorize_cli.imaging import encode_image, write_atomic
 
+if TYPE_CHECKING:
+    from colorize_cli.classifier import Classifier
+
 GRAY = "gray (input)"
 KEYS = ("psnr", "ssim", "ciede2000", "colorfulness")
+AGREE = "classifier_agreement"     # share of images whose top-1 ImageNet class is the truth's
+
+
+def prefix(path: Path) -> str:
+    """The file-name prefix up to the first "_" (train/'s groups: face_..., house_...); the stem if it has none."""
+    return path.name.split("_", 1)[0] if "_" in path.name else path.stem
 
 
 @dataclass
 class Scores:
     rows: list[dict[str, float]] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
 
-    def add(self, pred: np.ndarray, truth: np.ndarray) -> None:
-        self.rows.append(metrics.image_metrics(quantize8(pred), truth))
+    def add(self, pred: np.ndarray, truth: np.ndarray, group: str = "", agrees: bool | None = None) -> None:
+        row = metrics.image_metrics(quantize8(pred), truth)
+        if agrees is not None:
+            row[AGREE] = float(agrees)
+        self.rows.append(row)
+        self.groups.append(group)
 
-    def summary(self, truth_colorfulness: float) -> dict[str, float]:
-        out = {k: float(np.mean([r[k] for r in self.rows])) for k in KEYS}
+    def summary(self, truth_colorfulness: float, group: str | None = None) -> dict[str, float]:
+        """Means over every image, or over one group's."""
+        rows = [r for r, g in zip(self.rows, self.groups) if group is None or g == group]
+        keys = KEYS + ((AGREE,) if rows and AGREE in rows[0] else ())
+        out = {k: float(np.mean([r[k] for r in rows])) for k in keys}
         out["colorfulness_ratio"] = out["colorfulness"] / max(1e-9, truth_colorfulness)
-        out["images"] = len(self.rows)
+        out["images"] = len(rows)
         return out
 
 
@@ -62,11 +79,18 @@ def network_ms(model: torch.nn.Module, runs: int = 10, size: int = 256) -> float
 
 
 def evaluate(files: list[Path], models: dict[str, torch.nn.Module], opts: pipeline.Options,
-             grid_count: int = 0) -> dict[str, Any]:
-    """Metrics per model and for the gray baseline; grid_count first images kept for a comparison grid."""
+             grid_count: int = 0, classifier: Classifier | None = None,
+             group_by: Callable[[Path], str] | None = None) -> dict[str, Any]:
+    """Metrics per model and for the gray baseline (with the classifier's agreement when one is given, and per
+    group of files when group_by names each file's, e.g. prefix); grid_count first images kept for a grid."""
     opts.keep_input = True
     device = torch.device(opts.device) if opts.device != "auto" else None
-    truth_cf, gray, scores = [], Scores(), {name: Scores() for name in models}
+    truth_cf, gray, scores = {}, Scores(), {name: Scores() for name in models}
+    truth_class: dict[int, int] = {}
+
+    def agrees(i: int, rgb: np.ndarray) -> bool | None:
+        return None if classifier is None else classifier.top1([quantize8(rgb)])[0] == truth_class[i]
+
     skipped: set[int] = set()
     failed: dict[int, str] = {}                     # unreadable truth images: left out of every row, reported
     grid: dict[int, dict[str, np.ndarray]] = {}
@@ -83,31 +107,53 @@ def evaluate(files: list[Path], models: dict[str, torch.nn.Module], opts: pipeli
                 skipped.add(i)
             if i in skipped:
                 continue
-            scores[name].add(item["rgb_out"], truth)
+            group = group_by(files[i]) if group_by else ""
             if idx == 0:
+                if classifier is not None:
+                    truth_class[i] = classifier.top1([truth])[0]
                 g, _ = colorizer.merge(item["lum"], torch.zeros(2, *item["lum"].shape))
-                gray.add(g, truth)
-                truth_cf.append(metrics.colorfulness(truth))
+                gray.add(g, truth, group, agrees(i, g))
+                truth_cf[i] = metrics.colorfulness(truth)
                 if i < grid_count:
                     grid[i] = {GRAY: g, "truth": truth}
+            scores[name].add(item["rgb_out"], truth, group, agrees(i, item["rgb_out"]))
             if i < grid_count:
                 grid[i][name] = item["rgb_out"]
-    cf = float(np.mean(truth_cf))
+    cf = float(np.mean(list(truth_cf.values())))
     results = {GRAY: gray.summary(cf)}
     for name, model in models.items():
         results[name] = {**scores[name].summary(cf), "params": sum(p.numel() for p in model.parameters()),
                          "ms_256": network_ms(model)}
-    return {"data": str(files[0].parent) if files else "", "images": len(files) - len(skipped) - len(failed),
-            "skipped_gray": [files[i].name for i in sorted(skipped)], "failed": [failed[i] for i in sorted(failed)],
-            "render_size": opts.render_size,
-            "truth_colorfulness": cf, "results": results, "timed_on": timed_on(models),
-            "grid": [grid[i] for i in sorted(grid)]}
+    report = {"data": str(files[0].parent) if files else "", "images": len(files) - len(skipped) - len(failed),
+              "skipped_gray": [files[i].name for i in sorted(skipped)], "failed": [failed[i] for i in sorted(failed)],
+              "render_size": opts.render_size,
+              "truth_colorfulness": cf, "results": results, "timed_on": timed_on(models),
+              "grid": [grid[i] for i in sorted(grid)]}
+    if group_by is not None:
+        report["groups"] = group_summaries(gray, scores, truth_cf)
+    return report
+
+
+def group_summaries(gray: Scores, scores: dict[str, Scores], truth_cf: dict[int, float]) -> dict[str, Any]:
+    """Every figure again per group; the colourfulness ratio is to the group's own truth."""
+    out = {}
+    cfs = list(truth_cf.values())                        # in the order gray's rows were added
+    for group in sorted(set(gray.groups)):
+        cf = float(np.mean([c for c, g in zip(cfs, gray.groups) if g == group]))
+        out[group] = {"images": gray.groups.count(group), "truth_colorfulness": cf,
+                      "results": {GRAY: gray.summary(cf, group),
+                                  **{name: s.summary(cf, group) for name, s in scores.items()}}}
+    return out
 
 
 def timed_on(models: dict[str, torch.nn.Module]) -> str:
     """Where the speed column was measured, e.g. "cpu, 2 threads": a ms figure means nothing without it."""
     devs = sorted({str(next(m.parameters()).device) for m in models.values()})
     return ", ".join(devs) + (f", {torch.get_num_threads()} threads" if devs == ["cpu"] else "")
+
+
+def _agreement(r: dict[str, float]) -> str:
+    return f"{r[AGREE]:.2f}" if AGREE in r else "-"
 
 
 def table_rows(report: dict[str, Any]) -> list[list[str]]:
@@ -118,22 +164,41 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
         params = f"{r['params'] / 1e6:.1f}M" if "params" in r else "-"
         size = f"{r['weights_mb']:.1f}" if "weights_mb" in r else "-"
         rows.append([name, params, size, f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['ciede2000']:.2f}",
-                     f"{r['colorfulness']:.1f} ({r['colorfulness_ratio']:.2f})", ms])
+                     f"{r['colorfulness']:.1f} ({r['colorfulness_ratio']:.2f})", _agreement(r), ms])
     return rows
 
 
 HEADERS = ["model", "params", "weights MB", "PSNR dB", "SSIM", "CIEDE2000", "colourfulness (ratio to truth)",
-           "ms per 256x256"]
+           "classifier agrees with truth", "ms per 256x256"]
+GROUP_HEADERS = ["group", "images", "model", "PSNR dB", "SSIM", "CIEDE2000", "colourfulness ratio",
+                 "classifier agrees with truth"]
+
+
+def group_rows(report: dict[str, Any]) -> list[list[str]]:
+    """One row per group and model (gray first in each group), for the per-prefix table."""
+    rows = []
+    for group, g in report.get("groups", {}).items():
+        for name, r in g["results"].items():
+            rows.append([group, str(g["images"]), name, f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
+                         f"{r['ciede2000']:.2f}", f"{r['colorfulness_ratio']:.2f}", _agreement(r)])
+    return rows
+
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
 def markdown(report: dict[str, Any], command: str) -> str:
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
-    lines += ["| " + " | ".join(r) + " |" for r in table_rows(report)]
+    lines = markdown_table(HEADERS, table_rows(report))
+    if report.get("groups"):
+        lines += ["", "By file-name prefix (colourfulness ratio to the group's own truth):", ""]
+        lines += markdown_table(GROUP_HEADERS, group_rows(report))
     skipped = report.get("skipped_gray") or []
     note = f" ({len(skipped)} grayscale ground truths left out: {', '.join(skipped)})" if skipped else ""
     return (f"Made by `{command}` on {report['images']} images{note} at render size {report['render_size']}; "
-            f"ground-truth colourfulness {report['truth_colorfulness']:.1f}; ms per 256x256 image: the network "
-            f"alone, batch 1, on {report.get('timed_on', '?')}.\n\n" + "\n".join(lines) + "\n")
+            f"ground-truth colourfulness {report['truth_colorfulness']:.1f}; classifier: share of images whose top-1 "
+            f"ImageNet class (EfficientNet-Lite0) on the output is the one on the truth; ms per 256x256 image: the "
+            f"network alone, batch 1, on {report.get('timed_on', '?')}.\n\n" + "\n".join(lines) + "\n")
 
 
 def replace_between_markers(path: Path, text: str, tag: str = "eval-table") -> None:
@@ -172,7 +237,8 @@ def save_json(path: Path, report: dict[str, Any]) -> None:
 
 
 def save_csv(path: Path, report: dict[str, Any]) -> None:
-    keys = ["psnr", "ssim", "ciede2000", "colorfulness", "colorfulness_ratio", "ms_256", "images"]
-    lines = ["model," + ",".join(keys)]
-    lines += [f"{n}," + ",".join(str(r.get(k, "")) for k in keys) for n, r in report["results"].items()]
+    keys = ["psnr", "ssim", "ciede2000", "colorfulness", "colorfulness_ratio", AGREE, "ms_256", "images"]
+    lines = ["group,model," + ",".join(keys)]
+    sets = [("", report["results"])] + [(g, v["results"]) for g, v in report.get("groups", {}).items()]
+    lines += [f"{g},{n}," + ",".join(str(r.get(k, "")) for k in keys) for g, res in sets for n, r in res.items()]
     write_atomic(path, ("\n".join(lines) + "\n").encode())

@@ -34,6 +34,10 @@ from colorize_cli.weights import WeightsError, load_checkpoint, save_weights
 from colorize_cli.zoo import pick_device
 
 GRAY_CHROMA = 4.0   # mean |ab| below this: the "colour" photo is gray or near-gray and teaches nothing
+# With keep_muted, only photos of one hue at most are dropped (grayscale, sepia or other toning): the spread of ab across
+# that hue (the smaller principal axis) stays under this on a 64x64 copy. Muted colour photos (overcast streets,
+# concrete, dark clothes: 12% of train/) are kept; 0.2% of train/ fall under it, synthetic sepia of val/ mostly does.
+HUE_SPREAD = 0.75
 
 
 @dataclass
@@ -58,6 +62,8 @@ class TrainConfig:
     ckpt_every: int = 500
     val_every: int = 500
     limit: int = 0              # use at most this many training images (0 = all)
+    keep_muted: bool = False    # drop only grayscale and toned photos (HUE_SPREAD), not muted colour ones
+    group_balance: float = 1.0  # sample each file-name group in proportion to its size ** this (1: as the data)
     pretrained_backbone: bool = True
     init: str = ""              # weights (.safetensors or a shipped name) to fine-tune from; empty -> fresh model
     init_images: int = 0        # images the --init weights had already seen (filled in from their metadata)
@@ -84,32 +90,55 @@ def _decode_rgb(path: Path) -> np.ndarray | None:
         return None
 
 
+def _small_ab(rgb: np.ndarray) -> np.ndarray:
+    small = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_RGB2Lab)[..., 1:].reshape(-1, 2).astype(np.float64)
+
+
 def chroma_level(rgb: np.ndarray) -> float:
     """Mean |ab| of a small copy: how colourful a photo is."""
-    small = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA)
-    lab = cv2.cvtColor(small, cv2.COLOR_RGB2Lab)
-    return float(np.abs(lab[..., 1:]).mean())
+    return float(np.abs(_small_ab(rgb)).mean())
+
+
+def hue_spread(rgb: np.ndarray) -> float:
+    """Standard deviation of a small copy's ab along its minor principal axis: near 0 when every pixel has one hue
+    (gray, or a sepia-like toning whose chroma follows the lightness), larger once two hues appear, however muted."""
+    return float(np.sqrt(max(0.0, np.linalg.eigvalsh(np.cov(_small_ab(rgb).T))[0])))
 
 
 class _ScanSet(Dataset):
-    def __init__(self, files: list[Path]):
-        self.files = files
+    def __init__(self, files: list[Path], keep_muted: bool):
+        self.files, self.keep_muted = files, keep_muted
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> float:
+    def __getitem__(self, i: int) -> bool | None:
+        """Whether the photo has colour to teach; None if unreadable."""
         rgb = _decode_rgb(self.files[i])
-        return -1.0 if rgb is None else chroma_level(rgb)
+        if rgb is None:
+            return None
+        return hue_spread(rgb) >= HUE_SPREAD if self.keep_muted else chroma_level(rgb) >= GRAY_CHROMA
 
 
-def keep_colour(files: list[Path], workers: int) -> tuple[list[Path], int, int]:
-    """Drop unreadable and near-gray images (decoded in workers); returns kept files and the two counts dropped."""
-    levels = []
-    for batch in DataLoader(_ScanSet(files), batch_size=64, num_workers=workers):
-        levels.extend(batch.tolist())
-    kept = [f for f, lv in zip(files, levels) if lv >= GRAY_CHROMA]
-    return kept, sum(lv < 0 for lv in levels), sum(0 <= lv < GRAY_CHROMA for lv in levels)
+def keep_colour(files: list[Path], workers: int, keep_muted: bool = False) -> tuple[list[Path], int, int]:
+    """Drop unreadable and gray images (decoded in workers): near-gray by mean chroma, or with keep_muted only those of
+    a single hue; returns kept files and the two counts dropped."""
+    verdicts = list(DataLoader(_ScanSet(files, keep_muted), batch_size=None, num_workers=workers))
+    kept = [f for f, ok in zip(files, verdicts) if ok]
+    return kept, sum(v is None for v in verdicts), sum(v is False for v in verdicts)
+
+
+def group_weights(files: list[Path], balance: float) -> torch.Tensor | None:
+    """Per-file sampling weights that give each file-name group (evaluate.prefix) a share of size ** balance; None
+    when balance is 1 (every photo alike). 0.5 lets faces and houses be seen beside scenes without repeating a small
+    group's photos too often."""
+    if balance == 1.0:
+        return None
+    from colorize_cli.evaluate import prefix
+    groups = [prefix(f) for f in files]
+    sizes = {g: groups.count(g) for g in set(groups)}
+    return torch.tensor([sizes[g] ** (balance - 1.0) for g in groups], dtype=torch.float64)
 
 
 class CropSet(Dataset):
@@ -121,12 +150,12 @@ class CropSet(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, key: tuple[int, int] | int) -> torch.Tensor:
-        epoch, i = key if isinstance(key, tuple) else (0, key)
+    def __getitem__(self, key: tuple[int, ...] | int) -> torch.Tensor:
+        epoch, i, *draw = key if isinstance(key, tuple) else (0, key)   # draw: a photo drawn twice gets two crops
         rgb = _decode_rgb(self.files[i])
         if rgb is None:   # vanished or damaged since the scan: a neutral sample keeps the batch shape
             return torch.full((3, self.crop, self.crop), 0.5)
-        rng = np.random.default_rng([self.seed, epoch, i])
+        rng = np.random.default_rng([self.seed, epoch, i, *draw])
         rgb = self._random_crop(rgb, rng) if self.train else self._centre_crop(rgb)
         return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()
 
@@ -145,20 +174,27 @@ class CropSet(Dataset):
 
 
 class EpochSampler(Sampler):
-    """Yields (epoch, index) forever from a per-epoch seeded permutation, from a given position, sharded by rank."""
+    """Yields (epoch, index) forever from a per-epoch seeded permutation, from a given position, sharded by rank.
+    With weights, each epoch is n seeded draws with replacement instead, yielded as (epoch, index, draw)."""
 
-    def __init__(self, n: int, seed: int, start: int = 0, rank: int = 0, world: int = 1):
+    def __init__(self, n: int, seed: int, start: int = 0, rank: int = 0, world: int = 1,
+                 weights: torch.Tensor | None = None):
         self.n, self.seed, self.start, self.rank, self.world = n, seed, start, rank, world
+        self.weights = weights
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def __iter__(self) -> Iterator[tuple[int, ...]]:
         per_epoch = self.n // self.world
         pos = self.start
         while True:
             epoch, k = divmod(pos, per_epoch)
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            order = torch.randperm(self.n, generator=g)[self.rank::self.world][:per_epoch].tolist()
-            for i in order[k:]:
-                yield epoch, i
+            if self.weights is None:
+                order = torch.randperm(self.n, generator=g)[self.rank::self.world][:per_epoch].tolist()
+                yield from ((epoch, i) for i in order[k:])
+            else:
+                order = torch.multinomial(self.weights, self.n, True, generator=g)
+                draws = list(enumerate(order.tolist()))[self.rank::self.world][:per_epoch]
+                yield from ((epoch, i, j) for j, i in draws[k:])
             pos = (epoch + 1) * per_epoch
 
 
@@ -284,12 +320,13 @@ class Trainer:
             val = list(iter_images(Path(self.cfg.val), recursive=True))
         if self.cfg.limit:
             train = train[:: max(1, len(train) // self.cfg.limit)][: self.cfg.limit]
-        train, bad, gray = keep_colour(train, self.cfg.workers)
+        train, bad, gray = keep_colour(train, self.cfg.workers, self.cfg.keep_muted)
         val = val[: self.cfg.val_images]
         if not train:
             raise ValueError(f"{root}: no colour images to train on")
         if self.dist.main:
-            self.log(f"training on {len(train)} colour images ({gray} near-gray and {bad} unreadable skipped), "
+            kind = "grayscale or toned" if self.cfg.keep_muted else "near-gray"
+            self.log(f"training on {len(train)} colour images ({gray} {kind} and {bad} unreadable skipped), "
                      f"validating on {len(val)}")
             write_atomic(listing, json.dumps({"train": [str(p) for p in train], "val": [str(p) for p in val]}).encode())
         return train, val
@@ -329,7 +366,8 @@ class Trainer:
     def loader(self) -> DataLoader:
         ds = CropSet(self.train_files, self.crop, self.cfg.seed, train=True)
         start = self.step * self.cfg.batch_size
-        sampler = EpochSampler(len(ds), self.cfg.seed, start, self.dist.rank, self.dist.world)
+        sampler = EpochSampler(len(ds), self.cfg.seed, start, self.dist.rank, self.dist.world,
+                               group_weights(self.train_files, self.cfg.group_balance))
         return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.workers,
                           pin_memory=self.device.type == "cuda", persistent_workers=self.cfg.workers > 0,
                           prefetch_factor=4 if self.cfg.workers else None, worker_init_fn=_train_worker)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from colorize_cli.cli import app
@@ -52,3 +53,45 @@ def test_eval_reports_models_and_gray_baseline(tmp_path: Path):
     assert grid is not None and grid.shape[0] == 3 * 160
     text = readme.read_text()
     assert "old" not in text and "| unet-lab |" in text and text.startswith("intro") and text.endswith("rest\n")
+
+
+def test_eval_groups_by_prefix_and_reports_classifier_agreement(tmp_path: Path):
+    from colorize_cli.classifier import Classifier
+
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    names = ["face_1.png", "face_2.png", "house_1.png", "plain.png"]      # a name without "_" is its own group
+    for src, name in zip(pick(VAL, 4, "cbsd68_*.png"), names):
+        shutil.copy(src, truth / name)
+    res = CliRunner().invoke(app, ["eval", str(truth), "--group-by", "prefix", "--json", str(tmp_path / "r.json"),
+                                   "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    assert "by file-name prefix" in res.output and "house" in res.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    groups = report["groups"]
+    assert {g: v["images"] for g, v in groups.items()} == {"face": 2, "house": 1, "plain": 1}
+    for row in ("gray (input)", "unet-lab"):
+        overall = report["results"][row]
+        for key in ("psnr", "ciede2000", "classifier_agreement"):      # the groups partition the images
+            weighted = sum(v["images"] * v["results"][row][key] for v in groups.values()) / report["images"]
+            assert abs(weighted - overall[key]) < 1e-9
+    # gray's agreement, recomputed independently: top-1 class of the neutral image against the truth's
+    judge, hits = Classifier(), []
+    for name in names:
+        rgb8 = cv2.cvtColor(cv2.imread(str(truth / name)), cv2.COLOR_BGR2RGB).astype(np.float64)
+        hits += [judge.top1([gray_of(rgb8)])[0] == judge.top1([rgb8 / 255])[0]]
+    assert report["results"]["gray (input)"]["classifier_agreement"] == pytest.approx(np.mean(hits))
+    house = groups["house"]
+    assert house["results"]["unet-lab"]["colorfulness_ratio"] == pytest.approx(
+        house["results"]["unet-lab"]["colorfulness"] / house["truth_colorfulness"])
+
+
+def test_eval_without_classifier_leaves_the_column_out(tmp_path: Path):
+    truth = tmp_path / "truth"
+    truth.mkdir()
+    shutil.copy(pick(VAL, 1, "cbsd68_*.png")[0], truth / "a.png")
+    res = CliRunner().invoke(app, ["eval", str(truth), "--no-classifier", "--json", str(tmp_path / "r.json"),
+                                   "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert "classifier_agreement" not in report["results"]["unet-lab"] and "groups" not in report

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 import torch
 
-from colorize_cli.train import TrainConfig, Trainer, export, keep_colour
+from colorize_cli.train import EpochSampler, TrainConfig, Trainer, export, group_weights, keep_colour
 from colorize_cli.weights import load_checkpoint, read_metadata
 from colorize_cli.zoo import available_models, load_model
 from tests.conftest import TRAIN, VAL, pick
@@ -108,6 +109,40 @@ def test_near_gray_photos_are_skipped(tmp_path: Path):
     assert [p.name for p in kept] == ["colour.png"] and bad == 1 and near_gray == 1
 
 
+def test_keep_muted_keeps_muted_colour_and_drops_gray_and_sepia(tmp_path: Path):
+    """The default drops a muted colour photo (mean |ab| under 4) yet keeps a sepia print; --keep-muted the opposite."""
+    bgr = cv2.imread(str(pick(VAL, 1, "cbsd68_101087.png")[0]))
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
+    lab[..., 1:] *= 0.25                                          # the same scene in a muted palette
+    muted = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1)
+    gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)[..., None] / 255
+    sepia = np.clip(gray * np.array([1.0, 0.9, 0.7], np.float32), 0, 1)
+    for name, img in (("colour", rgb), ("muted", muted), ("sepia", sepia), ("gray", np.repeat(gray, 3, 2))):
+        cv2.imwrite(str(tmp_path / f"{name}.png"), cv2.cvtColor(np.round(img * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+    files = sorted(tmp_path.iterdir())
+    kept, _, dropped = keep_colour(files, workers=0)
+    assert sorted(p.name for p in kept) == ["colour.png", "sepia.png"] and dropped == 2
+    kept, _, dropped = keep_colour(files, workers=0, keep_muted=True)
+    assert sorted(p.name for p in kept) == ["colour.png", "muted.png"] and dropped == 2
+
+
+def test_group_balance_evens_out_groups_and_resumes_in_place():
+    files = [Path(f"scene_{i}.jpg") for i in range(90)] + [Path(f"face_{i}.jpg") for i in range(10)]
+    assert group_weights(files, 1.0) is None                              # as the data: the plain permutation
+    weights = group_weights(files, 0.0)
+    assert float(weights[:90].sum()) == pytest.approx(float(weights[90:].sum()))   # each group equally often
+    sampler = EpochSampler(len(files), seed=3, weights=weights)
+    draws = [next(it) for it in [iter(sampler)] for _ in range(1000)]
+    faces = sum(files[i].name.startswith("face") for _, i, _ in draws) / len(draws)
+    assert 0.4 < faces < 0.6                                              # 0.1 without balancing
+    assert len({(e, j) for e, _, j in draws}) == len(draws)               # each draw its own crop seed
+    later = iter(EpochSampler(len(files), seed=3, start=250, weights=weights))
+    assert [next(later) for _ in range(100)] == draws[250:350]            # a resume continues the same draws
+    sqrt = group_weights(files, 0.5)
+    assert float(sqrt[90:].sum() / sqrt[:90].sum()) == pytest.approx((10 / 90) ** 0.5)
+
+
 def test_two_process_ddp_on_cpu(small_set, tmp_path: Path):
     """torchrun with two CPU processes (gloo): both ranks train, rank 0 validates, checkpoints and exports."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "colorize_cli", "train",
@@ -128,3 +163,10 @@ def test_loss_option_is_checked_against_the_architecture(small_set, tmp_path: Pa
     assert res.exit_code == 2 and "unknown loss 'nonsense'" in res.output
     with pytest.raises(ValueError, match="needs a classification model"):
         Trainer(config(small_set, tmp_path / "b", arch="unet-simple-rgb", loss="ab-classification-readout", steps=1))
+
+
+def test_trainer_runs_with_muted_photos_and_balanced_groups(small_set, tmp_path: Path):
+    trainer = Trainer(config(small_set, tmp_path, steps=2, keep_muted=True, group_balance=0.5))
+    assert trainer.loader().sampler.weights is not None
+    trainer.run()
+    assert trainer.step == 2 and load_checkpoint(tmp_path / "last.ckpt")["config"]["group_balance"] == 0.5
