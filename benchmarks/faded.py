@@ -21,7 +21,7 @@ from _common import header, quality_photos
 from colorize_cli.evaluate import Scores, is_gray
 from colorize_cli.imaging import read_image
 from colorize_cli.metrics import colorfulness
-from colorize_cli.pipeline import Colorizer, render_small, srgb_luminance
+from colorize_cli.pipeline import Engine, render_small, srgb_luminance
 from colorize_cli.zoo import load_model
 
 DAMAGE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
@@ -39,7 +39,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=None, help="A folder of colour PNGs instead of the held-out photos.")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    colorizer = Colorizer(load_model(args.model), torch.device("cpu"))
+    colorizer = Engine(load_model(args.model), torch.device("cpu"))
     scores = {(d, t): Scores() for d in DAMAGE for t in (False, True)}
     truth_cf = []
     for path in quality_photos(args.data, args.images):

@@ -15,7 +15,7 @@ import torch
 
 from colorize_cli import metrics
 from colorize_cli.imaging import encode_image, iter_images, read_image, write_atomic
-from colorize_cli.pipeline import Colorizer, Options, colorize_files
+from colorize_cli.pipeline import Engine, Options, colorize_files
 from colorize_cli.zoo import load_model
 
 HISTORICAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "historical"
@@ -44,7 +44,7 @@ def main() -> None:
     files = list(iter_images(HISTORICAL, recursive=False))
     with tempfile.TemporaryDirectory() as tmp:
         jobs = [(p, Path(tmp) / (p.stem + ".png")) for p in files]
-        colorize_files(jobs, Colorizer(load_model(args.model), torch.device("cpu")), Options(workers=1), lambda r: None)
+        colorize_files(jobs, Engine(load_model(args.model), torch.device("cpu")), Options(workers=1), lambda r: None)
         outs = [read_image(d).rgb for _, d in jobs]
     cf_in = [metrics.colorfulness(read_image(p).rgb) for p in files]
     cf_out = [metrics.colorfulness(o) for o in outs]

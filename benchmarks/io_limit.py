@@ -19,7 +19,7 @@ import torch
 from _common import gray_photos, header, megapixels
 from colorize_cli.imaging import encode_image, write_atomic
 from colorize_cli.models.base import ColorModel
-from colorize_cli.pipeline import Colorizer, Options, ReadSet, colorize_files
+from colorize_cli.pipeline import Engine, Options, ReadSet, colorize_files
 from colorize_cli.zoo import load_model
 
 STAGES = ("decode", "model", "merge", "encode+write")
@@ -33,7 +33,7 @@ class IdentityModel(ColorModel):
         return lum.new_zeros(lum.shape[0], 2, *lum.shape[-2:])
 
 
-def images_per_s(colorizer: Colorizer, paths: list[Path], opts: Options, out: Path) -> float:
+def images_per_s(colorizer: Engine, paths: list[Path], opts: Options, out: Path) -> float:
     """Whole-pipeline throughput, as `colorize dir` runs it (workers, batches, writer thread)."""
     colorize_files([(p, out / "warm" / p.name) for p in paths[:opts.batch_size]], colorizer, opts, lambda r: None)
     t0 = time.perf_counter()
@@ -41,7 +41,7 @@ def images_per_s(colorizer: Colorizer, paths: list[Path], opts: Options, out: Pa
     return len(paths) / (time.perf_counter() - t0)
 
 
-def stage_seconds(colorizer: Colorizer, paths: list[Path], opts: Options, out: Path) -> dict[str, float]:
+def stage_seconds(colorizer: Engine, paths: list[Path], opts: Options, out: Path) -> dict[str, float]:
     """The same work one stage at a time in this process, batch by batch (holding every decoded 1 MP image at once
     would measure swapping, not the stages)."""
     spent = dict.fromkeys(STAGES, 0.0)
@@ -79,7 +79,7 @@ def main() -> None:
         paths = gray_photos(args.images, Path(tmp), megapixels(args.megapixels), ext=".jpg")
         runs = {}
         for name, model in (("unet-lab", load_model("unet-lab")), (IDENTITY, IdentityModel())):
-            colorizer = Colorizer(model, torch.device("cpu"))
+            colorizer = Engine(model, torch.device("cpu"))
             out = Path(tmp) / f"out-{len(runs)}"
             runs[name] = (images_per_s(colorizer, paths, opts, out),
                           stage_seconds(colorizer, paths, opts, out / "stages"))

@@ -1,6 +1,6 @@
 """Reduced precision and torch.compile against fp32: how much faster, and how much do the colours move?
 
-Every val/ photo (gray luminance, render size 192) goes through `Colorizer` at each setting; the merged full-size
+Every val/ photo (gray luminance, render size 192) goes through `Engine` at each setting; the merged full-size
 outputs are compared with the fp32 ones by CIEDE2000 per pixel (mean over pixels and images, and the largest single
 pixel). Time is the model call per image (batch 1, median) on the same images.
 
@@ -20,7 +20,7 @@ import torch
 
 from _common import VAL, header
 from colorize_cli import metrics
-from colorize_cli.pipeline import Colorizer, render_small, srgb_luminance
+from colorize_cli.pipeline import Engine, render_small, srgb_luminance
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
 from colorize_cli.zoo import load_model, pick_device
 
@@ -30,7 +30,7 @@ def luminances(n: int) -> list[np.ndarray]:
     return [srgb_luminance(cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB).astype(np.float32) / 255) for f in files]
 
 
-def run(colorizer: Colorizer, lums: list[np.ndarray], size: int) -> tuple[list[np.ndarray], float]:
+def run(colorizer: Engine, lums: list[np.ndarray], size: int) -> tuple[list[np.ndarray], float]:
     """Merged uint8-range float outputs and the median ms of the model call per image."""
     outs, times = [], []
     for lum in lums:
@@ -68,7 +68,7 @@ def main() -> None:
     print("| precision | compiled | model ms/img | speed-up | mean CIEDE2000 vs fp32 | max CIEDE2000 vs fp32 |")
     print("|---|---|---|---|---|---|")
     for precision, compiled in runs:
-        outs, ms = run(Colorizer(model, device, precision, compiled), lums, args.render_size)
+        outs, ms = run(Engine(model, device, precision, compiled), lums, args.render_size)
         if ref is None:
             ref = (outs, ms)
         diffs = [metrics.ciede2000(metrics.rgb_to_lab(o), metrics.rgb_to_lab(r)) for o, r in zip(outs, ref[0])]

@@ -34,14 +34,14 @@ import torch
 import video as bench       # benchmarks/video.py: to_gray, psnr, histograms, cdc
 
 from colorize_cli import video
-from colorize_cli.pipeline import Colorizer, render_small
+from colorize_cli.pipeline import Engine, render_small
 from colorize_cli.reference import Reference, ReferenceGuide, reference_chroma
 from colorize_cli.zoo import load_model, pick_device
 
 VIDEO = bench.VIDEO
 
 
-def run(gray: list[np.ndarray], truth: list[np.ndarray], colorizer: Colorizer, args: argparse.Namespace,
+def run(gray: list[np.ndarray], truth: list[np.ndarray], colorizer: Engine, args: argparse.Namespace,
         ref_frame: int | None) -> tuple[list[np.ndarray], float]:
     """Colorized frames and seconds per frame, guided by the true colour of ref_frame (None: automatic)."""
     guide = None
@@ -112,7 +112,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    colorizer = Colorizer(load_model(args.model, device), device)
+    colorizer = Engine(load_model(args.model, device), device)
     names = args.clips or sorted(p.stem for p in VIDEO.glob("davis-*.mp4"))
     print(f"{time.strftime('%Y-%m-%d')}, {device}, {torch.get_num_threads()} torch threads, model {args.model}, "
           f"render size {args.render_size}, strength {args.strength:g}"

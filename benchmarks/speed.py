@@ -21,7 +21,7 @@ from torch import nn
 
 from _common import gray_photos, header, median_ms, square
 from colorize_cli.evaluate import network_ms
-from colorize_cli.pipeline import Colorizer, Options, colorize_files
+from colorize_cli.pipeline import Engine, Options, colorize_files
 from colorize_cli.weights import shipped_path
 from colorize_cli.zoo import available_models, load_model
 
@@ -77,7 +77,7 @@ def params_m(model: nn.Module) -> float:
 def pipeline_ms(model: torch.nn.Module, paths: list[Path], out: Path, device: torch.device, batch: int,
                 workers: int) -> float:
     """Marginal ms per image: (time for all - time for a quarter) / (the other three quarters)."""
-    colorizer = Colorizer(model, device)
+    colorizer = Engine(model, device)
     opts = Options(batch_size=batch, workers=workers)      # the default render size, as `colorize dir` runs
 
     def run(subset: list[Path], tag: str) -> float:

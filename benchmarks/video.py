@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from colorize_cli import color, video
-from colorize_cli.pipeline import Colorizer
+from colorize_cli.pipeline import Engine
 from colorize_cli.zoo import load_model, pick_device
 
 VIDEO = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "video"
@@ -88,7 +88,7 @@ def evaluate(truth: list[np.ndarray], out: list[np.ndarray], truth_change: float
             "flicker": mean_ab_change(out) / max(truth_change, 1e-9)}
 
 
-def end_to_end_fps(src: Path, colorizer: Colorizer, args: argparse.Namespace, strength: float,
+def end_to_end_fps(src: Path, colorizer: Engine, args: argparse.Namespace, strength: float,
                    key_every: int) -> float:
     """Frames per second of the whole `colorize video` run on the clip file (decode, colorize, encode, mux)."""
     opts = video.VideoOptions(render_size=args.render_size, batch_size=args.batch_size, strength=strength,
@@ -115,7 +115,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    colorizer = Colorizer(load_model(args.model, device), device)
+    colorizer = Engine(load_model(args.model, device), device)
     names = args.clips or sorted(p.stem for p in VIDEO.glob("davis-*.mp4"))
     modes = {"per-frame": (0.0, 1), f"stabilised ({args.strength:g})": (args.strength, 1),
              **{f"stabilised, key every {k}": (args.strength, k) for k in args.key_every if k > 1}}

@@ -19,7 +19,7 @@ from _common import header, quality_photos
 from colorize_cli.evaluate import Scores, is_gray
 from colorize_cli.imaging import encode_image, read_image, write_atomic
 from colorize_cli.metrics import colorfulness
-from colorize_cli.pipeline import Colorizer, render_small, srgb_luminance
+from colorize_cli.pipeline import Engine, render_small, srgb_luminance
 from colorize_cli.zoo import load_model
 
 SETTINGS = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def colorize(model: torch.nn.Module, rgb: np.ndarray, vividness: float, size: int) -> np.ndarray:
     model.set_vividness(vividness)
-    colorizer = Colorizer(model, torch.device("cpu"))
+    colorizer = Engine(model, torch.device("cpu"))
     lum = srgb_luminance(rgb)
     ab = colorizer.chroma([torch.from_numpy(render_small(lum, size))])[0]
     return colorizer.merge(torch.from_numpy(lum), ab)[0]

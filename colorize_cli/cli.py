@@ -359,7 +359,7 @@ def video_cmd(
 ):
     """Colorize a film: a video file (sound kept) or a folder of frames, steadied from frame to frame."""
     from colorize_cli import video
-    from colorize_cli.pipeline import Colorizer
+    from colorize_cli.pipeline import Engine
     from colorize_cli.reference import parse_spec
     from colorize_cli.weights import WeightsError
     from colorize_cli.zoo import load_model, pick_device
@@ -385,7 +385,7 @@ def video_cmd(
         raise typer.Exit(0)
     try:
         dev = pick_device(device)
-        colorizer = Colorizer(load_model(model, dev, vividness), dev, precision, compile)
+        colorizer = Engine(load_model(model, dev, vividness), dev, precision, compile)
     except (WeightsError, ValueError) as e:
         fail(str(e))
     progress = video.ProgressPrinter(quiet)

@@ -95,7 +95,7 @@ def evaluate(files: list[Path], models: dict[str, torch.nn.Module], opts: pipeli
     failed: dict[int, str] = {}                     # unreadable truth images: left out of every row, reported
     grid: dict[int, dict[str, np.ndarray]] = {}
     for idx, (name, model) in enumerate(models.items()):
-        colorizer = pipeline.Colorizer(model, device or next(model.parameters()).device)
+        colorizer = pipeline.Engine(model, device or next(model.parameters()).device)
         for i, item in pipeline.stream(files, colorizer, opts):
             if "error" in item:
                 failed[i] = item["error"]

@@ -45,7 +45,7 @@ class Options:
     batch_size: int = 8
     workers: int = 2
     device: str = "auto"
-    precision: str = "auto"      # see Colorizer
+    precision: str = "auto"      # see Engine
     compile: bool = False        # torch.compile the network (pays off on long CUDA runs)
     max_pixels: int = DEFAULT_MAX_PIXELS
     jpeg_quality: int = 95
@@ -246,9 +246,6 @@ class Engine:
         return out, finite
 
 
-Colorizer = Engine   # the name film, eval and the benchmarks still use for the engine
-
-
 def _as_dtype(rgb: torch.Tensor, dtype: type) -> np.ndarray:
     """HxWx3 float 0..1 on any device -> numpy float32, or rounded to the integer type as imaging's encoder rounds
     (in torch, on the device: 7 ms a 854x480 frame faster than numpy's clip-scale-round on the CPU)."""
@@ -270,7 +267,7 @@ class Verdict:
     message: str
 
 
-def stream(paths: list[Path], colorizer: Colorizer, opts: Options,
+def stream(paths: list[Path], colorizer: Engine, opts: Options,
            admit: Callable[[int], Verdict | None] = lambda i: None,
            integer_output: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
     """(index, item) for every path, in input order except that batches gather photos of one render shape (so none
@@ -368,7 +365,7 @@ class Writer:
             raise WriterDied(f"the writer stopped: {_what(self.died)}") from self.died
 
 
-def colorize_files(jobs: list[tuple[Path, Path]], colorizer: Colorizer, opts: Options,
+def colorize_files(jobs: list[tuple[Path, Path]], colorizer: Engine, opts: Options,
                    on_done: Callable[[Result], None], journal: Any = None) -> None:
     """Colorize each (src, dst) pair; on_done gets one Result per job, in order of completion. With an in-place
     journal, an output that is its own input counts as done only when the journal says so."""
@@ -479,7 +476,7 @@ class Progress:
             self.bar.stop()
 
 
-def run_jobs(jobs: list[tuple[Path, Path]], settled: list[Result], colorizer: Colorizer, opts: Options,
+def run_jobs(jobs: list[tuple[Path, Path]], settled: list[Result], colorizer: Engine, opts: Options,
              quiet: bool, journal: Any = None) -> list[Result]:
     """Colorize with progress; returns every result (settled first) for the summary and report. A journal
     (batch.InPlaceJournal) records each file written, before the next rerun could see it."""

@@ -67,7 +67,7 @@ from colorize_cli import runlog
 from colorize_cli.batch import Inputs
 from colorize_cli.claims import ClaimError, claim, is_temp_name, release, sweep, temp_file
 from colorize_cli.imaging import ImageError, encode_image, iter_images, output_path, read_image, write_atomic
-from colorize_cli.pipeline import (Y_OF_LINEAR_RGB, Colorizer, luminance_from_y, render_small,
+from colorize_cli.pipeline import (Y_OF_LINEAR_RGB, Engine, luminance_from_y, render_small,
                                    srgb_luminance)
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
 
@@ -334,7 +334,7 @@ class _Item:
     extra: dict = field(default_factory=dict)
 
 
-def colorize_items(items: Iterable[_Item], colorizer: Colorizer, stabilizer: ChromaStabilizer, render_size: int,
+def colorize_items(items: Iterable[_Item], colorizer: Engine, stabilizer: ChromaStabilizer, render_size: int,
                    batch_size: int, dtype: type = np.float32,
                    guide: ReferenceGuide | None = None) -> Iterator[tuple[_Item, np.ndarray]]:
     """(item, RGB HxWx3 as float 0..1 or quantised to dtype) for every item with emit, in order. The model sees
@@ -369,7 +369,7 @@ def colorize_items(items: Iterable[_Item], colorizer: Colorizer, stabilizer: Chr
         yield from flush()
 
 
-def colorize_frames(frames: Iterable[np.ndarray], colorizer: Colorizer, stabilizer: ChromaStabilizer,
+def colorize_frames(frames: Iterable[np.ndarray], colorizer: Engine, stabilizer: ChromaStabilizer,
                     render_size: int = DEFAULT_RENDER_SIZE, batch_size: int = 8, warmup: int = 0,
                     guide: ReferenceGuide | None = None, first: int = 0) -> Iterator[np.ndarray]:
     """uint8 RGB frames in -> colorized uint8 RGB frames out, streaming; the first `warmup` frames only prime the
@@ -700,7 +700,7 @@ def is_done(src: Path, dst: Path, opts: VideoOptions) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------------- entry
-def run(src: Path | str, dst: Path | str, colorizer: Colorizer, opts: VideoOptions,
+def run(src: Path | str, dst: Path | str, colorizer: Engine, opts: VideoOptions,
         progress: ProgressFn | None = None) -> VideoResult:
     """Colorize a video file into a video file, or a folder of frames into a folder. Raises VideoError (one line,
     naming the file) when the input cannot be read or the output cannot be written; ValueError for bad options."""
@@ -746,7 +746,7 @@ def _window(info: VideoInfo, opts: VideoOptions) -> _Window:
     return _Window(first, count, total)
 
 
-def colorize_video(src: Path, dst: Path, colorizer: Colorizer, opts: VideoOptions,
+def colorize_video(src: Path, dst: Path, colorizer: Engine, opts: VideoOptions,
                    progress: ProgressFn | None = None) -> VideoResult:
     t0 = time.perf_counter()
     result = VideoResult(src, dst)
@@ -764,7 +764,7 @@ def colorize_video(src: Path, dst: Path, colorizer: Colorizer, opts: VideoOption
     return result
 
 
-def _encode(frames: Iterator[np.ndarray], tmp: Path, info: VideoInfo, colorizer: Colorizer, opts: VideoOptions,
+def _encode(frames: Iterator[np.ndarray], tmp: Path, info: VideoInfo, colorizer: Engine, opts: VideoOptions,
             stab: ChromaStabilizer, meter: _Meter, codec: str, warmup: int = 0, first: int = 0,
             guide: ReferenceGuide | None = None) -> int:
     """Colorize frames (the first is frame `first` of the film) into a video-only file; returns the number written."""
@@ -781,7 +781,7 @@ def _encode(frames: Iterator[np.ndarray], tmp: Path, info: VideoInfo, colorizer:
     return enc.frames if enc is not None else 0
 
 
-def _single(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOptions, progress: ProgressFn | None,
+def _single(info: VideoInfo, dst: Path, colorizer: Engine, opts: VideoOptions, progress: ProgressFn | None,
             result: VideoResult, refs: list[Reference] | None = None) -> None:
     win = _window(info, opts)
     codec = output_codec(dst, opts.codec)
@@ -814,12 +814,12 @@ def segments_dir(dst: Path) -> Path:
     return dst.with_name(f".{dst.name}.segments")
 
 
-def _model_id(colorizer: Colorizer) -> str:
+def _model_id(colorizer: Engine) -> str:
     meta = getattr(colorizer.model, "meta", None) or {}
     return str(meta.get("payload_sha256") or meta.get("architecture") or type(colorizer.model).__name__)
 
 
-def _segmented(info: VideoInfo, dst: Path, colorizer: Colorizer, opts: VideoOptions, progress: ProgressFn | None,
+def _segmented(info: VideoInfo, dst: Path, colorizer: Engine, opts: VideoOptions, progress: ProgressFn | None,
                result: VideoResult, refs: list[Reference] | None = None) -> None:
     win = _window(info, opts)
     codec = output_codec(dst, opts.codec)
@@ -1025,7 +1025,7 @@ def _folder_lums(files: list[Path], render_size: int, first: int, count: int) ->
 
 
 # -------------------------------------------------------------------------------------------------- frame folders
-def colorize_folder(src: Path, dst: Path, colorizer: Colorizer, opts: VideoOptions,
+def colorize_folder(src: Path, dst: Path, colorizer: Engine, opts: VideoOptions,
                     progress: ProgressFn | None = None) -> VideoResult:
     """Every image in `src` (sorted by name) is a frame; outputs get the same names in `dst`. A frame that cannot be
     read or written is reported in result.failed and the stabiliser restarts after it."""

@@ -18,8 +18,8 @@ HISTORICAL = DATA / "historical"
 TRAIN = DATA / "train"
 
 
-class SpyColorizer(pipeline.Colorizer):
-    """The real Colorizer around no network: records the render shapes of every model call and the luminance the
+class SpyColorizer(pipeline.Engine):
+    """The real Engine around no network: records the render shapes of every model call and the luminance the
     network would see, and returns a constant chroma."""
 
     def __init__(self):

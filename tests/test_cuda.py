@@ -12,7 +12,7 @@ import torch
 
 from colorize_cli import metrics, video
 from colorize_cli.imaging import read_image
-from colorize_cli.pipeline import Colorizer, Options, colorize_files
+from colorize_cli.pipeline import Engine, Options, colorize_files
 from colorize_cli.train import TrainConfig, Trainer, export
 from colorize_cli.weights import load_checkpoint, shipped_path
 from colorize_cli.zoo import available_models, load_model
@@ -29,7 +29,7 @@ def shipped() -> list[str]:
 
 
 def colorize_all(model_name: str, device: torch.device, precision: str, out: Path) -> list[np.ndarray]:
-    colorizer = Colorizer(load_model(model_name), device, precision)
+    colorizer = Engine(load_model(model_name), device, precision)
     colorize_files([(p, out / p.name) for p in PHOTOS], colorizer, Options(batch_size=4, workers=0), lambda r: None)
     return [read_image(out / p.name).rgb for p in PHOTOS]
 
@@ -71,7 +71,7 @@ def moving_frames(n: int = 12) -> list[np.ndarray]:
 def test_film_frames_on_gpu_match_cpu():
     frames = moving_frames()
     model = load_model("unet-lab")
-    cpu, gpu = (list(video.colorize_frames(frames, Colorizer(model, dev, precision), video.ChromaStabilizer(),
+    cpu, gpu = (list(video.colorize_frames(frames, Engine(model, dev, precision), video.ChromaStabilizer(),
                                            batch_size=4)) for dev, precision in ((CPU, "fp32"), (GPU, "auto")))
     assert len(gpu) == len(frames)
     diffs = [metrics.mean_ciede2000(g, c) for g, c in zip(gpu, cpu)]

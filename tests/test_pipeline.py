@@ -39,7 +39,7 @@ def test_merge_in_strips_matches_the_whole_image_merge(monkeypatch):
     ab = torch.rand(2, 51, 40, generator=g) * 60 - 30
     whole = color.merge_luminance(lum[None, None], ab[None])[0].permute(1, 2, 0).numpy()
     monkeypatch.setattr(pipeline, "MERGE_PIXELS", 157 * 7 + 3)          # 7 rows a strip, a ragged last one
-    colorizer = pipeline.Colorizer(torch.nn.Identity(), torch.device("cpu"))
+    colorizer = pipeline.Engine(torch.nn.Identity(), torch.device("cpu"))
     rgb, finite = colorizer.merge(lum, ab)
     assert finite and rgb.dtype == np.float32 and np.abs(rgb - whole).max() < 1e-4
     q8, _ = colorizer.merge(lum, ab, np.uint8)
@@ -55,12 +55,12 @@ def test_bf16_network_stays_close_to_fp32(one_thread):
     small = torch.from_numpy(cv2.resize(img, (96, 64)).astype(np.float32) / 255)
     model = load_model("unet-lab")
     cpu = torch.device("cpu")
-    fp32 = pipeline.Colorizer(model, cpu, "fp32").chroma([small])[0]
-    bf16 = pipeline.Colorizer(model, cpu, "bf16").chroma([small])[0]
+    fp32 = pipeline.Engine(model, cpu, "fp32").chroma([small])[0]
+    bf16 = pipeline.Engine(model, cpu, "bf16").chroma([small])[0]
     assert fp32.dtype == bf16.dtype == torch.float32
     assert 0 < (fp32 - bf16).abs().mean().item() < 0.1 * fp32.abs().mean().item()
     with pytest.raises(ValueError, match="precision"):
-        pipeline.Colorizer(model, cpu, "int4")
+        pipeline.Engine(model, cpu, "int4")
 
 
 def test_compiled_network_gives_the_eager_colours(one_thread):
@@ -69,8 +69,8 @@ def test_compiled_network_gives_the_eager_colours(one_thread):
     small = torch.rand(48, 64, generator=torch.Generator().manual_seed(5))
     model = load_model("unet-lab")
     cpu = torch.device("cpu")
-    eager = pipeline.Colorizer(model, cpu).chroma([small])[0]
-    compiled = pipeline.Colorizer(model, cpu, compile=True).chroma([small])[0]
+    eager = pipeline.Engine(model, cpu).chroma([small])[0]
+    compiled = pipeline.Engine(model, cpu, compile=True).chroma([small])[0]
     assert (eager - compiled).abs().max().item() < 0.05
 
 

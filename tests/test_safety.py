@@ -189,13 +189,13 @@ def test_a_memory_error_while_writing_fails_that_file_and_the_run_goes_on(tmp_pa
 def test_a_memory_error_in_the_merge_fails_that_file_only(tmp_path: Path, monkeypatch):
     photo(tmp_path / "in" / "big.png", 1, (80, 90))
     photo(tmp_path / "in" / "small.png", 2)
-    real = pipeline.Colorizer.merge
+    real = pipeline.Engine.merge
 
     def merge(self, lum, ab, dtype=np.float32):
         if lum.shape[0] == 80:
             raise MemoryError
         return real(self, lum, ab, dtype)
-    monkeypatch.setattr(pipeline.Colorizer, "merge", merge)
+    monkeypatch.setattr(pipeline.Engine, "merge", merge)
     res = runner.invoke(app, ["dir", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *FAST])
     assert res.exit_code == 1 and "big.png: cannot colorize: out of memory" in res.output
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["small.png"]

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from colorize_cli import color, video
-from colorize_cli.pipeline import Colorizer, srgb_luminance
+from colorize_cli.pipeline import Engine, srgb_luminance
 from colorize_cli.weights import shipped_path
 from tests.conftest import SpyColorizer
 
@@ -67,7 +67,7 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def colorizer() -> Colorizer:
+def colorizer() -> Engine:
     if shipped_path("unet-lab").is_file():
         from colorize_cli.zoo import load_model
         model = load_model("unet-lab")
@@ -75,7 +75,7 @@ def colorizer() -> Colorizer:
         from colorize_cli.registry import create_model
         torch.manual_seed(0)
         model = create_model("unet-lab").eval()
-    return Colorizer(model, torch.device("cpu"))
+    return Engine(model, torch.device("cpu"))
 
 
 def opts(**kw) -> video.VideoOptions:
