@@ -2,6 +2,8 @@
 on sys.path, so they simply `from _common import ...`)."""
 from __future__ import annotations
 
+import argparse
+
 import os
 import platform
 import statistics
@@ -82,3 +84,12 @@ def quality_photos(data: Path | None, n: int) -> list[Path]:
     _, held_out = split_files(DATA / "train", 2.0)
     return held_out[:: max(1, len(held_out) // n)][:n]
 
+
+def film_args(ap: argparse.ArgumentParser, strength: float) -> None:
+    """The options every film benchmark takes: model, which DAVIS clips, how much of each, render size, batching."""
+    ap.add_argument("--model", default="unet-lab")
+    ap.add_argument("--clips", nargs="*", default=None, help="Clip names (default: every davis-*.mp4).")
+    ap.add_argument("--max-frames", type=int, default=0, help="Use at most this many frames of each clip (0: all).")
+    ap.add_argument("--render-size", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--strength", type=float, default=strength)

@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 import torch
 import video as bench       # benchmarks/video.py: to_gray, psnr, histograms, cdc
+from _common import film_args
 
 from colorize_cli import video
 from colorize_cli.pipeline import Engine, render_small
@@ -99,12 +100,7 @@ def strip(path: Path, gray, auto, guided, truth, ref: int, width: int = 200) -> 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="unet-lab")
-    ap.add_argument("--clips", nargs="*", default=None, help="Clip names (default: every davis-*.mp4).")
-    ap.add_argument("--max-frames", type=int, default=0, help="Use at most this many frames of each clip (0: all).")
-    ap.add_argument("--render-size", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--strength", type=float, default=video.DEFAULT_STRENGTH)
+    film_args(ap, video.DEFAULT_STRENGTH)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--strip", type=Path, default=None, help="Write a before/after/reference strip JPEG here.")

@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _common import film_args
+
 from colorize_cli import color, video
 from colorize_cli.pipeline import Engine
 from colorize_cli.zoo import load_model, pick_device
@@ -101,12 +103,7 @@ def end_to_end_fps(src: Path, colorizer: Engine, args: argparse.Namespace, stren
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="unet-lab")
-    ap.add_argument("--clips", nargs="*", default=None, help="Clip names (default: every davis-*.mp4).")
-    ap.add_argument("--max-frames", type=int, default=0, help="Use at most this many frames of each clip (0: all).")
-    ap.add_argument("--render-size", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--strength", type=float, default=video.DEFAULT_STRENGTH)
+    film_args(ap, video.DEFAULT_STRENGTH)
     ap.add_argument("--key-every", type=int, nargs="*", default=[3], help="Key-frame intervals to add as modes.")
     ap.add_argument("--no-e2e", action="store_true", help="Skip the end-to-end runs on the clip files.")
     ap.add_argument("--preset", default=None, help="x264 preset for the end-to-end runs (default: medium).")
