@@ -49,6 +49,7 @@ class Inputs:
 
     def __init__(self, paths: list[Path]):
         keys = [FileKey.of(p) for p in paths]
+        self.keys = dict(zip(paths, keys))
         self.reals = {k.real: p for k, p in zip(keys, paths)}
         self.inodes = {k.inode: p for k, p in zip(keys, paths) if k.inode is not None}
 
@@ -89,9 +90,10 @@ class InPlaceJournal:
 
     def written(self, path: Path) -> bool:
         """True when `path` is a result an earlier in-place run wrote and nobody has changed since."""
-        if self._rel(path) not in self.entries:
+        rel = self._rel(path)
+        if rel not in self.entries:
             self._refresh()
-        entry = self.entries.get(self._rel(path))
+        entry = self.entries.get(rel)
         try:
             st = os.stat(path)
         except OSError:
@@ -141,7 +143,7 @@ def _verdict(src: Path, dst: Path, inputs: Inputs, seen: set[str], overwrite: bo
              journal: InPlaceJournal | None) -> Result | None:
     """None: to do; else the settled Result."""
     other = inputs.which(dst)
-    if other is not None and FileKey.of(other) != FileKey.of(src):
+    if other is not None and inputs.keys[other] != inputs.keys[src]:
         return Result(src, dst, Status.FAILED, error=f"{src}: refused: its output {dst} is another input, "
                                                       f"{other}; nothing written")
     if other is not None and journal is None:

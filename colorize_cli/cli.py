@@ -166,7 +166,7 @@ def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite:
     jobs, settled = plan(pairs, overwrite, shard, rel, journal)
     try:                                                  # nothing to do: no model to load
         colorizer = Colorizer.from_pretrained(model, opts.device, opts.precision, opts.compile, vividness,
-                                              **_api_options(opts)) if jobs else None
+                                              options=opts) if jobs else None
     except (WeightsError, ValueError) as e:
         fail(str(e))
     try:
@@ -182,11 +182,6 @@ def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite:
     if sheet is not None:
         _contact_sheet(sheet, results, opts.max_pixels)
     raise typer.Exit(pipeline.exit_code(results))
-
-
-def _api_options(opts) -> dict:
-    from dataclasses import asdict
-    return {k: v for k, v in asdict(opts).items() if k not in ("device", "precision", "compile")}
 
 
 def _contact_sheet(path: Path, results, max_pixels: int) -> None:

@@ -41,13 +41,14 @@ class Colorizer:
 
     @classmethod
     def from_pretrained(cls, name: str = "unet-lab", device: str | torch.device = "auto", precision: str = "auto",
-                        compile: bool = False, vividness: float = 1.0, **options: Any) -> Colorizer:
+                        compile: bool = False, vividness: float = 1.0, options: Options | None = None,
+                        **fields: Any) -> Colorizer:
         """A shipped model by name (see list_models()) or a .safetensors file; vividness 0..2 scales a
-        classification model's colour (1 as trained); `options` are Options fields (render_size, batch_size,
-        workers, stretch_tones, jpeg_quality, max_pixels)."""
+        classification model's colour (1 as trained); `options` (or Options `fields`: render_size, batch_size,
+        workers, stretch_tones, jpeg_quality, max_pixels) are the photo options."""
         from colorize_cli.zoo import load_model, pick_device
         dev = device if isinstance(device, torch.device) else pick_device(device)
-        return cls(load_model(name, dev, vividness=vividness), dev, precision, compile, Options(**options))
+        return cls(load_model(name, dev, vividness=vividness), dev, precision, compile, options or Options(**fields))
 
     @property
     def device(self) -> torch.device:

@@ -622,7 +622,7 @@ def _temp(beside: Path, source: Path) -> Path:
         tmp = temp_file(beside, keep_suffix=True)
     except OSError as e:
         raise VideoError(f"{beside}: cannot write beside it: {e.strerror or e}") from e
-    if tmp.resolve() == source.resolve() or os.path.samefile(tmp, source):
+    if os.path.samefile(tmp, source):
         raise VideoError(f"{tmp}: temporary name is the source's; refusing to write")
     return tmp
 
@@ -677,7 +677,7 @@ def check_paths(src: Path, dst: Path, opts: VideoOptions) -> None:
     if dst.suffix.lower() not in VIDEO_EXTENSIONS:
         raise ValueError(f"{dst}: unsupported output type {dst.suffix or '(none)'!r}; "
                          f"use {', '.join(sorted(VIDEO_EXTENSIONS))}")
-    if dst.exists() and (dst.resolve() == src.resolve() or os.path.samefile(dst, src)):
+    if dst.exists() and src.exists() and os.path.samefile(dst, src):
         raise ValueError(f"{dst}: output would overwrite the input; choose another -o")
     work = segments_dir(dst).resolve()
     if src.resolve().parent == work or is_temp_name(src.name):
