@@ -50,24 +50,27 @@ def run(gray: list[np.ndarray], truth: list[np.ndarray], colorizer: Engine, args
     if ref_frame is not None:
         smalls = [render_small(video.frame_luminance(g), args.render_size, tones=False) for g in gray]
         ab = reference_chroma(truth[ref_frame].astype(np.float32) / 255, gray[0].shape[:2], args.render_size)
-        guide = ReferenceGuide([Reference(ref_frame, ab, "truth")], lambda first, n: iter(smalls[first:first + n]))
+        guide = ReferenceGuide([Reference(ref_frame, ab, "truth")], lambda first, n: iter(smalls[first:first + n]),
+                               chroma=None if args.no_grade else video.model_chroma(colorizer))
     stab = video.ChromaStabilizer(args.strength)
     out = list(video.colorize_frames(gray, colorizer, stab, args.render_size, args.batch_size, guide=guide))
     return out, (time.perf_counter() - t0) / len(out)
 
 
 def overhead(gray: list[np.ndarray], truth: list[np.ndarray], render_size: int) -> tuple[float, float]:
-    """ms per frame of the stabiliser alone, and of stabiliser + guide (reference: the first frame), no model."""
+    """ms per frame of the stabiliser alone, and of stabiliser + guide with its grade (reference: the first frame), no
+    model."""
     smalls = [render_small(video.frame_luminance(g), render_size, tones=False) for g in gray]
     ab = reference_chroma(truth[0].astype(np.float32) / 255, gray[0].shape[:2], render_size)
     pred = np.zeros((2, *smalls[0].shape), np.float32)
     times = []
     for guided in (False, True):
         stab = video.ChromaStabilizer()
-        guide = ReferenceGuide([Reference(0, ab)], lambda first, n: iter(smalls[first:first + n]))
+        guide = ReferenceGuide([Reference(0, ab)], lambda first, n: iter(smalls[first:first + n]),
+                               chroma=lambda lum: pred)          # the grade's one model call, without a model
         t0 = time.perf_counter()
         for i, small in enumerate(smalls):
-            out = stab.step(small, pred)
+            out = stab.step(small, guide.correct(i, small, pred) if guided else pred)
             if guided:
                 guide.apply(i, small, out)
         times.append(1000 * (time.perf_counter() - t0) / len(smalls))
@@ -104,6 +107,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--strip", type=Path, default=None, help="Write a before/after/reference strip JPEG here.")
+    ap.add_argument("--no-grade", action="store_true", help="Carry the reference only, without grading the model.")
     ap.add_argument("--overhead-only", action="store_true", help="Only time the guide without the model.")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -352,7 +352,10 @@ def colorize_items(items: Iterable[_Item], colorizer: Engine, stabilizer: Chroma
         for it, small, key in zip(batch, smalls, keys):
             if it.reset:
                 stabilizer.reset()
-            ab = stabilizer.step(small, next(chroma) if key else None)
+            model_ab = next(chroma) if key else None
+            if model_ab is not None and guide is not None:     # graded as the shot's reference shows, if any
+                model_ab = guide.correct(it.key, small, _np32(model_ab))
+            ab = stabilizer.step(small, model_ab)
             guided = guide.apply(it.key, small, ab) if guide is not None else None
             if guided is not None:
                 ab = stabilizer.prev_ab = guided
@@ -791,7 +794,7 @@ def _single(info: VideoInfo, dst: Path, colorizer: Engine, opts: VideoOptions, p
         video_tmp, out_tmp = _temp(dst, info.path), _temp(dst, info.path)
         n = _encode(_read(info, win.first, win.count), video_tmp, info, colorizer, opts, stab,
                     _Meter(progress, win.total), codec, first=win.first,
-                    guide=_guide(info, opts, refs, win.first)) if win.count != 0 else 0
+                    guide=_guide(info, opts, refs, win.first, colorizer)) if win.count != 0 else 0
         if n == 0:
             raise VideoError(f"{info.path}: no video frames between --start and --end"
                              if opts.start is not None or opts.end is not None
@@ -873,7 +876,8 @@ def _segmented(info: VideoInfo, dst: Path, colorizer: Engine, opts: VideoOptions
             tmp = _temp(seg, info.path)
             seg_first = win.first + k * per - warm
             n = _encode(_read(info, seg_first, warm + want), tmp, info, colorizer, opts, stab, meter, codec,
-                        warmup=warm, first=seg_first, guide=_guide(info, opts, refs, win.first)) if want else 0
+                        warmup=warm, first=seg_first,
+                        guide=_guide(info, opts, refs, win.first, colorizer)) if want else 0
             if n:
                 _check_count(tmp, n, dst)
                 _commit(tmp, seg)
@@ -991,11 +995,18 @@ def _render_lums(info: VideoInfo, render_size: int, first: int, count: int) -> I
         yield render_small(frame_luminance(f), render_size, tones=False)
 
 
-def _guide(info: VideoInfo, opts: VideoOptions, refs: list[Reference] | None, first: int) -> ReferenceGuide | None:
+def model_chroma(colorizer: Engine) -> Callable[[np.ndarray], np.ndarray]:
+    """The model on one render-size luminance (the guide's grade fits on it once per reference)."""
+    return lambda lum: _np32(colorizer.chroma([torch.from_numpy(np.ascontiguousarray(lum, np.float32))])[0])
+
+
+def _guide(info: VideoInfo, opts: VideoOptions, refs: list[Reference] | None, first: int,
+           colorizer: Engine) -> ReferenceGuide | None:
     if not refs:
         return None
     from colorize_cli.reference import ReferenceGuide
-    return ReferenceGuide(list(refs), functools.partial(_render_lums, info, opts.render_size), first)
+    return ReferenceGuide(list(refs), functools.partial(_render_lums, info, opts.render_size), first,
+                          chroma=model_chroma(colorizer))
 
 
 def _folder_references(files: list[Path], opts: VideoOptions, result: VideoResult) -> list[Reference]:
@@ -1055,7 +1066,8 @@ def colorize_folder(src: Path, dst: Path, colorizer: Engine, opts: VideoOptions,
     guide = None
     if refs:
         from colorize_cli.reference import ReferenceGuide
-        guide = ReferenceGuide(refs, functools.partial(_folder_lums, files, opts.render_size))
+        guide = ReferenceGuide(refs, functools.partial(_folder_lums, files, opts.render_size),
+                               chroma=model_chroma(colorizer))
 
     def items() -> Iterator[_Item]:
         fresh = True

@@ -22,19 +22,21 @@ H, W, N, SHIFT = 72, 128, 24, 1        # frames of H x W, the picture moves SHIF
 FAST = dict(render_size=64, batch_size=8)
 
 
-def scene(seed: int = 0, width: int = W + N * SHIFT) -> np.ndarray:
-    """A wide uint8 RGB picture: smooth colour regions over a luminance texture the flow can follow."""
+def scene(seed: int = 0, width: int = W + N * SHIFT, tint: tuple[float, float, float] | None = None) -> np.ndarray:
+    """A wide uint8 RGB picture: smooth colour regions (or one tint) over a luminance texture the flow can follow."""
     rng = np.random.default_rng(seed)
     tex = cv2.GaussianBlur(rng.random((H, width)).astype(np.float32), (0, 0), 2.0)
     tex = (tex - tex.min()) / (tex.max() - tex.min())
     hue = cv2.resize(rng.random((3, 6, 3)).astype(np.float32), (width, H), interpolation=cv2.INTER_CUBIC)
+    if tint is not None:
+        hue = np.broadcast_to(np.float32(tint), hue.shape)
     rgb = np.clip(0.15 + 0.7 * tex[..., None] * (0.4 + 0.9 * hue), 0, 1)
     return np.rint(rgb * 255).astype(np.uint8)
 
 
-def moving(n: int = N, seed: int = 0) -> list[np.ndarray]:
+def moving(n: int = N, seed: int = 0, tint: tuple[float, float, float] | None = None) -> list[np.ndarray]:
     """n frames of the scene panning: frame t shows columns [N*SHIFT - t*SHIFT, ... + W)."""
-    pic = scene(seed)
+    pic = scene(seed, tint=tint)
     return [np.ascontiguousarray(pic[:, N * SHIFT - t * SHIFT: N * SHIFT - t * SHIFT + W]) for t in range(n)]
 
 
@@ -48,10 +50,12 @@ def ab_error(out: np.ndarray, truth: np.ndarray) -> float:
     return float(np.abs(ab_of(out) - ab_of(truth))[:, m:-m, m:-m].mean())
 
 
-def guide_for(frames: list[np.ndarray], ref: int, render_size: int = 64) -> ReferenceGuide:
+def guide_for(frames: list[np.ndarray], ref: int, render_size: int = 64, grade: bool = False) -> ReferenceGuide:
+    """A guide from frame ref's true colour; grade: it also grades the (spy) model's chroma of its shot."""
     smalls = [render_small(video.frame_luminance(f), render_size, tones=False) for f in frames]
     ab = reference.reference_chroma(frames[ref].astype(np.float32) / 255, frames[0].shape[:2], render_size)
-    return ReferenceGuide([Reference(ref, ab, "test")], lambda first, n: iter(smalls[first:first + n]))
+    return ReferenceGuide([Reference(ref, ab, "test")], lambda first, n: iter(smalls[first:first + n]),
+                          chroma=video.model_chroma(SpyColorizer()) if grade else None)
 
 
 def colorize(frames: list[np.ndarray], guide: ReferenceGuide | None, key_every: int = 1) -> list[np.ndarray]:
@@ -138,6 +142,37 @@ def test_reference_in_the_middle_spreads_both_ways_and_stops_at_a_cut():
         assert ab_error(guided[t], clip[t]) < 0.4 * ab_error(auto[t], clip[t]), t
     for t in range(N, N + 6):                                   # past the cut: the automatic colour
         assert np.abs(guided[t].astype(int) - auto[t]).max() <= 1, t
+
+
+def test_grade_fit_recovers_a_cast_and_a_gain():
+    rng = np.random.default_rng(3)
+    model = rng.normal(0, 20, (2, 32, 48)).astype(np.float32)
+    lum = rng.random((32, 48)).astype(np.float32)
+    truth = np.stack([1.2 * model[0] + 8, 0.8 * model[1] - 0.1 * model[0] + 10 * lum - 4])   # a gain and a cast
+    exact = reference.Grade.fit(model, lum, truth, ridge=0.0)
+    np.testing.assert_allclose(exact(model, lum), truth, atol=1e-3)
+    light = reference.Grade.fit(model, lum, truth)                                  # the shipped ridge: close
+    assert np.abs(light(model, lum) - truth).mean() < 0.2 * np.abs(model - truth).mean()
+    assert np.abs(reference.Grade.fit(model, lum, model)(model, lum) - model).max() < 1e-4   # right already: no change
+
+
+def test_grade_colours_what_the_carry_cannot_reach_and_stops_at_a_cut():
+    """The columns a pan reveals after the reference have no carried colour: graded, the model's colour there takes
+    the shot's cast the reference shows (the spy model has none); past a cut the automatic colour stays."""
+    frames = moving(tint=(1.0, 0.75, 0.45))
+    cut = [(f * 0.25 + 90).astype(np.uint8) for f in moving(6, seed=5)]
+    clip = frames + cut
+    plain, graded = colorize(clip, guide_for(clip, 0)), colorize(clip, guide_for(clip, 0, grade=True))
+    auto = colorize(clip, None)
+    t = N - 1
+    new = slice(0, t * SHIFT - 4)                                   # columns frame 0 never showed
+
+    def err(out: np.ndarray) -> float:
+        return float(np.abs(ab_of(out) - ab_of(clip[t]))[:, 4:-4, new].mean())
+    assert err(graded[t]) < 0.7 * err(plain[t])
+    assert ab_error(graded[t], clip[t]) <= ab_error(plain[t], clip[t]) + 0.5      # the carried part stays as good
+    for u in range(N, N + 6):                                       # past the cut: the automatic colour
+        assert np.abs(graded[u].astype(int) - auto[u]).max() <= 1, u
 
 
 def test_replayed_carry_equals_an_unbroken_one():
