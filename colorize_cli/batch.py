@@ -16,7 +16,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from colorize_cli.pipeline import Result, Status
 
@@ -107,7 +107,8 @@ class InPlaceJournal:
 
     def record(self, src: Path, dst: Path) -> None:
         st = os.stat(dst)
-        entry = {"out": self._rel(dst), "src": self._rel(src), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        entry: dict[str, Any] = {"out": self._rel(dst), "src": self._rel(src), "size": st.st_size,
+                                 "mtime_ns": st.st_mtime_ns}
         line = (json.dumps(entry) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -151,7 +152,7 @@ def _verdict(src: Path, dst: Path, inputs: Inputs, seen: set[str], overwrite: bo
     if os.path.realpath(dst) in seen:
         return Result(src, dst, Status.FAILED, error=f"{src}: output {dst} would collide with another input's")
     if other is not None:                          # in place, onto itself
-        if overwrite or not journal.written(dst):
+        if overwrite or journal is None or not journal.written(dst):
             return None
         return Result(src, dst, Status.SKIPPED, warning="colorized by an earlier --in-place run")
     if dst.exists() and not overwrite:

@@ -112,7 +112,7 @@ CELL_W, CELL_H = 2 * THUMB + 3 * PAD, THUMB + 2 * PAD + CAPTION_LINES * LINE
 
 def _write_pages(path: Path, entries: list[Result], max_pixels: int) -> list[Path]:
     per_page = COLUMNS * PAGE_ROWS
-    written = []
+    written: list[Path] = []
     thumbs = _thumbs(entries, max_pixels)
     for start in range(0, max(1, len(entries)), per_page):
         count = min(per_page, len(entries) - start)

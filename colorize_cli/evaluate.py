@@ -18,6 +18,7 @@ from colorize_cli.imaging import encode_image, write_atomic
 
 if TYPE_CHECKING:
     from colorize_cli.classifier import Classifier
+    from colorize_cli.models.base import ColorModel
 
 GRAY = "gray (input)"
 KEYS = ("psnr", "ssim", "ciede2000", "colorfulness")
@@ -63,7 +64,7 @@ def quantize8(rgb: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
-def network_ms(model: torch.nn.Module, runs: int = 10, size: int = 256) -> float:
+def network_ms(model: ColorModel, runs: int = 10, size: int = 256) -> float:
     """Median ms of one size x size image through the network (batch 1, on the model's device): the same input for
     every model, so the speed column compares architectures, not the test images' shapes."""
     dev = next(model.parameters()).device
@@ -78,7 +79,7 @@ def network_ms(model: torch.nn.Module, runs: int = 10, size: int = 256) -> float
     return 1000 * float(np.median(times[2:]))
 
 
-def evaluate(files: list[Path], models: dict[str, torch.nn.Module], opts: pipeline.Options,
+def evaluate(files: list[Path], models: dict[str, ColorModel], opts: pipeline.Options,
              grid_count: int = 0, classifier: Classifier | None = None,
              group_by: Callable[[Path], str] | None = None) -> dict[str, Any]:
     """Metrics per model and for the gray baseline (with the classifier's agreement when one is given, and per
@@ -146,7 +147,7 @@ def group_summaries(gray: Scores, scores: dict[str, Scores], truth_cf: dict[int,
     return out
 
 
-def timed_on(models: dict[str, torch.nn.Module]) -> str:
+def timed_on(models: dict[str, ColorModel]) -> str:
     """Where the speed column was measured, e.g. "cpu, 2 threads": a ms figure means nothing without it."""
     devs = sorted({str(next(m.parameters()).device) for m in models.values()})
     return ", ".join(devs) + (f", {torch.get_num_threads()} threads" if devs == ["cpu"] else "")

