@@ -383,9 +383,10 @@ def video_cmd(
         colorizer = Engine(load_model(model, dev, vividness), dev, precision, compile)
     except (WeightsError, ValueError) as e:
         fail(str(e))
-    progress = video.ProgressPrinter(quiet)
+    from colorize_cli.progress import FRAMES, Reporter
+    progress = Reporter("colorize", quiet=quiet)
     try:
-        result = video.run(source, output, colorizer, opts, progress)
+        result = video.run(source, output, colorizer, opts, progress.counting(FRAMES))
     except video.VideoClaimed as e:
         print(f"colorize: claimed: {e}", file=sys.stderr)
         raise typer.Exit(3)

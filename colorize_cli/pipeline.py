@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from colorize_cli import color, runlog
+from colorize_cli import color
 from colorize_cli.claims import Claim, ClaimError, claim, release
 from colorize_cli.imaging import DEFAULT_MAX_PIXELS, ImageError, encode_image, read_image, write_atomic
+from colorize_cli.progress import IMAGES, Meter, Reporter
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
 
 MAX_ASPECT = 4  # the long side of the render is capped at this many times the render size
@@ -428,52 +429,14 @@ def log(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ batch runs over files
-class Progress:
-    """A rich bar on a terminal; plain periodic lines when not a TTY (cron); nothing but errors when quiet."""
-
-    def __init__(self, total: int, quiet: bool, every_s: float = 10.0):
-        self.total, self.quiet, self.every_s = total, quiet, every_s
-        self.done = self.failed = 0
-        self.t0 = self.last = time.perf_counter()
-        self.bar = None
-        if not quiet and sys.stderr.isatty() and total:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn,
-                                       TimeRemainingColumn)
-            self.bar = Bar(TextColumn("colorize"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=False)
-            self.task = self.bar.add_task("colorize", total=total, rate="")
-            self.bar.start()
-
-    def rate(self) -> float:
-        return self.done / max(1e-9, time.perf_counter() - self.t0)
-
-    def update(self, res: Result) -> None:
-        self.done += 1
-        self.failed += res.status == Status.FAILED
-        if res.status == Status.FAILED:
-            self.echo(f"error: {res.error}")
-        elif res.status == Status.CLAIMED:
-            self.echo(f"claimed: {res.dst}: {res.warning}")
-        elif res.warning and res.status == Status.OK:
-            self.echo(f"warning: {res.src}: {res.warning}")
-        line = None
-        if time.perf_counter() - self.last >= self.every_s or self.done == self.total:
-            self.last = time.perf_counter()
-            eta = (self.total - self.done) / max(1e-9, self.rate())
-            line = f"{self.done}/{self.total} images, {self.rate():.2f} img/s, ETA {eta:.0f} s"
-            runlog.note(line)               # --log gets the plain lines even under a bar or --quiet
-        if self.bar is not None:
-            self.bar.update(self.task, completed=self.done, rate=f"{self.rate():.1f} img/s")
-        elif not self.quiet and line:
-            log(line)
-
-    def echo(self, msg: str) -> None:
-        runlog.note(msg)
-        (self.bar.console.print(msg, markup=False, highlight=False) if self.bar else log(msg))
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+def _announce(prog: Reporter, res: Result) -> None:
+    """Errors, claims and warnings, each as its file settles (above the bar on a terminal)."""
+    if res.status == Status.FAILED:
+        prog.echo(f"error: {res.error}")
+    elif res.status == Status.CLAIMED:
+        prog.echo(f"claimed: {res.dst}: {res.warning}")
+    elif res.warning and res.status == Status.OK:
+        prog.echo(f"warning: {res.src}: {res.warning}")
 
 
 def run_jobs(jobs: list[tuple[Path, Path]], settled: list[Result], colorizer: Engine, opts: Options,
@@ -481,7 +444,7 @@ def run_jobs(jobs: list[tuple[Path, Path]], settled: list[Result], colorizer: En
     """Colorize with progress; returns every result (settled first) for the summary and report. A journal
     (batch.InPlaceJournal) records each file written, before the next rerun could see it."""
     results = list(settled)
-    prog = Progress(len(jobs), quiet)
+    prog, meter = Reporter("colorize", len(jobs), quiet=quiet), Meter(len(jobs))
     for r in settled:
         if r.status == Status.FAILED:
             prog.echo(f"error: {r.error}")
@@ -495,7 +458,8 @@ def run_jobs(jobs: list[tuple[Path, Path]], settled: list[Result], colorizer: En
                 except OSError as e:
                     res.warning = f"written, but not recorded in {journal.path} ({e.strerror}): a rerun redoes it"
             results.append(res)
-            prog.update(res)
+            _announce(prog, res)
+            prog.count(meter.add(), IMAGES)
     try:
         colorize_files(jobs, colorizer, opts, done, journal)
     finally:

@@ -103,7 +103,7 @@ def test_keeps_frame_count_fps_size_and_luminance(clips, colorizer, tmp_path, cl
     lum_err = np.mean([np.abs(video.frame_luminance(o) - video.frame_luminance(i)).mean() for o, i in zip(out, inp)])
     assert lum_err < 0.02                                        # the detail is the input's own luminance
     assert np.mean([np.abs(ab_of(o)).mean() for o in out[::6]]) > 0.5   # and it has colour
-    assert [t.done for t in ticks] == list(range(1, len(out) + 1)) and ticks[-1].total == len(out) and ticks[-1].fps > 0
+    assert [t.done for t in ticks] == list(range(1, len(out) + 1)) and ticks[-1].total == len(out) and ticks[-1].rate > 0
     assert "Audio:" not in header(dst)                          # a clip with no audio works
     assert leftovers(tmp_path) == []
 

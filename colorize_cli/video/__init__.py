@@ -52,15 +52,15 @@ the input's name and format and is written atomically. A rerun skips frames alre
 """
 from __future__ import annotations
 
+from colorize_cli.progress import ProgressFn, Tick
 from colorize_cli.video.core import colorize_frames, colorize_items, frame_luminance
 from colorize_cli.video.ffmpeg import VideoInfo, decode, probe
-from colorize_cli.video.options import (DEFAULT_STRENGTH, WARMUP, ProgressFn, Tick, VideoClaimed, VideoError,
-                                        VideoOptions, VideoResult, default_output, parse_time, segments_dir, summary)
-from colorize_cli.video.report import ProgressPrinter
+from colorize_cli.video.options import (DEFAULT_STRENGTH, WARMUP, VideoClaimed, VideoError, VideoOptions,
+                                        VideoResult, default_output, parse_time, segments_dir, summary)
 from colorize_cli.video.run import check_paths, is_done, run
 from colorize_cli.video.stabilize import ChromaStabilizer
 
-__all__ = ["DEFAULT_STRENGTH", "WARMUP", "ChromaStabilizer", "ProgressFn", "ProgressPrinter", "Tick", "VideoClaimed",
+__all__ = ["DEFAULT_STRENGTH", "WARMUP", "ChromaStabilizer", "ProgressFn", "Tick", "VideoClaimed",
            "VideoError", "VideoInfo", "VideoOptions", "VideoResult", "check_paths", "colorize_frames", "colorize_items",
            "decode", "default_output", "frame_luminance", "is_done", "parse_time", "probe", "run", "segments_dir",
            "summary"]

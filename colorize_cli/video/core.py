@@ -6,7 +6,6 @@ guide frame by frame between them, the merge with each frame's own full-resoluti
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
@@ -16,9 +15,10 @@ import numpy as np
 import torch
 
 from colorize_cli.pipeline import Y_OF_LINEAR_RGB, Engine, luminance_from_y, render_small, srgb_luminance
+from colorize_cli.progress import Meter
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
 from colorize_cli.video.ffmpeg import Encoder, VideoInfo
-from colorize_cli.video.options import ProgressFn, Tick, VideoOptions, VideoResult
+from colorize_cli.video.options import VideoOptions, VideoResult
 from colorize_cli.video.stabilize import ChromaStabilizer
 
 if TYPE_CHECKING:     # reference.py builds on ChromaStabilizer, so it is imported where it is used
@@ -103,26 +103,6 @@ def colorize_frames(frames: Iterable[np.ndarray], colorizer: Engine, stabilizer:
     items = (Item(first + i, frame_luminance(f), emit=i >= warmup) for i, f in enumerate(frames))
     for _, rgb in colorize_items(items, colorizer, stabilizer, render_size, batch_size, np.uint8, guide):
         yield rgb
-
-
-class Meter:
-    """Frames/s of this run and ETA for the progress callback."""
-
-    def __init__(self, progress: ProgressFn | None, total: int | None, reused: int = 0):
-        self.progress, self.total, self.reused = progress, total, reused
-        self.count = 0
-        self.t0 = time.perf_counter()
-
-    def fps(self) -> float:
-        return self.count / max(1e-9, time.perf_counter() - self.t0)
-
-    def add(self, n: int = 1) -> None:
-        self.count += n
-        if self.progress is None:
-            return
-        done, rate = self.reused + self.count, self.fps()
-        eta = max(0.0, (self.total - done) / rate) if self.total and rate > 0 else None
-        self.progress(Tick(done, self.total, rate, eta))
 
 
 def encode_video(frames: Iterator[np.ndarray], tmp: Path, info: VideoInfo, colorizer: Engine, opts: VideoOptions,

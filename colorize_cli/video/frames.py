@@ -13,8 +13,9 @@ from colorize_cli.batch import Inputs
 from colorize_cli.imaging import ImageError, encode_image, iter_images, output_path, read_image, write_atomic
 from colorize_cli.pipeline import Engine, srgb_luminance
 from colorize_cli.video import references
-from colorize_cli.video.core import Item, Meter, colorize_items, nonfinite_warning
-from colorize_cli.video.options import WARMUP, ProgressFn, VideoError, VideoOptions, VideoResult
+from colorize_cli.progress import Meter, ProgressFn
+from colorize_cli.video.core import Item, colorize_items, nonfinite_warning
+from colorize_cli.video.options import WARMUP, VideoError, VideoOptions, VideoResult
 from colorize_cli.video.stabilize import ChromaStabilizer
 
 
@@ -75,7 +76,7 @@ def colorize_folder(src: Path, dst: Path, colorizer: Engine, opts: VideoOptions,
         return result
     refs = references.folder_references(folder.files, opts, result)
     dst.mkdir(parents=True, exist_ok=True)
-    meter = Meter(progress, len(folder.files), result.reused)
+    meter = Meter(len(folder.files), result.reused, progress)
     stab = ChromaStabilizer(opts.strength, key_every=opts.key_every)
     guide = references.folder_guide(folder.files, opts, refs)
     for it, rgb in colorize_items(_items(folder, result), colorizer, stab, opts.render_size, opts.batch_size,

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -61,17 +61,6 @@ class VideoResult:
     failed: list[str] = field(default_factory=list)    # frame folders: one line per unreadable/unwritable frame
     warnings: list[str] = field(default_factory=list)
     cuts: int = 0                      # scene cuts the stabiliser reset at
-
-
-@dataclass
-class Tick:
-    done: int                          # frames finished, reused ones included
-    total: int | None                  # best estimate, None if unknown
-    fps: float                         # frames per second colorized in this run
-    eta_s: float | None
-
-
-ProgressFn = Callable[[Tick], None]
 
 
 @dataclass

@@ -15,12 +15,13 @@ from colorize_cli.claims import ClaimError, claim, is_temp_name, release, sweep
 from colorize_cli.imaging import iter_images, output_path
 from colorize_cli.pipeline import Engine
 from colorize_cli.video import references
-from colorize_cli.video.core import Meter, encode_video, nonfinite_warning
+from colorize_cli.progress import Meter, ProgressFn
+from colorize_cli.video.core import encode_video, nonfinite_warning
 from colorize_cli.video.ffmpeg import (VideoInfo, check_count, commit, encoders, ffmpeg_exe, mux, probe, read_frames,
                                        temp_beside, unlink)
 from colorize_cli.video.frames import colorize_folder
-from colorize_cli.video.options import (PRESETS, VIDEO_EXTENSIONS, ProgressFn, VideoClaimed, VideoError,
-                                        VideoOptions, VideoResult, output_codec, segments_dir, window)
+from colorize_cli.video.options import (PRESETS, VIDEO_EXTENSIONS, VideoClaimed, VideoError, VideoOptions,
+                                        VideoResult, output_codec, segments_dir, window)
 from colorize_cli.video.segments import segmented
 from colorize_cli.video.stabilize import ChromaStabilizer
 
@@ -116,7 +117,7 @@ def _single(info: VideoInfo, dst: Path, colorizer: Engine, opts: VideoOptions, p
     try:
         video_tmp, out_tmp = temp_beside(dst, info.path), temp_beside(dst, info.path)
         n = encode_video(read_frames(info, win.first, win.count), video_tmp, info, colorizer, opts, stab,
-                         Meter(progress, win.total), codec, first=win.first,
+                         Meter(win.total, report=progress), codec, first=win.first,
                          guide=references.film_guide(info, opts, refs, win.first)) if win.count != 0 else 0
         if n == 0:
             raise VideoError(f"{info.path}: no video frames between --start and --end"

@@ -22,10 +22,11 @@ from colorize_cli.claims import is_temp_name
 from colorize_cli.imaging import write_atomic
 from colorize_cli.pipeline import Engine
 from colorize_cli.video import references
-from colorize_cli.video.core import Meter, encode_video, nonfinite_warning
+from colorize_cli.progress import Meter, ProgressFn
+from colorize_cli.video.core import encode_video, nonfinite_warning
 from colorize_cli.video.ffmpeg import VideoInfo, check_count, commit, mux, read_frames, temp_beside, unlink
-from colorize_cli.video.options import (WARMUP, ProgressFn, VideoError, VideoOptions, VideoResult, Window,
-                                        output_codec, segments_dir, window)
+from colorize_cli.video.options import (WARMUP, VideoError, VideoOptions, VideoResult, Window, output_codec,
+                                        segments_dir, window)
 from colorize_cli.video.stabilize import ChromaStabilizer
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ def segmented(info: VideoInfo, dst: Path, colorizer: Engine, opts: VideoOptions,
                  max(1, round(opts.segment_seconds * float(info.fps))))
     book = _open_book(segments_dir(dst), dst.suffix.lower(), _options(film), result)
     result.reused = sum(book.done.values())
-    meter = Meter(progress, film.win.total, result.reused)
+    meter = Meter(film.win.total, result.reused, progress)
     stab = ChromaStabilizer(opts.strength, key_every=opts.key_every)
     book.save()
     _fill(film, book, stab, meter, result)
