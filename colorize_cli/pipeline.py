@@ -40,13 +40,30 @@ MERGE_PIXELS = 1 << 21  # pixels per strip of full-resolution float work (lumina
 TONE_BLACK, TONE_WHITE, TONE_GAIN = 0.08, 0.85, 2.0
 
 
+class Precision(str, Enum):
+    """--precision: a str Enum, so the CLI's plain words parse and compare (see Engine)."""
+    AUTO = "auto"
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def autocast(self, device: torch.device) -> torch.dtype | None:
+        """The network's autocast dtype on `device`, None for plain fp32."""
+        if self is Precision.AUTO:
+            return torch.float16 if device.type == "cuda" else None
+        return {Precision.FP32: None, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[self]
+
+
 @dataclass
 class Options:
     render_size: int = DEFAULT_RENDER_SIZE
     batch_size: int = 8
     workers: int = 2
     device: str = "auto"
-    precision: str = "auto"      # see Engine
+    precision: Precision = Precision.AUTO   # see Engine; a plain "fp16" works as well
     compile: bool = False        # torch.compile the network (pays off on long CUDA runs)
     max_pixels: int = DEFAULT_MAX_PIXELS
     jpeg_quality: int = 95
@@ -173,14 +190,15 @@ def _pad_stack(smalls: list[torch.Tensor]) -> torch.Tensor:
                         for s in smalls])
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = tuple(p.value for p in Precision)
 
 
-def check_precision(precision: str) -> str:
+def check_precision(precision: str | Precision) -> Precision:
     """The one check of a --precision value (the CLI calls it before loading any model)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    return precision
+    try:
+        return Precision(precision)
+    except ValueError:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}") from None
 
 
 class Engine:
@@ -192,11 +210,11 @@ class Engine:
     channels_last (tensor-core friendly); compile wraps it in torch.compile, specialised per render shape (photos
     come in batches of one shape; dynamic shapes fail in torch 2.13's inductor), so each new shape compiles once."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str = "auto", compile: bool = False):
-        check_precision(precision)
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str | Precision = Precision.AUTO,
+                 compile: bool = False):
+        self.precision = check_precision(precision)
         self.model, self.device = model.to(device).eval(), device
-        self.dtype = {"auto": torch.float16 if device.type == "cuda" else None, "fp32": None,
-                      "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.dtype = self.precision.autocast(device)
         self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         self.net = torch.compile(self.model, dynamic=False) if compile else self.model

@@ -11,7 +11,7 @@ from typing import Iterator
 
 from colorize_cli.batch import Inputs
 from colorize_cli.imaging import ImageError, encode_image, iter_images, output_path, read_image, write_atomic
-from colorize_cli.pipeline import Engine, srgb_luminance
+from colorize_cli.pipeline import Engine, Status, srgb_luminance
 from colorize_cli.video import references
 from colorize_cli.progress import Meter, ProgressFn
 from colorize_cli.video.core import Item, colorize_items, nonfinite_warning
@@ -72,7 +72,7 @@ def colorize_folder(src: Path, dst: Path, colorizer: Engine, opts: VideoOptions,
     folder = _plan(src, dst, opts)
     result.reused = len(folder.files) - sum(folder.todo)
     if not any(folder.todo):
-        result.status = "skipped"
+        result.status = Status.SKIPPED
         return result
     refs = references.folder_references(folder.files, opts, result)
     dst.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from colorize_cli.pipeline import Status
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class VideoOptions:
 class VideoResult:
     src: Path
     dst: Path
-    status: str = "ok"                 # "ok" or "skipped" (output already there)
+    status: Status = Status.OK         # OK, or SKIPPED (the output was already there)
     frames: int = 0                    # frames colorized and written in this run
     reused: int = 0                    # frames already done (finished segments, existing frame files)
     seconds: float = 0.0
@@ -124,7 +125,7 @@ def segments_dir(dst: Path) -> Path:
 
 
 def summary(r: VideoResult) -> str:
-    if r.status == "skipped":
+    if r.status == Status.SKIPPED:
         return f"{r.dst}: already done, skipped (use --overwrite to redo)"
     rate = r.frames / max(1e-9, r.seconds)
     text = f"colorized {r.frames} frames of {r.src} -> {r.dst} in {r.seconds:.1f} s ({rate:.2f} frames/s)"

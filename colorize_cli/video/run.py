@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from colorize_cli.claims import ClaimError, claim, is_temp_name, release, sweep
 from colorize_cli.imaging import iter_images, output_path
-from colorize_cli.pipeline import Engine
+from colorize_cli.pipeline import Engine, Status
 from colorize_cli.video import references
 from colorize_cli.progress import Meter, ProgressFn
 from colorize_cli.video.core import encode_video, nonfinite_warning
@@ -95,7 +95,7 @@ def colorize_video(src: Path, dst: Path, colorizer: Engine, opts: VideoOptions,
     t0 = time.perf_counter()
     result = VideoResult(src, dst)
     if dst.exists() and not opts.overwrite:
-        result.status = "skipped"
+        result.status = Status.SKIPPED
         return result
     info = probe(src)
     refs = references.video_references(info, window(info, opts), opts, result)
