@@ -1,5 +1,5 @@
-"""What a film run is asked and what it answers: options, results, errors, and the option checks that need no
-decoding (times, output names, encoders, the frame window)."""
+"""What a film run is asked and what it answers: options, results, errors, and what follows from the options alone
+(times, output names and codecs, the frame window, the summary line)."""
 from __future__ import annotations
 
 import math
