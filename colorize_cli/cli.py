@@ -7,14 +7,19 @@ device), 3 nothing failed but some outputs are being made by another run right n
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, Callable, List, Optional
 
 import typer
 
 from colorize_cli import __version__
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
+
+if TYPE_CHECKING:     # torch stays out of --help
+    from colorize_cli.batch import InPlaceJournal
+    from colorize_cli.pipeline import Options
 
 app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   help="Bring colour to black-and-white photographs and film. `colorize models` lists the models.")
@@ -151,10 +156,25 @@ def parse_shard(text: str | None, quiet: bool = False) -> tuple[int, int] | None
     return shard.index, shard.count
 
 
-def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite: bool, shard, report: Path | None,
-               quiet: bool, journal=None, vividness: float = 1.0, sheet: Path | None = None) -> None:
+@dataclass
+class PhotoRun:
+    """What `dir` and `image` hand to run_photos: the (input, output) pairs and how to run and report them."""
+    pairs: list[tuple[Path, Path]]
+    rel: Callable[[Path], str]                # an input's name for shards and the dry run
+    model: str
+    opts: Options
+    overwrite: bool
+    quiet: bool
+    vividness: float = 1.0
+    shard: tuple[int, int] | None = None
+    report: Path | None = None
+    journal: InPlaceJournal | None = None     # --in-place
+    sheet: Path | None = None                 # --contact-sheet
+
+
+def run_photos(run: PhotoRun) -> None:
     """Shared by `dir` and `image`, through the Python API's Colorizer.run_planned: load the model, colorize,
-    summarise, exit 0/1/3 (pipeline.exit_code). journal (an InPlaceJournal) is given for --in-place."""
+    summarise, exit 0/1/3 (pipeline.exit_code)."""
     import time
 
     from colorize_cli import pipeline
@@ -162,25 +182,25 @@ def run_photos(pairs: list[tuple[Path, Path]], rel, model: str, opts, overwrite:
     from colorize_cli.colorizer import Colorizer
     from colorize_cli.weights import WeightsError
 
-    t0 = time.perf_counter()
-    jobs, settled = plan(pairs, overwrite, shard, rel, journal)
+    t0, opts = time.perf_counter(), run.opts
+    jobs, settled = plan(run.pairs, run.overwrite, run.shard, run.rel, run.journal)
     try:                                                  # nothing to do: no model to load
-        colorizer = Colorizer.from_pretrained(model, opts.device, opts.precision, opts.compile, vividness,
+        colorizer = Colorizer.from_pretrained(run.model, opts.device, opts.precision, opts.compile, run.vividness,
                                               options=opts) if jobs else None
     except (WeightsError, ValueError) as e:
         fail(str(e))
     try:
-        results = colorizer.run_planned(jobs, settled, overwrite, journal, quiet) if colorizer else settled
+        results = colorizer.run_planned(jobs, settled, run.overwrite, run.journal, run.quiet) if colorizer else settled
     except KeyboardInterrupt:
         tell("colorize: interrupted; finished files are kept, rerun to resume")
         raise typer.Exit(130)
     except pipeline.WriterDied as e:
         fail(str(e), 1)
     tell(pipeline.summary(results, time.perf_counter() - t0))
-    if report is not None:
-        pipeline.write_report(report, results)
-    if sheet is not None:
-        _contact_sheet(sheet, results, opts.max_pixels)
+    if run.report is not None:
+        pipeline.write_report(run.report, results)
+    if run.sheet is not None:
+        _contact_sheet(run.sheet, results, opts.max_pixels)
     raise typer.Exit(pipeline.exit_code(results))
 
 
@@ -194,15 +214,15 @@ def _contact_sheet(path: Path, results, max_pixels: int) -> None:
     tell(f"contact sheet: {', '.join(map(str, pages))}")
 
 
-def _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision="auto", compile=False,
-             keep_tones=False):
+def _options(*, render_size: int, batch_size: int, workers: int, device: str, max_pixels: int, jpeg_quality: int,
+             precision: str, compile: bool, keep_tones: bool) -> Options:
     from colorize_cli.pipeline import Options, check_precision
     try:
-        check_precision(precision)
+        checked = check_precision(precision)
     except ValueError as e:
         fail(str(e))
     return Options(render_size=render_size, batch_size=batch_size, workers=workers, device=device,
-                   max_pixels=max_pixels, jpeg_quality=jpeg_quality, precision=precision, compile=compile,
+                   max_pixels=max_pixels, jpeg_quality=jpeg_quality, precision=checked, compile=compile,
                    stretch_tones=not keep_tones)
 
 
@@ -258,10 +278,11 @@ def dir_cmd(
     pairs = [(s, output_path(s, input_dir, output, fmt.value)) for s in srcs]
     if dry_run:
         show_dry_run(pairs, overwrite, shards, lambda s: str(s.relative_to(input_dir)), journal)
-    run_photos(pairs, lambda s: str(s.relative_to(input_dir)), model,
-               _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile,
-                        keep_tones),
-               overwrite, shards, report, quiet, journal, vividness, contact_sheet)
+    opts = _options(render_size=render_size, batch_size=batch_size, workers=workers, device=device,
+                    max_pixels=max_pixels, jpeg_quality=jpeg_quality, precision=precision, compile=compile,
+                    keep_tones=keep_tones)
+    run_photos(PhotoRun(pairs, lambda s: str(s.relative_to(input_dir)), model, opts, overwrite, quiet, vividness,
+                        shards, report, journal, contact_sheet))
 
 
 @app.command("image")
@@ -284,10 +305,10 @@ def image_cmd(
     for src, dst in pairs:
         if dst.resolve() == src.resolve():
             fail(f"{src}: output would overwrite the input; choose another -o")
-    run_photos(pairs, lambda s: s.name, model,
-               _options(render_size, batch_size, workers, device, max_pixels, jpeg_quality, precision, compile,
-                        keep_tones),
-               overwrite, None, report, quiet, vividness=vividness)
+    opts = _options(render_size=render_size, batch_size=batch_size, workers=workers, device=device,
+                    max_pixels=max_pixels, jpeg_quality=jpeg_quality, precision=precision, compile=compile,
+                    keep_tones=keep_tones)
+    run_photos(PhotoRun(pairs, lambda s: s.name, model, opts, overwrite, quiet, vividness, report=report))
 
 
 def show_dry_run(pairs: list[tuple[Path, Path]], overwrite: bool, shard, rel, journal=None) -> None:
@@ -383,9 +404,10 @@ def video_cmd(
         colorizer = Engine(load_model(model, dev, vividness), dev, precision, compile)
     except (WeightsError, ValueError) as e:
         fail(str(e))
-    progress = video.ProgressPrinter(quiet)
+    from colorize_cli.progress import FRAMES, Reporter
+    progress = Reporter("colorize", quiet=quiet)
     try:
-        result = video.run(source, output, colorizer, opts, progress)
+        result = video.run(source, output, colorizer, opts, progress.counting(FRAMES))
     except video.VideoClaimed as e:
         print(f"colorize: claimed: {e}", file=sys.stderr)
         raise typer.Exit(3)
@@ -449,7 +471,8 @@ def eval_cmd(
     try:
         dev = pick_device(device)
         loaded = {m: load_model(m, dev) for m in models}
-        opts = _options(render_size, batch_size, workers, device, 10**9, 95, keep_tones=keep_tones)
+        opts = _options(render_size=render_size, batch_size=batch_size, workers=workers, device=device,
+                        max_pixels=10**9, jpeg_quality=95, precision="auto", compile=False, keep_tones=keep_tones)
         judge = Classifier(dev) if classify else None
         grouping = evaluate.prefix if group_by is GroupBy.prefix else None
         report = evaluate.evaluate(files, loaded, opts, grid_images if grid else 0, judge, grouping)

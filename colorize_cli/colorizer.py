@@ -21,7 +21,7 @@ import torch
 
 from colorize_cli import pipeline
 from colorize_cli.imaging import Decoded, from_array
-from colorize_cli.pipeline import Options, Result, Status
+from colorize_cli.pipeline import Options, Precision, Result, Status
 
 
 class ColorizeError(Exception):
@@ -31,8 +31,8 @@ class ColorizeError(Exception):
 class Colorizer:
     """A loaded model, its device and precision, and the photo options (render size, tone stretch, batching)."""
 
-    def __init__(self, model: torch.nn.Module, device: str | torch.device = "auto", precision: str = "auto",
-                 compile: bool = False, options: Options | None = None):
+    def __init__(self, model: torch.nn.Module, device: str | torch.device = "auto",
+                 precision: str | Precision = Precision.AUTO, compile: bool = False, options: Options | None = None):
         from colorize_cli.zoo import pick_device
         dev = device if isinstance(device, torch.device) else pick_device(device)
         self.options = options or Options()
@@ -40,9 +40,9 @@ class Colorizer:
         self.engine = pipeline.Engine(model, dev, precision, compile)
 
     @classmethod
-    def from_pretrained(cls, name: str = "unet-lab", device: str | torch.device = "auto", precision: str = "auto",
-                        compile: bool = False, vividness: float = 1.0, options: Options | None = None,
-                        **fields: Any) -> Colorizer:
+    def from_pretrained(cls, name: str = "unet-lab", device: str | torch.device = "auto",
+                        precision: str | Precision = Precision.AUTO, compile: bool = False, vividness: float = 1.0,
+                        options: Options | None = None, **fields: Any) -> Colorizer:
         """A shipped model by name (see list_models()) or a .safetensors file; vividness 0..2 scales a
         classification model's colour (1 as trained); `options` (or Options `fields`: render_size, batch_size,
         workers, stretch_tones, jpeg_quality, max_pixels) are the photo options."""

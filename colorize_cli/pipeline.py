@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from colorize_cli import color, runlog
+from colorize_cli import color
 from colorize_cli.claims import Claim, ClaimError, claim, release
 from colorize_cli.imaging import DEFAULT_MAX_PIXELS, ImageError, encode_image, read_image, write_atomic
+from colorize_cli.progress import IMAGES, Meter, Reporter
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
 
 MAX_ASPECT = 4  # the long side of the render is capped at this many times the render size
@@ -39,13 +40,30 @@ MERGE_PIXELS = 1 << 21  # pixels per strip of full-resolution float work (lumina
 TONE_BLACK, TONE_WHITE, TONE_GAIN = 0.08, 0.85, 2.0
 
 
+class Precision(str, Enum):
+    """--precision: a str Enum, so the CLI's plain words parse and compare (see Engine)."""
+    AUTO = "auto"
+    FP32 = "fp32"
+    BF16 = "bf16"
+    FP16 = "fp16"
+
+    def __str__(self) -> str:
+        return self.value
+
+    def autocast(self, device: torch.device) -> torch.dtype | None:
+        """The network's autocast dtype on `device`, None for plain fp32."""
+        if self is Precision.AUTO:
+            return torch.float16 if device.type == "cuda" else None
+        return {Precision.FP32: None, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[self]
+
+
 @dataclass
 class Options:
     render_size: int = DEFAULT_RENDER_SIZE
     batch_size: int = 8
     workers: int = 2
     device: str = "auto"
-    precision: str = "auto"      # see Engine
+    precision: Precision = Precision.AUTO   # see Engine; a plain "fp16" works as well
     compile: bool = False        # torch.compile the network (pays off on long CUDA runs)
     max_pixels: int = DEFAULT_MAX_PIXELS
     jpeg_quality: int = 95
@@ -172,14 +190,15 @@ def _pad_stack(smalls: list[torch.Tensor]) -> torch.Tensor:
                         for s in smalls])
 
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = tuple(p.value for p in Precision)
 
 
-def check_precision(precision: str) -> str:
+def check_precision(precision: str | Precision) -> Precision:
     """The one check of a --precision value (the CLI calls it before loading any model)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    return precision
+    try:
+        return Precision(precision)
+    except ValueError:
+        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}") from None
 
 
 class Engine:
@@ -191,11 +210,11 @@ class Engine:
     channels_last (tensor-core friendly); compile wraps it in torch.compile, specialised per render shape (photos
     come in batches of one shape; dynamic shapes fail in torch 2.13's inductor), so each new shape compiles once."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str = "auto", compile: bool = False):
-        check_precision(precision)
+    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str | Precision = Precision.AUTO,
+                 compile: bool = False):
+        self.precision = check_precision(precision)
         self.model, self.device = model.to(device).eval(), device
-        self.dtype = {"auto": torch.float16 if device.type == "cuda" else None, "fp32": None,
-                      "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self.dtype = self.precision.autocast(device)
         self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         self.net = torch.compile(self.model, dynamic=False) if compile else self.model
@@ -428,52 +447,14 @@ def log(msg: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ batch runs over files
-class Progress:
-    """A rich bar on a terminal; plain periodic lines when not a TTY (cron); nothing but errors when quiet."""
-
-    def __init__(self, total: int, quiet: bool, every_s: float = 10.0):
-        self.total, self.quiet, self.every_s = total, quiet, every_s
-        self.done = self.failed = 0
-        self.t0 = self.last = time.perf_counter()
-        self.bar = None
-        if not quiet and sys.stderr.isatty() and total:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn,
-                                       TimeRemainingColumn)
-            self.bar = Bar(TextColumn("colorize"), BarColumn(), MofNCompleteColumn(),
-                           TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), transient=False)
-            self.task = self.bar.add_task("colorize", total=total, rate="")
-            self.bar.start()
-
-    def rate(self) -> float:
-        return self.done / max(1e-9, time.perf_counter() - self.t0)
-
-    def update(self, res: Result) -> None:
-        self.done += 1
-        self.failed += res.status == Status.FAILED
-        if res.status == Status.FAILED:
-            self.echo(f"error: {res.error}")
-        elif res.status == Status.CLAIMED:
-            self.echo(f"claimed: {res.dst}: {res.warning}")
-        elif res.warning and res.status == Status.OK:
-            self.echo(f"warning: {res.src}: {res.warning}")
-        line = None
-        if time.perf_counter() - self.last >= self.every_s or self.done == self.total:
-            self.last = time.perf_counter()
-            eta = (self.total - self.done) / max(1e-9, self.rate())
-            line = f"{self.done}/{self.total} images, {self.rate():.2f} img/s, ETA {eta:.0f} s"
-            runlog.note(line)               # --log gets the plain lines even under a bar or --quiet
-        if self.bar is not None:
-            self.bar.update(self.task, completed=self.done, rate=f"{self.rate():.1f} img/s")
-        elif not self.quiet and line:
-            log(line)
-
-    def echo(self, msg: str) -> None:
-        runlog.note(msg)
-        (self.bar.console.print(msg, markup=False, highlight=False) if self.bar else log(msg))
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+def _announce(prog: Reporter, res: Result) -> None:
+    """Errors, claims and warnings, each as its file settles (above the bar on a terminal)."""
+    if res.status == Status.FAILED:
+        prog.echo(f"error: {res.error}")
+    elif res.status == Status.CLAIMED:
+        prog.echo(f"claimed: {res.dst}: {res.warning}")
+    elif res.warning and res.status == Status.OK:
+        prog.echo(f"warning: {res.src}: {res.warning}")
 
 
 def run_jobs(jobs: list[tuple[Path, Path]], settled: list[Result], colorizer: Engine, opts: Options,
@@ -481,7 +462,7 @@ def run_jobs(jobs: list[tuple[Path, Path]], settled: list[Result], colorizer: En
     """Colorize with progress; returns every result (settled first) for the summary and report. A journal
     (batch.InPlaceJournal) records each file written, before the next rerun could see it."""
     results = list(settled)
-    prog = Progress(len(jobs), quiet)
+    prog, meter = Reporter("colorize", len(jobs), quiet=quiet), Meter(len(jobs))
     for r in settled:
         if r.status == Status.FAILED:
             prog.echo(f"error: {r.error}")
@@ -495,7 +476,8 @@ def run_jobs(jobs: list[tuple[Path, Path]], settled: list[Result], colorizer: En
                 except OSError as e:
                     res.warning = f"written, but not recorded in {journal.path} ({e.strerror}): a rerun redoes it"
             results.append(res)
-            prog.update(res)
+            _announce(prog, res)
+            prog.count(meter.add(), IMAGES)
     try:
         colorize_files(jobs, colorizer, opts, done, journal)
     finally:

@@ -44,7 +44,7 @@ import torch
 from colorize_cli import color
 from colorize_cli.imaging import ImageError, read_image
 from colorize_cli.pipeline import render_shape, srgb_luminance
-from colorize_cli.video import ChromaStabilizer, _features
+from colorize_cli.video.stabilize import ChromaStabilizer, features
 
 REACH = 300               # frames a reference is carried each way at most (12.5 s at 24 fps)
 ASPECT_TOLERANCE = 0.02   # relative difference of width/height allowed between a reference and its frame
@@ -169,7 +169,7 @@ class _Carrier(ChromaStabilizer):
     def start(self, lum: np.ndarray, ab: np.ndarray) -> np.ndarray:
         self.reset()
         self.alive = True
-        blurred, self.prev_hist = _features(lum)
+        blurred, self.prev_hist = features(lum)
         self.prev_lum = blurred
         self.prev_flow, _ = self._flow_image(blurred)
         self.prev_ab = np.concatenate([ab, np.ones((1, *ab.shape[1:]), np.float32)])
@@ -181,7 +181,7 @@ class _Carrier(ChromaStabilizer):
         if not self.alive or self.prev_lum is None or self.prev_hist is None or self.prev_lum.shape != lum.shape:
             self.alive = False
             return None
-        blurred, hist = _features(lum)
+        blurred, hist = features(lum)
         if self._is_cut(self.prev_lum, self.prev_hist, blurred, hist):
             self.reset()
             self.alive = False

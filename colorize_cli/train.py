@@ -442,17 +442,19 @@ class Trainer:
         return self.out / "last.ckpt"
 
     def _loop(self, stop: dict) -> None:
-        from colorize_cli.trainviz import progress_for
+        from colorize_cli.progress import Reporter
         if self.step >= self.total:
             return
         data = iter(self.loader())
         t0, seen0 = time.time(), self.step
-        with progress_for(self.total, self.step, self.cfg.quiet or not self.dist.main) as bar:
+        quiet = self.cfg.quiet or not self.dist.main
+        with Reporter("train", self.total, quiet=quiet, every_s=30.0, done=self.step) as bar:
             while self.step < min(self.total, stop["at"]) and not stop["flag"]:
                 loss = self.train_step(next(data))
                 self.running.append(loss)
                 ips = (self.step - seen0) * self.cfg.batch_size * self.dist.world / max(1e-9, time.time() - t0)
-                bar(self.step, loss, ips)
+                bar.update(self.step, f"step {self.step}/{self.total} loss {loss:.4f} {ips:.1f} img/s",
+                           f"loss {loss:.4f}  {ips:.1f} img/s")
                 if self.dist.main and (self.step % self.cfg.val_every == 0 or self.step == self.total):
                     self.record({"step": self.step, "loss": sum(self.running) / len(self.running),
                                  "lr": self.sched.get_last_lr()[0], "images_per_s": ips, "world": self.dist.world,

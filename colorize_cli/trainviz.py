@@ -1,11 +1,8 @@
-"""What a training run shows a person: progress bar or log lines, validation grids and a loss curve (PNG, via cv2)."""
+"""What a training run shows a person: validation grids and a loss curve (PNG, via cv2); its progress goes through
+colorize_cli/progress.py."""
 from __future__ import annotations
 
-import sys
-import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -46,25 +43,3 @@ def save_loss_curve(path: Path, history: list[dict], size: tuple[int, int] = (64
     cv2.putText(img, f"{lo:.4g}", (2, h - 30), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
     cv2.putText(img, f"step {int(s1)}", (w - 110, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
     cv2.imwrite(str(path), img)
-
-
-@contextmanager
-def progress_for(total: int, done: int, quiet: bool, every_s: float = 30.0) -> Iterator[Callable[[int, float, float], None]]:
-    """A rich bar on a terminal; on a pipe (cron, CI) a plain line every `every_s` seconds; nothing when quiet."""
-    if quiet:
-        yield lambda *_: None
-        return
-    if sys.stderr.isatty():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-        with Progress(TextColumn("train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                      TimeRemainingColumn(), transient=False) as prog:
-            task = prog.add_task("train", total=total, completed=done, info="")
-            yield lambda step, loss, ips: prog.update(task, completed=step, info=f"loss {loss:.4f}  {ips:.1f} img/s")
-        return
-    last = [time.time()]
-
-    def line(step: int, loss: float, ips: float) -> None:
-        if time.time() - last[0] >= every_s or step == total:
-            last[0] = time.time()
-            print(f"step {step}/{total} loss {loss:.4f} {ips:.1f} img/s", file=sys.stderr, flush=True)
-    yield line

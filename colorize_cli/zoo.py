@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +16,33 @@ from colorize_cli.weights import (WEIGHTS_DIR, WeightsError, file_sha256, load_w
                                   shipped_path)
 
 
-def pick_device(name: str) -> torch.device:
+class DeviceKind(str, Enum):
+    """The kinds --device names (a str Enum, so the plain words parse); cuda takes an index, cuda:N."""
+    AUTO = "auto"
+    CPU = "cpu"
+    CUDA = "cuda"
+    MPS = "mps"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def pick_device(name: str | DeviceKind) -> torch.device:
     """"auto" takes a CUDA GPU when there is one; else cpu, cuda, cuda:N or mps. An unknown name, or a device this
     machine lacks, is a ValueError of one line (the CLI's usage error), never a traceback from torch."""
-    text = name.strip().lower()
-    if text == "auto":
+    text = str(name).strip().lower()
+    if text == DeviceKind.AUTO:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     m = re.fullmatch(r"(cpu|cuda|mps)(?::(\d+))?", text)
-    if m is None or (m.group(1) == "cpu" and m.group(2)):
+    if m is None or (m.group(1) == DeviceKind.CPU and m.group(2)):
         raise ValueError(f"unknown --device {name!r}; use auto, cpu, cuda or cuda:N")
-    kind, index = m.group(1), m.group(2)
-    if kind == "cuda" and not torch.cuda.is_available():
+    kind, index = DeviceKind(m.group(1)), m.group(2)
+    if kind is DeviceKind.CUDA and not torch.cuda.is_available():
         raise ValueError(f"--device {name} asked for, but no CUDA GPU is available")
-    if kind == "cuda" and index is not None and int(index) >= torch.cuda.device_count():
+    if kind is DeviceKind.CUDA and index is not None and int(index) >= torch.cuda.device_count():
         raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
                          f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-    if kind == "mps" and not torch.backends.mps.is_available():
+    if kind is DeviceKind.MPS and not torch.backends.mps.is_available():
         raise ValueError(f"--device {name} asked for, but MPS is not available")
     return torch.device(text)
 

@@ -95,3 +95,17 @@ def test_a_faded_print_is_stretched_to_the_range_the_network_learnt():
     assert np.ptp(flat) == pytest.approx(pipeline.TONE_GAIN * 0.05, rel=1e-3)
     a, b = pipeline.stretch_tones(_ramp(0.079, 0.9)), pipeline.stretch_tones(_ramp(0.081, 0.9))
     assert np.abs(a - b).max() < 0.01
+
+
+def test_precision_and_device_words_parse_to_their_enums():
+    """--precision and --device stay plain words on the command line and in Options; inside they are Enums."""
+    from colorize_cli.zoo import DeviceKind, pick_device
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert pipeline.check_precision("bf16") is pipeline.Precision.BF16 == "bf16"
+    assert [p.autocast(cuda) for p in pipeline.Precision] == [torch.float16, None, torch.bfloat16, torch.float16]
+    assert pipeline.Precision.AUTO.autocast(cpu) is None and pipeline.Engine(torch.nn.Identity(), cpu).dtype is None
+    with pytest.raises(ValueError, match="unknown precision 'FP8'; valid: auto, fp32, bf16, fp16"):
+        pipeline.check_precision("FP8")
+    assert pick_device(" CPU ") == cpu and pick_device(DeviceKind.CPU) == cpu and str(DeviceKind.CUDA) == "cuda"
+    with pytest.raises(ValueError, match="unknown --device 'tpu'"):
+        pick_device("tpu")

@@ -13,6 +13,7 @@ import torch
 from typer.testing import CliRunner
 
 from colorize_cli import color, reference, video
+from colorize_cli.video import references
 from colorize_cli.cli import app
 from colorize_cli.pipeline import render_small
 from colorize_cli.reference import Reference, ReferenceGuide, parse_spec
@@ -278,6 +279,6 @@ def test_segment_manifest_fingerprints_the_reference_file(clip, tmp_path):
     _, frames = clip
     ref = save_png(tmp_path / "ref.png", frames[0])
     opts = video.VideoOptions(**FAST, segment_seconds=0.25, references=(parse_spec(f"#0={ref}"),))
-    before = video._fingerprint(opts.references)
+    before = references.fingerprint(opts.references)
     save_png(ref, frames[1][:, ::-1])                               # repainted: other bytes
-    assert before and video._fingerprint(opts.references) != before
+    assert before and references.fingerprint(opts.references) != before

@@ -99,17 +99,17 @@ def test_video_refuses_a_source_inside_a_segment_folder(tmp_path: Path):
 
 
 def test_clearing_a_segment_folder_removes_only_its_own_files(tmp_path: Path):
-    from colorize_cli import video
+    from colorize_cli.video.segments import clear_segments
     work = tmp_path / ".out.mp4.segments"
     work.mkdir()
     for name in ("seg_00000.mp4", "seg_00001.mp4", "manifest.json", "concat.txt"):
         (work / name).write_text("ours")
     claims.temp_file(work / "seg_00002.mp4", keep_suffix=True)
     (work / "my notes.txt").write_text("a user's")
-    video._clear_segments(work)
+    clear_segments(work)
     assert [p.name for p in work.iterdir()] == ["my notes.txt"]
     (work / "my notes.txt").unlink()
-    video._clear_segments(work)
+    clear_segments(work)
     assert not work.exists()
 
 

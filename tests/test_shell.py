@@ -340,11 +340,11 @@ def test_the_wheel_carries_the_weights_and_finds_them_under_any_prefix(tmp_path:
 
 def test_film_progress_goes_to_the_log_even_when_quiet(tmp_path: Path):
     from colorize_cli import runlog
-    from colorize_cli.video import ProgressPrinter, Tick
+    from colorize_cli.progress import FRAMES, Reporter, Tick
     log = tmp_path / "film.log"
     runlog.open_log(log)
     try:
-        printer = ProgressPrinter(quiet=True, every_s=3600)
+        printer = Reporter("colorize", quiet=True, every_s=3600).counting(FRAMES)
         for done in range(1, 11):
             printer(Tick(done, 10, 25.0, (10 - done) / 25))
     finally:

@@ -16,6 +16,8 @@ import pytest
 import torch
 
 from colorize_cli import color, video
+from colorize_cli.video import core, segments, stabilize
+from colorize_cli.video.ffmpeg import Encoder
 from colorize_cli.pipeline import Engine, srgb_luminance
 from colorize_cli.weights import shipped_path
 from tests.conftest import SpyColorizer
@@ -101,7 +103,7 @@ def test_keeps_frame_count_fps_size_and_luminance(clips, colorizer, tmp_path, cl
     lum_err = np.mean([np.abs(video.frame_luminance(o) - video.frame_luminance(i)).mean() for o, i in zip(out, inp)])
     assert lum_err < 0.02                                        # the detail is the input's own luminance
     assert np.mean([np.abs(ab_of(o)).mean() for o in out[::6]]) > 0.5   # and it has colour
-    assert [t.done for t in ticks] == list(range(1, len(out) + 1)) and ticks[-1].total == len(out) and ticks[-1].fps > 0
+    assert [t.done for t in ticks] == list(range(1, len(out) + 1)) and ticks[-1].total == len(out) and ticks[-1].rate > 0
     assert "Audio:" not in header(dst)                          # a clip with no audio works
     assert leftovers(tmp_path) == []
 
@@ -173,13 +175,13 @@ def test_bad_inputs_raise_one_line_naming_the_file(clips, colorizer, tmp_path, k
 def test_interrupt_leaves_nothing_under_the_final_name(clips, colorizer, tmp_path, monkeypatch):
     dst = tmp_path / "out.mp4"
     dst.write_bytes(b"previous result")                         # an overwrite that is interrupted keeps the old file
-    real = video._Encoder.write
+    real = Encoder.write
 
     def write(self, rgb):
         if self.frames == 10:
             raise KeyboardInterrupt
         real(self, rgb)
-    monkeypatch.setattr(video._Encoder, "write", write)
+    monkeypatch.setattr(Encoder, "write", write)
     with pytest.raises(KeyboardInterrupt):
         video.run(clips["swan"], dst, colorizer, opts(overwrite=True))
     assert dst.read_bytes() == b"previous result"
@@ -192,14 +194,14 @@ def test_segments_resume_after_interrupt(clips, colorizer, tmp_path, monkeypatch
     src, dst = clips["swan_2s"], tmp_path / "film.mp4"          # 48 frames and audio, 12-frame segments
     o = opts(segment_seconds=0.5)
     work = video.segments_dir(dst)
-    real, writes = video._Encoder.write, []
+    real, writes = Encoder.write, []
 
     def write(self, rgb):
         writes.append(1)
         if len(writes) == 12 + 12 + 5:                          # in the third segment
             raise KeyboardInterrupt
         real(self, rgb)
-    monkeypatch.setattr(video._Encoder, "write", write)
+    monkeypatch.setattr(Encoder, "write", write)
     with pytest.raises(KeyboardInterrupt):
         video.run(src, dst, colorizer, o)
     assert not dst.exists()
@@ -208,12 +210,12 @@ def test_segments_resume_after_interrupt(clips, colorizer, tmp_path, monkeypatch
 
     writes.clear()
     seen: dict[str, int] = {}
-    real_clear = video._clear_segments
+    real_clear = segments.clear_segments
 
     def clear(path):                                            # look at the segments before the clean-up
         seen.update({p.name: p.stat().st_mtime_ns for p in Path(path).glob("seg_*")})
         real_clear(path)
-    monkeypatch.setattr(video, "_clear_segments", clear)
+    monkeypatch.setattr(segments, "clear_segments", clear)
     res = video.run(src, dst, colorizer, o)
     assert len(writes) == 24 and res.frames == 24 and res.reused == 24      # only the last two segments were made
     assert res.warnings == []                                   # same options: nothing discarded
@@ -225,13 +227,13 @@ def test_segments_resume_after_interrupt(clips, colorizer, tmp_path, monkeypatch
 
 def test_segments_from_other_options_are_discarded(clips, colorizer, tmp_path, monkeypatch):
     src, dst = clips["swan"], tmp_path / "o.mp4"
-    real = video._Encoder.write
+    real = Encoder.write
 
     def write(self, rgb):
         if "seg_00001" in self.path.name:
             raise KeyboardInterrupt
         real(self, rgb)
-    monkeypatch.setattr(video._Encoder, "write", write)
+    monkeypatch.setattr(Encoder, "write", write)
     with pytest.raises(KeyboardInterrupt):
         video.run(src, dst, colorizer, opts(segment_seconds=0.5))
     monkeypatch.undo()
@@ -443,8 +445,8 @@ def test_key_frame_planning_and_the_blend_share_each_frames_features(clips, monk
     rgb = [cv2.resize(f, (228, 128), interpolation=cv2.INTER_AREA) for f in small_frames(SWAN, 9)]
     fresh = list(video.colorize_frames(rgb, Varied(), Fresh(key_every=3), render_size=64, batch_size=4))
     calls = []
-    real = video._features
-    monkeypatch.setattr(video, "_features", lambda lum: calls.append(1) or real(lum))
+    real = stabilize.features
+    monkeypatch.setattr(stabilize, "features", lambda lum: calls.append(1) or real(lum))
     shared = list(video.colorize_frames(rgb, Varied(), video.ChromaStabilizer(key_every=3), render_size=64,
                                         batch_size=4))
     assert len(calls) == len(rgb)
@@ -456,7 +458,7 @@ def test_film_frames_reach_the_network_without_the_photo_tone_stretch():
     frame's percentiles made real footage less steady (benchmarks/RESULTS.md)."""
     lum = np.tile(np.linspace(0.2, 0.7, 64, dtype=np.float32), (48, 1))
     spy = SpyColorizer()
-    items = [video._Item(key=k, lum=lum) for k in range(2)]
+    items = [core.Item(key=k, lum=lum) for k in range(2)]
     list(video.colorize_items(items, spy, video.ChromaStabilizer(0.0), render_size=48, batch_size=2))
     assert len(spy.seen) == 2
     assert all(abs(float(s.min()) - 0.2) < 0.01 and abs(float(s.max()) - 0.7) < 0.01 for s in spy.seen)
