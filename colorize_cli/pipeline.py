@@ -297,7 +297,9 @@ class Engine:
             y1 = min(h, y0 + rows)
             strip_ab = color.upsample_rows(ab, h, y0, y1)[None]
             if on_cpu:
-                out[y0:y1] = _merge_cv(lum[y0:y1].numpy(), strip_ab[0].permute(1, 2, 0).numpy(), dtype)
+                lab = np.empty((y1 - y0, w, 3), np.float32)
+                lab[..., 1:] = strip_ab[0].permute(1, 2, 0).numpy()
+                out[y0:y1] = _merge_cv(np.ascontiguousarray(lum[y0:y1].numpy()), lab, dtype)
                 continue
             strip_lum = lum[y0:y1].to(self.device)[None, None]
             rgb = color.merge_luminance(strip_lum, strip_ab.to(strip_lum.dtype))[0].permute(1, 2, 0)
@@ -306,18 +308,21 @@ class Engine:
 
 
 def _upsample_cv(ab: torch.Tensor, h: int, w: int) -> np.ndarray:
-    """Chroma (2,h',w') -> HxWx2 float32, bilinear with half-pixel centres like F.interpolate(align_corners=False)."""
-    hwc = ab.permute(1, 2, 0).numpy()
-    return hwc if hwc.shape[:2] == (h, w) else cv2.resize(hwc, (w, h), interpolation=cv2.INTER_LINEAR)
+    """Chroma (2,h',w') -> an HxWx3 float32 Lab image whose L (channel 0) _merge_cv fills in: bilinear with
+    half-pixel centres like F.interpolate(align_corners=False), three channels (OpenCV's fastest resize path)."""
+    small = cv2.merge([np.zeros(ab.shape[1:], np.float32), ab[0].numpy(), ab[1].numpy()])
+    return small if small.shape[:2] == (h, w) else cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _merge_cv(lum: np.ndarray, ab: np.ndarray, dtype: type) -> np.ndarray:
-    """L / 100 (HxW) + ab (HxWx2) -> sRGB HxWx3 in dtype, rounded and clipped as _as_dtype does."""
-    lab = cv2.merge([lum * np.float32(100), np.ascontiguousarray(ab[..., 0]), np.ascontiguousarray(ab[..., 1])])
+def _merge_cv(lum: np.ndarray, lab: np.ndarray, dtype: type) -> np.ndarray:
+    """L / 100 (HxW) into channel 0 of a Lab image (HxWx3, its ab already at full size) -> sRGB HxWx3 in dtype,
+    rounded and clipped as _as_dtype does."""
+    lab = cv2.insertChannel(cv2.multiply(lum, 100.0), lab, 0)
     rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+    np.maximum(rgb, 0.0, out=rgb)
     if dtype == np.uint8:       # saturate_cast rounds half to even, as torch.round
-        return cv2.convertScaleAbs(cv2.max(rgb, 0.0), alpha=255.0)
-    np.clip(rgb, 0.0, 1.0, out=rgb)
+        return cv2.convertScaleAbs(rgb, alpha=255.0)
+    np.minimum(rgb, 1.0, out=rgb)
     if dtype == np.float32:
         return rgb
     return np.rint(rgb * np.float32(np.iinfo(dtype).max)).astype(dtype)
