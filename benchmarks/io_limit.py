@@ -8,7 +8,7 @@ timed as marginal seconds per image: a run on all files minus a run on a quarter
 drop out) on the same files in the same run.
 
     python benchmarks/io_limit.py [--images 60] [--workers 2] [--batch-size 8] [--threads 0] [--megapixels 1.0]
-        [--no-stages] [--device cpu]
+        [--no-stages] [--device cpu] [--variants "--threads 2" "--workers 1 --threads 1" ...]
 
 Prints one Markdown table; paste it with the date and machine into benchmarks/RESULTS.md.
 """
@@ -69,7 +69,7 @@ def cli_dir_per_s(paths: list[Path], out: Path, extra: list[str]) -> float:
             os.link(p, src / p.name)
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "colorize_cli.cli", "dir", str(src), "-o", str(out / f"out-{tag}"),
-                        "--quiet", *extra], check=True)
+                        "--quiet", *extra], check=True, stderr=subprocess.DEVNULL)
         return time.perf_counter() - t0
     k = len(paths) // 4
     small, full = run(paths[:k], "quarter"), run(paths, "all")
@@ -116,6 +116,7 @@ def main() -> None:
     ap.add_argument("--megapixels", type=float, default=1.0, help="size of each test photo")
     ap.add_argument("--device", default="cpu", help="where `colorize dir` and the in-process rows run")
     ap.add_argument("--no-stages", action="store_true", help="only the reference and `colorize dir` rows")
+    ap.add_argument("--variants", nargs="*", default=[], help="more `colorize dir` rows, each with these options")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -124,13 +125,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = gray_photos(args.images, Path(tmp), megapixels(args.megapixels), ext=".jpg")
         ref = reference_per_s(paths, Path(tmp) / "ref")
-        cli = cli_dir_per_s(paths, Path(tmp) / "cli", ["--device", args.device])
         print(header(torch.get_num_threads()))
         print(f"| {args.images} gray JPEGs of {args.megapixels:g} MP | images/s | share of the one-core I/O loop |")
         print("|---|---|---|")
         print(f"| one-core loop: decode, zero chroma (OpenCV 8-bit Lab), JPEG q95 (reference) | {ref:.1f} | 1.00 |")
-        print(f"| `colorize dir` at defaults (device {args.device}, marginal) | {cli:.1f} | {cli / ref:.2f} |",
-              flush=True)
+        for k, extra in enumerate(["", *args.variants]):
+            cli = cli_dir_per_s(paths, Path(tmp) / f"cli-{k}", ["--device", args.device, *extra.split()])
+            print(f"| `colorize dir` {extra or 'at defaults'} (device {args.device}, marginal) | {cli:.1f} "
+                  f"| {cli / ref:.2f} |", flush=True)
         if args.no_stages:
             return
         runs = {}
