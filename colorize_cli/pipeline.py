@@ -1,8 +1,10 @@
 """The photo stream behind `colorize dir`, `image` and `eval`:
 
     paths -> [DataLoader workers: decode, luminance, resize to render size]
-          -> batches on the device -> model.chroma -> upsample + merge with full-res luminance
-          -> [writer thread: encode, temp file, atomic rename, report record]
+          -> batches on the device -> model.chroma
+          -> [writer thread: upsample + merge with full-res luminance, encode, temp file, atomic rename, record]
+
+(eval and the Python API's arrays merge on the calling thread instead.)
 
 The model is only ever called through `chroma(lum)`, so this file never knows which architecture runs.
 """
@@ -351,21 +353,35 @@ class Verdict:
 
 def stream(paths: list[Path], colorizer: Engine, opts: Options,
            admit: Callable[[int], Verdict | None] = lambda i: None,
-           integer_output: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+           integer_output: bool = False, merge: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
     """(index, item) for every path, in input order except that batches gather photos of one render shape (so none
     is padded); item has "rgb_out" (HxWx3 float, or with integer_output the integer type of
     the input's bit depth, a quarter of the memory for writing), "error", or "verdict" (what admit(index) said instead
-    of running the model on it)."""
+    of running the model on it). With merge False an item has the chroma "ab" instead of "rgb_out", and the caller
+    runs finish() on it, on another thread (the writer's), so the merge overlaps the next model call."""
     before = set_threads(opts.threads, opts.workers)
     try:
-        yield from _stream(paths, colorizer, opts, admit, integer_output)
+        yield from _stream(paths, colorizer, opts, admit, integer_output, merge)
     finally:                # an API caller's own thread settings come back after the run
         torch.set_num_threads(before[0])
         cv2.setNumThreads(before[1])
 
 
+def finish(colorizer: Engine, item: dict[str, Any], src: Path, integer_output: bool) -> None:
+    """Merge one streamed item's chroma ("ab") at full resolution: the item gets "rgb_out" (and a "warning" when the
+    model's chroma was not finite), or "error"."""
+    dtype = (np.uint16 if item["bit_depth"] == 16 else np.uint8) if integer_output else np.float32
+    try:
+        item["rgb_out"], finite = colorizer.merge(item["lum"], item.pop("ab"), dtype)
+    except Exception as e:     # MemoryError at full resolution: this file fails, the run goes on
+        item["error"] = f"{src}: cannot colorize: {_what(e)}"
+        return
+    if not finite:
+        item["warning"] = "model produced NaN/Inf: wrote the gray input instead"
+
+
 def _stream(paths: list[Path], colorizer: Engine, opts: Options, admit: Callable[[int], Verdict | None],
-            integer_output: bool) -> Iterator[tuple[int, dict[str, Any]]]:
+            integer_output: bool, merge: bool) -> Iterator[tuple[int, dict[str, Any]]]:
     loader = DataLoader(ReadSet(paths, opts), batch_size=None, collate_fn=_as_is, num_workers=opts.workers,
                         pin_memory=colorizer.device.type == "cuda", prefetch_factor=4 if opts.workers else None,
                         worker_init_fn=_worker_init if opts.workers else None)
@@ -374,15 +390,9 @@ def _stream(paths: list[Path], colorizer: Engine, opts: Options, admit: Callable
     def flush(key: tuple[int, int]) -> Iterator[tuple[int, dict[str, Any]]]:
         pending = buckets.pop(key)
         for item, ab in zip(pending, colorizer.chroma([p["small"] for p in pending])):
-            dtype = (np.uint16 if item["bit_depth"] == 16 else np.uint8) if integer_output else np.float32
-            try:
-                item["rgb_out"], finite = colorizer.merge(item["lum"], ab, dtype)
-            except Exception as e:     # MemoryError at full resolution: this file fails, the run goes on
-                item["error"] = f"{paths[item['i']]}: cannot colorize: {_what(e)}"
-                yield item["i"], item
-                continue
-            if not finite:
-                item["warning"] = "model produced NaN/Inf: wrote the gray input instead"
+            item["ab"] = ab
+            if merge:
+                finish(colorizer, item, paths[item["i"]], integer_output)
             yield item["i"], item
 
     for item in loader:
@@ -411,9 +421,10 @@ class Writer:
     put() and close() raise WriterDied rather than wait on a queue nobody reads."""
 
     def __init__(self, jpeg_quality: int, on_done: Callable[[Result], None],
-                 write: Callable[[Path, bytes], None] = write_atomic):
+                 write: Callable[[Path, bytes], None] = write_atomic,
+                 finish: Callable[[dict[str, Any], Path], None] | None = None):
         self.q: queue.Queue = queue.Queue(maxsize=8)
-        self.jpeg_quality, self.on_done, self.write = jpeg_quality, on_done, write
+        self.jpeg_quality, self.on_done, self.write, self.finish = jpeg_quality, on_done, write, finish
         self.died: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -440,9 +451,16 @@ class Writer:
 
     def _write_one(self, res: Result, item: dict[str, Any]) -> None:
         try:
-            data = encode_image(item["rgb_out"], item["alpha"], res.dst.suffix, item["bit_depth"], self.jpeg_quality)
-            del item["rgb_out"]         # the full-resolution array is not needed while the bytes are written
-            self.write(res.dst, data)
+            if "ab" in item and self.finish is not None:    # the merge, here beside the next model call
+                self.finish(item, res.src)
+            if "error" in item:
+                res.status, res.error = Status.FAILED, item["error"]
+            else:
+                res.warning = res.warning or item.get("warning", "")
+                data = encode_image(item["rgb_out"], item["alpha"], res.dst.suffix, item["bit_depth"],
+                                    self.jpeg_quality)
+                del item["rgb_out"]         # the full-resolution array is not needed while the bytes are written
+                self.write(res.dst, data)
         except (ImageError, ValueError, OSError) as e:
             res.status, res.error = Status.FAILED, str(e).splitlines()[0]
         except Exception as e:          # MemoryError on a huge scan included
@@ -485,10 +503,10 @@ def colorize_files(jobs: list[tuple[Path, Path]], colorizer: Engine, opts: Optio
             release(claimed.pop(res.dst, None))
         on_done(res)
 
-    writer = Writer(opts.jpeg_quality, finished)
+    writer = Writer(opts.jpeg_quality, finished, finish=lambda item, src: finish(colorizer, item, src, True))
     try:
         for i, item in stream([s for s, _ in jobs], colorizer, opts, admit if opts.claim else lambda i: None,
-                              integer_output=True):
+                              integer_output=True, merge=False):
             src, dst = jobs[i]
             if "error" in item:
                 with lock:
