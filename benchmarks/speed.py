@@ -1,7 +1,8 @@
 """Time per 256x256 image for every shipped model, on the CPU (default) or a CUDA GPU: the network alone (batch 1,
 median of N calls) and the whole `colorize` pipeline's marginal time per image (decode, model, merge, encode, write)
 over a folder of 256x256 photos, beside a peer: the ConvNeXt-Tiny encoder that is DDColor-tiny's backbone (random
-weights, network alone).
+weights, network alone). Each network alone is timed at 1 thread and at --threads and its faster figure kept (on a
+busy 2-core host extra threads can cost several times); the pipeline runs at `colorize dir`'s defaults (--threads 0).
 
     python benchmarks/speed.py [--runs 20] [--images 40] [--threads 2] [--models unet-lab ...]
     python benchmarks/speed.py --device cuda --images 400 --batch-size 32 --workers 8
@@ -14,6 +15,7 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +72,16 @@ class ConvNeXtTinyEncoder(nn.Module):
         return feats
 
 
+def at_threads(n: int, fn: Callable[[], float]) -> float:
+    """fn() with n torch threads, the count set before put back."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(before)
+
+
 def params_m(model: nn.Module) -> float:
     return sum(p.numel() for p in model.parameters()) / 1e6
 
@@ -78,7 +90,7 @@ def pipeline_ms(model: torch.nn.Module, paths: list[Path], out: Path, device: to
                 workers: int) -> float:
     """Marginal ms per image: (time for all - time for a quarter) / (the other three quarters)."""
     colorizer = Engine(model, device)
-    opts = Options(batch_size=batch, workers=workers)      # the default render size, as `colorize dir` runs
+    opts = Options(batch_size=batch, workers=workers)      # the default render size and threads, as `colorize dir`
 
     def run(subset: list[Path], tag: str) -> float:
         t0 = time.perf_counter()
@@ -111,8 +123,8 @@ def main() -> None:
         peer(x)
         if device.type == "cuda":       # kernels run asynchronously: time them, not their launch
             torch.cuda.synchronize()
-    with torch.inference_mode():
-        peer_ms = median_ms(peer_call, args.runs)
+    with torch.inference_mode():   # the peer at its best thread count: 1, or all of --threads (on a busy host
+        peer_ms = min(at_threads(n, lambda: median_ms(peer_call, args.runs)) for n in {1, args.threads})
 
     print(header(torch.get_num_threads()) + (f", {torch.cuda.get_device_name()}" if device.type == "cuda" else "")
           + f", pipeline batch {args.batch_size}, {args.workers} decoding workers")
@@ -128,7 +140,7 @@ def main() -> None:
             if not shipped_path(name).is_file():
                 continue
             model = load_model(name, device)
-            net = network_ms(model, args.runs)
+            net = min(at_threads(n, lambda: network_ms(model, args.runs)) for n in {1, args.threads})
             ms = pipeline_ms(model, paths, Path(tmp) / name, device, args.batch_size, args.workers)
             # Our whole pipeline per image against the peer's network alone: a lower bound on our real lead.
             print(f"| {name} | {params_m(model):.1f}M | {net:.1f} | {ms:.1f} | {peer_ms / ms:.1f}x |", flush=True)
