@@ -8,7 +8,7 @@ timed as marginal seconds per image: a run on all files minus a run on a quarter
 drop out) on the same files in the same run.
 
     python benchmarks/io_limit.py [--images 60] [--workers 2] [--batch-size 8] [--threads 0] [--megapixels 1.0]
-        [--no-stages] [--device cpu] [--variants "--threads 2" "--workers 1 --threads 1" ...]
+        [--photos DIR] [--no-stages] [--device cpu] [--variants "--threads 2" "--workers 1 --threads 1" ...]
 
 Prints one Markdown table; paste it with the date and machine into benchmarks/RESULTS.md.
 """
@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from _common import gray_photos, header, megapixels
+from _common import VAL, gray_photos, header, megapixels
 from colorize_cli.imaging import encode_image, write_atomic
 from colorize_cli.models.base import ColorModel
 from colorize_cli.pipeline import Engine, Options, ReadSet, colorize_files
@@ -114,6 +114,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=0, help="torch threads in this process (0: the CLI's default)")
     ap.add_argument("--megapixels", type=float, default=1.0, help="size of each test photo")
+    ap.add_argument("--photos", type=Path, default=VAL, help="folder of source photos (default: ../shared/data/val)")
     ap.add_argument("--device", default="cpu", help="where `colorize dir` and the in-process rows run")
     ap.add_argument("--no-stages", action="store_true", help="only the reference and `colorize dir` rows")
     ap.add_argument("--variants", nargs="*", default=[], help="more `colorize dir` rows, each with these options")
@@ -123,7 +124,7 @@ def main() -> None:
     opts = Options(render_size=256, batch_size=args.batch_size, workers=args.workers, device=args.device)
 
     with tempfile.TemporaryDirectory() as tmp:
-        paths = gray_photos(args.images, Path(tmp), megapixels(args.megapixels), ext=".jpg")
+        paths = gray_photos(args.images, Path(tmp), megapixels(args.megapixels), ext=".jpg", source=args.photos)
         ref = reference_per_s(paths, Path(tmp) / "ref")
         print(header(torch.get_num_threads()))
         print(f"| {args.images} gray JPEGs of {args.megapixels:g} MP | images/s | share of the one-core I/O loop |")
