@@ -9,6 +9,7 @@ drop out) on the same files in the same run.
 
     python benchmarks/io_limit.py [--images 60] [--workers 2] [--batch-size 8] [--threads 0] [--megapixels 1.0]
         [--photos DIR] [--no-stages] [--device cpu] [--variants "--threads 2" "--workers 1 --threads 1" ...]
+        [--baseline DIR]
 
 Prints one Markdown table; paste it with the date and machine into benchmarks/RESULTS.md.
 """
@@ -60,8 +61,10 @@ def reference_per_s(paths: list[Path], out: Path) -> float:
         cv2.setNumThreads(before)
 
 
-def cli_dir_per_s(paths: list[Path], out: Path, extra: list[str]) -> float:
-    """`colorize dir` at its defaults, as a user runs it, in a fresh process: marginal rate over a quarter's run."""
+def cli_dir_per_s(paths: list[Path], out: Path, extra: list[str], code: Path | None = None) -> float:
+    """`colorize dir` at its defaults, as a user runs it, in a fresh process: marginal rate over a quarter's run.
+    code: a folder holding another colorize_cli package (an older version, side by side in the same run)."""
+    env = dict(os.environ, PYTHONPATH=str(code)) if code else None
     def run(subset: list[Path], tag: str) -> float:
         src = out / f"in-{tag}"
         src.mkdir(parents=True)
@@ -69,7 +72,7 @@ def cli_dir_per_s(paths: list[Path], out: Path, extra: list[str]) -> float:
             os.link(p, src / p.name)
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "colorize_cli.cli", "dir", str(src), "-o", str(out / f"out-{tag}"),
-                        "--quiet", *extra], check=True, stderr=subprocess.DEVNULL)
+                        "--quiet", *extra], check=True, stderr=subprocess.DEVNULL, env=env)
         return time.perf_counter() - t0
     k = len(paths) // 4
     small, full = run(paths[:k], "quarter"), run(paths, "all")
@@ -118,6 +121,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="where `colorize dir` and the in-process rows run")
     ap.add_argument("--no-stages", action="store_true", help="only the reference and `colorize dir` rows")
     ap.add_argument("--variants", nargs="*", default=[], help="more `colorize dir` rows, each with these options")
+    ap.add_argument("--baseline", type=Path, default=None,
+                    help="also run `colorize dir` at defaults from this folder's colorize_cli (e.g. `git archive` of "
+                         "an older commit), in the same run")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -130,6 +136,10 @@ def main() -> None:
         print(f"| {args.images} gray JPEGs of {args.megapixels:g} MP | images/s | share of the one-core I/O loop |")
         print("|---|---|---|")
         print(f"| one-core loop: decode, zero chroma (OpenCV 8-bit Lab), JPEG q95 (reference) | {ref:.1f} | 1.00 |")
+        if args.baseline:
+            base = cli_dir_per_s(paths, Path(tmp) / "cli-base", ["--device", args.device], args.baseline)
+            print(f"| `colorize dir` at defaults, baseline {args.baseline} | {base:.1f} | {base / ref:.2f} |",
+                  flush=True)
         for k, extra in enumerate(["", *args.variants]):
             cli = cli_dir_per_s(paths, Path(tmp) / f"cli-{k}", ["--device", args.device, *extra.split()])
             print(f"| `colorize dir` {extra or 'at defaults'} (device {args.device}, marginal) | {cli:.1f} "
