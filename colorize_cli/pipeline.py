@@ -15,8 +15,6 @@ import queue
 import sys
 import threading
 import time
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -388,58 +386,29 @@ def _stream(paths: list[Path], colorizer: Engine, opts: Options, admit: Callable
                         pin_memory=colorizer.device.type == "cuda", prefetch_factor=4 if opts.workers else None,
                         worker_init_fn=_worker_init if opts.workers else None)
     buckets: dict[tuple[int, int], list[dict[str, Any]]] = {}   # by render shape: batches need no padding
-    lanes = model_lanes(colorizer, opts)
-    pool = ThreadPoolExecutor(lanes, thread_name_prefix="model") if lanes > 1 else None
-    in_flight: deque[tuple[list[dict[str, Any]], Future]] = deque()
 
-    def done(pending: list[dict[str, Any]], abs_: list[torch.Tensor]) -> Iterator[tuple[int, dict[str, Any]]]:
-        for item, ab in zip(pending, abs_):
+    def flush(key: tuple[int, int]) -> Iterator[tuple[int, dict[str, Any]]]:
+        pending = buckets.pop(key)
+        for item, ab in zip(pending, colorizer.chroma([p["small"] for p in pending])):
             item["ab"] = ab
             if merge:
                 finish(colorizer, item, paths[item["i"]], integer_output)
             yield item["i"], item
 
-    def flush(key: tuple[int, int]) -> Iterator[tuple[int, dict[str, Any]]]:
-        pending = buckets.pop(key)
-        smalls = [p["small"] for p in pending]
-        if pool is None:
-            yield from done(pending, colorizer.chroma(smalls))
-            return
-        in_flight.append((pending, pool.submit(colorizer.chroma, smalls)))
-        while len(in_flight) >= lanes:          # at most `lanes` batches in the model at once, oldest out first
-            oldest, future = in_flight.popleft()
-            yield from done(oldest, future.result())
-
-    try:
-        for item in loader:
-            if "error" not in item and (verdict := admit(item["i"])):
-                item["verdict"] = verdict
-            if "error" in item or "verdict" in item:
-                yield item["i"], item
-                continue
-            key = tuple(item["small"].shape)
-            buckets.setdefault(key, []).append(item)
-            if len(buckets[key]) >= opts.batch_size:
-                yield from flush(key)
-            elif sum(map(len, buckets.values())) >= 2 * opts.batch_size:     # many shapes: bound what is held
-                yield from flush(max(buckets, key=lambda k: len(buckets[k])))
-        while buckets:
-            yield from flush(next(iter(buckets)))
-        while in_flight:
-            oldest, future = in_flight.popleft()
-            yield from done(oldest, future.result())
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def model_lanes(colorizer: Engine, opts: Options) -> int:
-    """Model calls run at once. On a CPU, as many as the cores hold torch's thread count: on 2 cores at 1 thread each,
-    two batches run side by side in their own threads, with no OpenMP barrier for the decode workers and the writer
-    to stall (RESULTS.md). One on a GPU, and under torch.compile (not made for calls from several threads)."""
-    if colorizer.device.type != "cpu" or colorizer.net is not colorizer.model:
-        return 1
-    return max(1, available_cores() // split_threads(opts.threads, opts.workers))
+    for item in loader:
+        if "error" not in item and (verdict := admit(item["i"])):
+            item["verdict"] = verdict
+        if "error" in item or "verdict" in item:
+            yield item["i"], item
+            continue
+        key = tuple(item["small"].shape)
+        buckets.setdefault(key, []).append(item)
+        if len(buckets[key]) >= opts.batch_size:
+            yield from flush(key)
+        elif sum(map(len, buckets.values())) >= 2 * opts.batch_size:     # many shapes: bound what is held
+            yield from flush(max(buckets, key=lambda k: len(buckets[k])))
+    while buckets:
+        yield from flush(next(iter(buckets)))
 
 
 class WriterDied(RuntimeError):

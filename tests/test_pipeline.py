@@ -160,9 +160,6 @@ def test_threads_split_the_cores_and_come_back_after_a_run(tmp_path: Path):
     assert pipeline.split_threads(3, 2) == 3
     assert pipeline.split_threads(0, 2) == max(1, cores - 2)
     assert pipeline.split_threads(0, cores + 4) == 1
-    cpu = pipeline.Engine(torch.nn.Identity(), torch.device("cpu"))
-    assert pipeline.model_lanes(cpu, pipeline.Options(threads=1)) == cores     # one model call per core at 1 thread
-    assert pipeline.model_lanes(cpu, pipeline.Options(threads=cores)) == 1
     src = tmp_path / "a.png"
     cv2.imwrite(str(src), np.full((20, 30), 90, np.uint8))
     before = torch.get_num_threads()
@@ -174,20 +171,3 @@ def test_threads_split_the_cores_and_come_back_after_a_run(tmp_path: Path):
             return super().chroma(smalls)
     list(pipeline.stream([src], Spy(), pipeline.Options(render_size=16, workers=0, threads=before + 1)))
     assert seen == [before + 1] and torch.get_num_threads() == before
-
-
-def test_model_lanes_keep_every_image_and_its_own_chroma(tmp_path: Path, monkeypatch):
-    """Batches in the model side by side (lanes) come out in order, each image with the chroma of its own batch."""
-    monkeypatch.setattr(pipeline, "model_lanes", lambda colorizer, opts: 3)
-    paths = []
-    for k in range(23):
-        paths.append(tmp_path / f"{k:02d}.png")
-        cv2.imwrite(str(paths[-1]), np.full((24, 24 + 8 * (k % 2)), 10 * k, np.uint8))
-
-    class Echo(SpyColorizer):
-        def chroma(self, smalls):
-            return [torch.full((2, *s.shape), float(s.mean())) for s in smalls]
-    out = list(pipeline.stream(paths, Echo(), pipeline.Options(render_size=16, batch_size=2, workers=0), merge=False))
-    assert sorted(i for i, _ in out) == list(range(23))
-    for i, item in out:
-        assert float(item["ab"].mean()) == pytest.approx(float(item["small"].mean()), abs=1e-5)
