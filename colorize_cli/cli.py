@@ -107,8 +107,8 @@ RENDER = typer.Option(DEFAULT_RENDER_SIZE, "--render-size", min=16, max=4096, he
 BATCH = typer.Option(8, "--batch-size", min=1, help="Images per model call.")
 WORKERS = typer.Option(2, "--workers", min=0, help="Decoding processes.")
 THREADS = typer.Option(0, "--threads", min=0,
-                       help="CPU threads for the network and the colour merge (0: the cores the decoding processes "
-                            "leave, at least 1; for video, all cores but one, left to ffmpeg).")
+                       help="CPU threads for the network and the colour merge (0: every core; 1 can be faster "
+                            "when other jobs keep the CPU busy).")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
 OVERWRITE = typer.Option(False, "--overwrite/--skip-existing",
                          help="Redo outputs that exist (default: skip them, so a rerun resumes).")
@@ -383,7 +383,7 @@ def video_cmd(
     if video.is_done(source, output, opts):
         tell(f"colorize: {output} is already done; --overwrite redoes it")
         raise typer.Exit(0)
-    set_threads(threads, workers=1)       # ffmpeg's decoder and encoder are the one other lane
+    set_threads(threads)
     try:
         dev = pick_device(device)
         colorizer = Engine(load_model(model, dev, vividness), dev, precision, compile)

@@ -55,7 +55,7 @@ class Options:
     stretch_tones: bool = True   # stretch a faded tonal range for the network (stretch_tones); outputs keep it
     overwrite: bool = False      # redo outputs that exist
     claim: bool = True           # lock each output while it is made (overlapping cron runs)
-    threads: int = 0             # torch (and main-process OpenCV) threads; 0: split the cores (see split_threads)
+    threads: int = 0             # torch (and main-process OpenCV) threads; 0: every core (see split_threads)
 
 
 class Status(str, Enum):
@@ -162,17 +162,17 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def split_threads(threads: int, workers: int) -> int:
-    """Threads for torch and the merge: as asked, or (0) the cores the decode workers leave, at least one. The
-    writer thread and each worker are a lane of their own; more torch threads than free cores only spin against
-    them (OpenMP threads busy-wait), which on 2 cores halves the rate (benchmarks/RESULTS.md)."""
-    return threads if threads > 0 else max(1, available_cores() - workers)
+def split_threads(threads: int) -> int:
+    """Threads for torch and the main process's OpenCV: as asked, or (0) every core. Leaving the decode workers their
+    own cores (1 thread on 2 cores) won only under heavy load from other jobs; under lighter load all cores gave 1.2
+    to 2.8x the rate on the 2-core host (benchmarks/RESULTS.md)."""
+    return threads if threads > 0 else available_cores()
 
 
-def set_threads(threads: int, workers: int) -> tuple[int, int]:
+def set_threads(threads: int) -> tuple[int, int]:
     """Apply split_threads to torch and OpenCV in this process; the (torch, OpenCV) counts there were before."""
     before = torch.get_num_threads(), cv2.getNumThreads()
-    n = split_threads(threads, workers)
+    n = split_threads(threads)
     if before[0] != n:
         torch.set_num_threads(n)
     cv2.setNumThreads(n)
@@ -359,7 +359,7 @@ def stream(paths: list[Path], colorizer: Engine, opts: Options,
     the input's bit depth, a quarter of the memory for writing), "error", or "verdict" (what admit(index) said instead
     of running the model on it). With merge False an item has the chroma "ab" instead of "rgb_out", and the caller
     runs finish() on it, on another thread (the writer's), so the merge overlaps the next model call."""
-    before = set_threads(opts.threads, opts.workers)
+    before = set_threads(opts.threads)
     try:
         yield from _stream(paths, colorizer, opts, admit, integer_output, merge)
     finally:                # an API caller's own thread settings come back after the run
