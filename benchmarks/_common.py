@@ -55,12 +55,13 @@ def megapixels(mp: float) -> Callable[[np.ndarray], np.ndarray]:
     return fit
 
 
-def gray_photos(n: int, dest: Path, fit: Callable[[np.ndarray], np.ndarray], ext: str = ".png") -> list[Path]:
-    """n real photos (val/ cycled, turned gray, resized by fit) written to dest, so the pipeline does real decoding.
-    Each source is read and resized once; the files are distinct copies."""
-    srcs = sorted(VAL.glob("*.png"))
+def gray_photos(n: int, dest: Path, fit: Callable[[np.ndarray], np.ndarray], ext: str = ".png",
+                source: Path = VAL) -> list[Path]:
+    """n real photos (val/, or the PNGs and JPEGs of source, cycled, turned gray, resized by fit) written to dest, so
+    the pipeline does real decoding. Each source is read and resized once; the files are distinct copies."""
+    srcs = sorted(f for f in source.glob("*") if f.suffix.lower() in (".png", ".jpg"))
     if not srcs:
-        raise SystemExit(f"no photos in {VAL}")
+        raise SystemExit(f"no photos in {source}")
     ready: dict[Path, np.ndarray] = {}
     paths = []
     for i in range(n):
@@ -93,3 +94,20 @@ def film_args(ap: argparse.ArgumentParser, strength: float) -> None:
     ap.add_argument("--render-size", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--strength", type=float, default=strength)
+
+
+def pan_clip(photo: Path, dest: Path, frames: int, size: tuple[int, int] = (854, 480), fps: int = 24) -> Path:
+    """A gray film of `frames` frames (size W x H, x264 CRF 18) panning slowly across a photo: a clip for machines
+    without ../shared/data/video (a lent GPU reaches nothing else)."""
+    import imageio_ffmpeg
+    w, h = size
+    gray = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+    scale = max((w + frames) / gray.shape[1], h / gray.shape[0])
+    big = cv2.resize(gray, (round(gray.shape[1] * scale) + 1, round(gray.shape[0] * scale) + 1))
+    writer = imageio_ffmpeg.write_frames(str(dest), (w, h), pix_fmt_in="gray", fps=fps, codec="libx264",
+                                         output_params=["-crf", "18"], macro_block_size=1)
+    writer.send(None)
+    for t in range(frames):
+        writer.send(np.ascontiguousarray(big[:h, t:t + w]))
+    writer.close()
+    return dest

@@ -4,7 +4,7 @@ Every val/ photo (gray luminance, render size 192) goes through `Engine` at each
 outputs are compared with the fp32 ones by CIEDE2000 per pixel (mean over pixels and images, and the largest single
 pixel). Time is the model call per image (batch 1, median) on the same images.
 
-    python benchmarks/precision.py [--device auto] [--images 20] [--compile] [--threads 2]
+    python benchmarks/precision.py [--device auto] [--images 20] [--photos DIR] [--compile] [--threads 2]
 
 On a CPU the settings are fp32 and bf16 (fp16 autocast on a CPU is slower than fp32); on CUDA fp32, fp16 and bf16.
 --compile adds each setting again under torch.compile. Prints one Markdown table.
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -25,8 +26,8 @@ from colorize_cli.registry import DEFAULT_RENDER_SIZE
 from colorize_cli.zoo import load_model, pick_device
 
 
-def luminances(n: int) -> list[np.ndarray]:
-    files = sorted(VAL.glob("*.png"))[:n]
+def luminances(n: int, folder: Path = VAL) -> list[np.ndarray]:
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in (".png", ".jpg"))[:n]
     return [srgb_luminance(cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB).astype(np.float32) / 255) for f in files]
 
 
@@ -52,6 +53,7 @@ def main() -> None:
     ap.add_argument("--model", default="unet-lab")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--images", type=int, default=20)
+    ap.add_argument("--photos", type=Path, default=VAL, help="Folder of the photos (default: ../shared/data/val).")
     ap.add_argument("--render-size", type=int, default=DEFAULT_RENDER_SIZE)
     ap.add_argument("--compile", action="store_true", help="Also time each setting under torch.compile.")
     ap.add_argument("--threads", type=int, default=2)
@@ -59,7 +61,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = pick_device(args.device)
     model = load_model(args.model, device)
-    lums = luminances(args.images)
+    lums = luminances(args.images, args.photos)
     settings = ["fp32", "bf16"] + (["fp16"] if device.type == "cuda" else [])
     runs = [(p, False) for p in settings] + ([(p, True) for p in settings] if args.compile else [])
     ref = None

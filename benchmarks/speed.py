@@ -1,9 +1,10 @@
 """Time per 256x256 image for every shipped model, on the CPU (default) or a CUDA GPU: the network alone (batch 1,
 median of N calls) and the whole `colorize` pipeline's marginal time per image (decode, model, merge, encode, write)
 over a folder of 256x256 photos, beside a peer: the ConvNeXt-Tiny encoder that is DDColor-tiny's backbone (random
-weights, network alone).
+weights, network alone). Each network alone is timed at 1 thread and at --threads and its faster figure kept (on a
+busy 2-core host extra threads can cost several times); the pipeline runs at `colorize dir`'s defaults (--threads 0).
 
-    python benchmarks/speed.py [--runs 20] [--images 40] [--threads 2] [--models unet-lab ...]
+    python benchmarks/speed.py [--runs 20] [--images 40] [--threads 2] [--repeats 3] [--models unet-lab ...]
     python benchmarks/speed.py --device cuda --images 400 --batch-size 32 --workers 8
 
 Prints one Markdown table; paste it with the date and machine into benchmarks/RESULTS.md.
@@ -11,9 +12,11 @@ Prints one Markdown table; paste it with the date and machine into benchmarks/RE
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +73,16 @@ class ConvNeXtTinyEncoder(nn.Module):
         return feats
 
 
+def at_threads(n: int, fn: Callable[[], float]) -> float:
+    """fn() with n torch threads, the count set before put back."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(before)
+
+
 def params_m(model: nn.Module) -> float:
     return sum(p.numel() for p in model.parameters()) / 1e6
 
@@ -78,7 +91,7 @@ def pipeline_ms(model: torch.nn.Module, paths: list[Path], out: Path, device: to
                 workers: int) -> float:
     """Marginal ms per image: (time for all - time for a quarter) / (the other three quarters)."""
     colorizer = Engine(model, device)
-    opts = Options(batch_size=batch, workers=workers)      # the default render size, as `colorize dir` runs
+    opts = Options(batch_size=batch, workers=workers)      # the default render size and threads, as `colorize dir`
 
     def run(subset: list[Path], tag: str) -> float:
         t0 = time.perf_counter()
@@ -99,11 +112,11 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu or cuda (the network alone runs fp32 there too).")
     ap.add_argument("--batch-size", type=int, default=8, help="Pipeline batch (colorize dir's --batch-size).")
     ap.add_argument("--workers", type=int, default=1, help="Pipeline decoding processes.")
+    ap.add_argument("--repeats", type=int, default=3, help="Interleaved peer / pipeline timings per model.")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
 
-    # The peer first, so every row of ours can be compared with it as it is printed.
     torch.manual_seed(0)
     peer = ConvNeXtTinyEncoder().eval().to(device)
     x = torch.rand(1, 3, 256, 256, device=device)
@@ -111,16 +124,20 @@ def main() -> None:
         peer(x)
         if device.type == "cuda":       # kernels run asynchronously: time them, not their launch
             torch.cuda.synchronize()
-    with torch.inference_mode():
-        peer_ms = median_ms(peer_call, args.runs)
+    def peer_ms() -> float:
+        """The peer at its best thread count: 1, or all of --threads (extra threads can cost several times on a busy
+        host)."""
+        with torch.inference_mode():
+            return min(at_threads(n, lambda: median_ms(peer_call, args.runs)) for n in {1, args.threads})
 
     print(header(torch.get_num_threads()) + (f", {torch.cuda.get_device_name()}" if device.type == "cuda" else "")
-          + f", pipeline batch {args.batch_size}, {args.workers} decoding workers")
+          + f", pipeline batch {args.batch_size}, {args.workers} decoding workers, medians of {args.repeats} "
+          "interleaved repeats")
     print("| model | params | network ms/img (256x256, batch 1) "
           f"| pipeline ms/img (marginal, render size {Options().render_size}) "
-          "| speed-up vs ConvNeXt-Tiny encoder |")
-    print("|---|---|---|---|---|")
-    print(f"| ConvNeXt-Tiny encoder (DDColor-tiny backbone, peer) | {params_m(peer):.2f}M | {peer_ms:.1f} | - | 1.0x |",
+          "| peer encoder ms/img, timed beside it | speed-up vs ConvNeXt-Tiny encoder |")
+    print("|---|---|---|---|---|---|")
+    print(f"| ConvNeXt-Tiny encoder (DDColor-tiny backbone, peer) | {params_m(peer):.2f}M | - | - | - | 1.0x |",
           flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         paths = gray_photos(args.images, Path(tmp), square(256))
@@ -128,11 +145,16 @@ def main() -> None:
             if not shipped_path(name).is_file():
                 continue
             model = load_model(name, device)
-            net = network_ms(model, args.runs)
-            ms = pipeline_ms(model, paths, Path(tmp) / name, device, args.batch_size, args.workers)
-            # Our whole pipeline per image against the peer's network alone: a lower bound on our real lead.
-            print(f"| {name} | {params_m(model):.1f}M | {net:.1f} | {ms:.1f} | {peer_ms / ms:.1f}x |", flush=True)
-
+            net = min(at_threads(n, lambda: network_ms(model, args.runs)) for n in {1, args.threads})
+            # The peer and our pipeline one after the other, repeated, so a change in the host's load hits both: the
+            # speed-up is the median of the pairs' ratios (our whole pipeline against the peer's network alone).
+            pairs = [(peer_ms(), pipeline_ms(model, paths, Path(tmp) / f"{name}-{r}", device, args.batch_size,
+                                             args.workers)) for r in range(args.repeats)]
+            peer_med = statistics.median(p for p, _ in pairs)
+            ms = statistics.median(m for _, m in pairs)
+            ratio = statistics.median(p / m for p, m in pairs)
+            print(f"| {name} | {params_m(model):.1f}M | {net:.1f} | {ms:.1f} | {peer_med:.1f} | {ratio:.1f}x |",
+                  flush=True)
 
 if __name__ == "__main__":
     main()

@@ -111,6 +111,9 @@ FORMAT = typer.Option(Fmt.same, "--format", help="Output format: same as the inp
 RENDER = typer.Option(DEFAULT_RENDER_SIZE, "--render-size", min=16, max=4096, help="Short side at which colour is predicted.")
 BATCH = typer.Option(8, "--batch-size", min=1, help="Images per model call.")
 WORKERS = typer.Option(2, "--workers", min=0, help="Decoding processes.")
+THREADS = typer.Option(0, "--threads", min=0,
+                       help="CPU threads for the network and the colour merge (0: every core; 1 can be faster "
+                            "when other jobs keep the CPU busy).")
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
 OVERWRITE = typer.Option(False, "--overwrite/--skip-existing",
                          help="Redo outputs that exist (default: skip them, so a rerun resumes).")
@@ -215,7 +218,7 @@ def _contact_sheet(path: Path, results, max_pixels: int) -> None:
 
 
 def _options(*, render_size: int, batch_size: int, workers: int, device: str, max_pixels: int, jpeg_quality: int,
-             precision: str, compile: bool, keep_tones: bool) -> Options:
+             precision: str, compile: bool, keep_tones: bool, threads: int) -> Options:
     from colorize_cli.pipeline import Options, check_precision
     try:
         checked = check_precision(precision)
@@ -223,7 +226,7 @@ def _options(*, render_size: int, batch_size: int, workers: int, device: str, ma
         fail(str(e))
     return Options(render_size=render_size, batch_size=batch_size, workers=workers, device=device,
                    max_pixels=max_pixels, jpeg_quality=jpeg_quality, precision=checked, compile=compile,
-                   stretch_tones=not keep_tones)
+                   stretch_tones=not keep_tones, threads=threads)
 
 
 @app.command("dir")
@@ -233,7 +236,8 @@ def dir_cmd(
     model: str = MODEL,
     recursive: bool = typer.Option(False, "--recursive/--no-recursive", "-r", help="Mirror subfolders too."),
     fmt: Fmt = FORMAT, render_size: int = RENDER, batch_size: int = BATCH, workers: int = WORKERS,
-    device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT, quiet: bool = QUIET,
+    threads: int = THREADS, device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT,
+    quiet: bool = QUIET,
     max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION, compile: bool = COMPILE,
     keep_tones: bool = KEEP_TONES, vividness: float = VIVIDNESS, log: Optional[Path] = LOG,
     shard: str = typer.Option("auto", "--shard",
@@ -280,7 +284,7 @@ def dir_cmd(
         show_dry_run(pairs, overwrite, shards, lambda s: str(s.relative_to(input_dir)), journal)
     opts = _options(render_size=render_size, batch_size=batch_size, workers=workers, device=device,
                     max_pixels=max_pixels, jpeg_quality=jpeg_quality, precision=precision, compile=compile,
-                    keep_tones=keep_tones)
+                    keep_tones=keep_tones, threads=threads)
     run_photos(PhotoRun(pairs, lambda s: str(s.relative_to(input_dir)), model, opts, overwrite, quiet, vividness,
                         shards, report, journal, contact_sheet))
 
@@ -290,9 +294,10 @@ def image_cmd(
     files: List[Path] = typer.Argument(..., help="Photos to colorize."),
     output: Path = typer.Option(Path("colorized"), "--output", "-o", help="Output folder."),
     model: str = MODEL, fmt: Fmt = FORMAT, render_size: int = RENDER, batch_size: int = BATCH,
-    workers: int = WORKERS, device: str = DEVICE, overwrite: bool = OVERWRITE, report: Optional[Path] = REPORT,
-    quiet: bool = QUIET, max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY, precision: str = PRECISION,
-    compile: bool = COMPILE, keep_tones: bool = KEEP_TONES, vividness: float = VIVIDNESS, log: Optional[Path] = LOG,
+    workers: int = WORKERS, threads: int = THREADS, device: str = DEVICE, overwrite: bool = OVERWRITE,
+    report: Optional[Path] = REPORT, quiet: bool = QUIET, max_pixels: int = MAX_PIXELS, jpeg_quality: int = QUALITY,
+    precision: str = PRECISION, compile: bool = COMPILE, keep_tones: bool = KEEP_TONES,
+    vividness: float = VIVIDNESS, log: Optional[Path] = LOG,
 ):
     """Colorize the given photos into an output folder."""
     from colorize_cli.imaging import output_path
@@ -307,7 +312,7 @@ def image_cmd(
             fail(f"{src}: output would overwrite the input; choose another -o")
     opts = _options(render_size=render_size, batch_size=batch_size, workers=workers, device=device,
                     max_pixels=max_pixels, jpeg_quality=jpeg_quality, precision=precision, compile=compile,
-                    keep_tones=keep_tones)
+                    keep_tones=keep_tones, threads=threads)
     run_photos(PhotoRun(pairs, lambda s: s.name, model, opts, overwrite, quiet, vividness, report=report))
 
 
@@ -350,8 +355,8 @@ def video_cmd(
     output: Optional[Path] = typer.Option(None, "--output", "-o",
                                           help="Output video (.mp4, .mkv, .mov, .webm) or frame folder "
                                                "(default: NAME_colorized beside the input)."),
-    model: str = MODEL, render_size: int = RENDER, batch_size: int = BATCH, device: str = DEVICE,
-    strength: float = typer.Option(0.7, "--strength", min=0.0, max=1.0,
+    model: str = MODEL, render_size: int = RENDER, batch_size: int = BATCH, threads: int = THREADS,
+    device: str = DEVICE, strength: float = typer.Option(0.7, "--strength", min=0.0, max=1.0,
                                    help="Temporal stabilisation: 0 colours each frame on its own, 1 is strongest."),
     key_every: int = typer.Option(1, "--key-every", min=1,
                                   help="Run the model on every K-th frame (and at scene cuts) and carry the colour "
@@ -375,7 +380,7 @@ def video_cmd(
 ):
     """Colorize a film: a video file (sound kept) or a folder of frames, steadied from frame to frame."""
     from colorize_cli import video
-    from colorize_cli.pipeline import Engine
+    from colorize_cli.pipeline import Engine, set_threads
     from colorize_cli.reference import parse_spec
     from colorize_cli.weights import WeightsError
     from colorize_cli.zoo import load_model, pick_device
@@ -399,6 +404,7 @@ def video_cmd(
     if video.is_done(source, output, opts):
         tell(f"colorize: {output} is already done; --overwrite redoes it")
         raise typer.Exit(0)
+    set_threads(threads)
     try:
         dev = pick_device(device)
         colorizer = Engine(load_model(model, dev, vividness), dev, precision, compile)
@@ -445,8 +451,8 @@ def eval_cmd(
                                                "prefix (the name up to the first _), in the table and --json."),
     classify: bool = typer.Option(True, "--classifier/--no-classifier", help="Report the share of images whose "
                                   "top-1 ImageNet class (EfficientNet-Lite0) on the output is the truth's."),
-    render_size: int = RENDER, batch_size: int = BATCH, workers: int = WORKERS, device: str = DEVICE,
-    keep_tones: bool = KEEP_TONES,
+    render_size: int = RENDER, batch_size: int = BATCH, workers: int = WORKERS, threads: int = THREADS,
+    device: str = DEVICE, keep_tones: bool = KEEP_TONES,
 ):
     """Measure models against ground truth: PSNR, SSIM, CIEDE2000, colourfulness and ImageNet classifier agreement,
     beside the gray baseline."""
@@ -472,7 +478,8 @@ def eval_cmd(
         dev = pick_device(device)
         loaded = {m: load_model(m, dev) for m in models}
         opts = _options(render_size=render_size, batch_size=batch_size, workers=workers, device=device,
-                        max_pixels=10**9, jpeg_quality=95, precision="auto", compile=False, keep_tones=keep_tones)
+                        max_pixels=10**9, jpeg_quality=95, precision="auto", compile=False, keep_tones=keep_tones,
+                        threads=threads)
         judge = Classifier(dev) if classify else None
         grouping = evaluate.prefix if group_by is GroupBy.prefix else None
         report = evaluate.evaluate(files, loaded, opts, grid_images if grid else 0, judge, grouping)

@@ -62,7 +62,7 @@ class Colorizer:
     def colorize_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Several arrays, the network run on them together (in chunks that suit the device)."""
         decoded = [from_array(a, f"image {k}") for k, a in enumerate(images)]
-        prepared = [pipeline.prepare(d.rgb, self.options) for d in decoded]
+        prepared = [pipeline.prepare(d, self.options) for d in decoded]
         chromas: dict[int, torch.Tensor] = {}
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for k, (_, small) in enumerate(prepared):      # one call per render shape: nothing padded, as in the CLI

@@ -8,6 +8,7 @@ that names the file, so a batch run can report it and carry on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -54,10 +55,22 @@ class ImageError(Exception):
 
 @dataclass
 class Decoded:
-    rgb: np.ndarray  # float32 HxWx3 in 0..1, orientation applied, gray replicated
+    samples: np.ndarray  # as stored, orientation applied, RGB order: HxW gray or HxWx3; uint8, uint16 or float32 0..1
     alpha: np.ndarray | None  # float32 HxW in 0..1
     bit_depth: int  # 8 or 16 (float sources count as 16)
     ext: str  # lower-case source extension, e.g. ".jpg"
+
+    @property
+    def gray(self) -> np.ndarray | None:
+        """The one gray plane as stored (C-contiguous) when the source has no colour: a 1 MP gray JPEG stays 1 MB
+        of uint8 instead of 12 MB of float RGB."""
+        return np.ascontiguousarray(self.samples) if self.samples.ndim == 2 else None
+
+    @functools.cached_property
+    def rgb(self) -> np.ndarray:
+        """float32 HxWx3 in 0..1, gray replicated; made on first use only."""
+        f = _to_unit_float(self.samples)
+        return np.ascontiguousarray(np.repeat(f[:, :, None], 3, axis=2) if f.ndim == 2 else f)
 
 
 # --------------------------------------------------------------------------- reading
@@ -82,8 +95,7 @@ def from_array(a: np.ndarray, name: str = "array") -> Decoded:
     a = np.asarray(a)
     if a.ndim not in (2, 3) or a.shape[0] < 1 or a.shape[1] < 1:
         raise ImageError(f"{name}: expected an HxW or HxWxC image array, got shape {a.shape}")
-    rgb, alpha, depth = _normalize(a, False, Path(name))
-    return Decoded(rgb, alpha, depth, "")
+    return Decoded(*_normalize(a, False, Path(name)), "")
 
 
 def _read(path: Path, max_pixels: int) -> Decoded:
@@ -96,8 +108,7 @@ def _read(path: Path, max_pixels: int) -> Decoded:
             )
         orientation = _orientation(im) if im is not None else 1
         arr, bgr = _decode(path, im)
-    rgb, alpha, depth = _normalize(_orient(arr, orientation), bgr, path)
-    return Decoded(rgb=rgb, alpha=alpha, bit_depth=depth, ext=path.suffix.lower())
+    return Decoded(*_normalize(_orient(arr, orientation), bgr, path), ext=path.suffix.lower())
 
 
 def _open_header(path: Path) -> tuple[Image.Image | None, tuple[int, int]]:
@@ -215,31 +226,41 @@ def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def _normalize(a: np.ndarray, bgr: bool, path: Path) -> tuple[np.ndarray, np.ndarray | None, int]:
-    """Any decoder layout -> (float32 RGB HxWx3, float32 alpha or None, bit depth)."""
-    f, depth = _to_unit_float(a, path)
-    if f.ndim == 2:
-        f = f[:, :, None]
-    channels = f.shape[2]
-    if channels in (1, 2):  # gray, gray+alpha
-        rgb = np.repeat(f[:, :, :1], 3, axis=2)
+    """Any decoder layout -> (samples: HxW gray or HxWx3 RGB in the stored type, float32 alpha or None, bit depth).
+    Float samples are cleaned here (NaN would poison the model); integer ones stay as stored until used."""
+    depth = _bit_depth(a, path)
+    if a.dtype.kind == "f":
+        a = np.clip(np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    channels = 1 if a.ndim == 2 else a.shape[2]
+    if channels == 2:  # gray + alpha
+        samples = a[:, :, 0]
     elif channels in (3, 4):
-        rgb = f[:, :, 2::-1] if bgr else f[:, :, :3]
-    else:
+        samples = a[:, :, 2::-1] if bgr else a[:, :, :3]
+    elif channels != 1:
         raise ImageError(f"{path}: unsupported number of channels ({channels})")
-    alpha = f[:, :, -1] if channels in (2, 4) else None
-    rgb = np.ascontiguousarray(rgb)
-    return rgb, (None if alpha is None else np.ascontiguousarray(alpha)), depth
+    else:
+        samples = a
+    alpha = np.ascontiguousarray(_to_unit_float(a[:, :, -1])) if channels in (2, 4) else None
+    return samples, alpha, depth
 
 
-def _to_unit_float(a: np.ndarray, path: Path) -> tuple[np.ndarray, int]:
+def _bit_depth(a: np.ndarray, path: Path) -> int:
     if a.dtype == np.uint8:
-        return a.astype(np.float32) * np.float32(1 / 255), 8
-    if a.dtype == np.uint16:
-        return a.astype(np.float32) * np.float32(1 / 65535), 16
-    if a.dtype.kind == "f":  # float TIFF: nominal range 0..1; NaN would poison the model
-        f = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=1.0, neginf=0.0)
-        return np.clip(f, 0.0, 1.0, out=f), 16
+        return 8
+    if a.dtype == np.uint16 or a.dtype.kind == "f":  # float TIFF: nominal range 0..1, counts as 16
+        return 16
     raise ImageError(f"{path}: unsupported sample type {a.dtype}")
+
+
+def _to_unit_float(a: np.ndarray) -> np.ndarray:
+    """Samples of a known type (see _bit_depth; floats already cleaned) -> float32 0..1."""
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) * np.float32(1 / 255)
+    if a.dtype == np.uint16:
+        return a.astype(np.float32) * np.float32(1 / 65535)
+    return a.astype(np.float32, copy=False)
 
 
 def _reason(e: BaseException) -> str:
@@ -269,12 +290,13 @@ def encode_image(
     if rgb.ndim != 3 or rgb.shape[2] not in (1, 3):
         raise ValueError(f"expected HxWx3 RGB, got shape {rgb.shape}")
     rgb = np.broadcast_to(rgb, (*rgb.shape[:2], 3))
-    planes = [_quantize(rgb[:, :, 2::-1], dtype)]  # cv2 wants BGR
     if alpha is not None and ext in _ALPHA_EXTS:
         if alpha.shape != rgb.shape[:2]:
             raise ValueError(f"alpha shape {alpha.shape} does not match image {rgb.shape[:2]}")
-        planes.append(_quantize(alpha, dtype)[:, :, None])
-    pixels = np.ascontiguousarray(np.concatenate(planes, axis=2))
+        planes = [_quantize(rgb[:, :, 2::-1], dtype), _quantize(alpha, dtype)[:, :, None]]  # cv2 wants BGR
+        pixels = np.ascontiguousarray(np.concatenate(planes, axis=2))
+    else:  # one SIMD pass to BGR instead of a strided copy
+        pixels = cv2.cvtColor(np.ascontiguousarray(_quantize(rgb, dtype)), cv2.COLOR_RGB2BGR)
     q = int(np.clip(jpeg_quality, 1, 100))
     params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, q], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, q],
               ".webp": [cv2.IMWRITE_WEBP_QUALITY, q]}.get(ext, [])

@@ -1,8 +1,10 @@
 """The photo stream behind `colorize dir`, `image` and `eval`:
 
     paths -> [DataLoader workers: decode, luminance, resize to render size]
-          -> batches on the device -> model.chroma -> upsample + merge with full-res luminance
-          -> [writer thread: encode, temp file, atomic rename, report record]
+          -> batches on the device -> model.chroma
+          -> [writer thread: upsample + merge with full-res luminance, encode, temp file, atomic rename, record]
+
+(eval and the Python API's arrays merge on the calling thread instead.)
 
 The model is only ever called through `chroma(lum)`, so this file never knows which architecture runs.
 """
@@ -26,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from colorize_cli import color
 from colorize_cli.claims import Claim, ClaimError, claim, release
-from colorize_cli.imaging import DEFAULT_MAX_PIXELS, ImageError, encode_image, read_image, write_atomic
+from colorize_cli.imaging import DEFAULT_MAX_PIXELS, Decoded, ImageError, encode_image, read_image, write_atomic
 from colorize_cli.progress import IMAGES, Meter, Reporter
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
 
@@ -71,6 +73,7 @@ class Options:
     stretch_tones: bool = True   # stretch a faded tonal range for the network (stretch_tones); outputs keep it
     overwrite: bool = False      # redo outputs that exist
     claim: bool = True           # lock each output while it is made (overlapping cron runs)
+    threads: int = 0             # torch (and main-process OpenCV) threads; 0: every core (see split_threads)
 
 
 class Status(str, Enum):
@@ -136,11 +139,31 @@ def stretch_tones(lum: np.ndarray) -> np.ndarray:
     return np.clip(lo_to + (lum - lo) * gain, 0, 1).astype(np.float32)
 
 
-def prepare(rgb: np.ndarray, opts: Options) -> tuple[np.ndarray, np.ndarray]:
-    """A decoded image (HxWx3 float 0..1) -> its full-resolution luminance and the network's render-size copy: the
-    one step every front (folders, the Python API) takes before the model."""
-    lum = srgb_luminance(rgb)
+def prepare(img: Decoded, opts: Options) -> tuple[np.ndarray, np.ndarray]:
+    """A decoded image -> its full-resolution luminance and the network's render-size copy: the one step every front
+    (folders, the Python API) takes before the model. A gray source goes through a lookup table on its stored
+    samples: the same L as srgb_luminance of its float RGB, without building that RGB (12 MB at 1 MP)."""
+    gray = img.gray
+    lum = gray_luminance(gray) if gray is not None and gray.dtype != np.float32 else srgb_luminance(img.rgb)
     return lum, render_small(lum, opts.render_size, opts.stretch_tones)
+
+
+def _gray_table(levels: int) -> np.ndarray:
+    """srgb_luminance of every gray level of an integer type, computed by that very function."""
+    ramp = np.arange(levels, dtype=np.float32) * np.float32(1 / (levels - 1))
+    return srgb_luminance(np.repeat(ramp[:, None], 3, 1)[None])[0]
+
+
+_GRAY_TABLES: dict[int, np.ndarray] = {}
+
+
+def gray_luminance(gray: np.ndarray) -> np.ndarray:
+    """Lab L / 100 of a uint8 or uint16 gray plane (HxW), by lookup (OpenCV's SIMD LUT for 8-bit)."""
+    levels = 256 if gray.dtype == np.uint8 else 65536
+    table = _GRAY_TABLES.get(levels)
+    if table is None:
+        table = _GRAY_TABLES[levels] = _gray_table(levels)
+    return cv2.LUT(gray, table) if levels == 256 else table[gray]
 
 
 def render_shape(h: int, w: int, size: int) -> tuple[int, int]:
@@ -148,6 +171,35 @@ def render_shape(h: int, w: int, size: int) -> tuple[int, int]:
     s = size / min(h, w)
     s = min(s, size * MAX_ASPECT / max(h, w))
     return max(1, round(h * s)), max(1, round(w * s))
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:          # not Linux
+        return os.cpu_count() or 1
+
+
+def split_threads(threads: int) -> int:
+    """Threads for torch and the main process's OpenCV: as asked, or (0) every core. Leaving the decode workers their
+    own cores (1 thread on 2 cores) won only under heavy load from other jobs; under lighter load all cores gave 1.2
+    to 2.8x the rate on the 2-core host (benchmarks/RESULTS.md)."""
+    return threads if threads > 0 else available_cores()
+
+
+def set_threads(threads: int) -> tuple[int, int]:
+    """Apply split_threads to torch and OpenCV in this process; the (torch, OpenCV) counts there were before."""
+    before = torch.get_num_threads(), cv2.getNumThreads()
+    n = split_threads(threads)
+    if before[0] != n:
+        torch.set_num_threads(n)
+    cv2.setNumThreads(n)
+    return before
+
+
+def _worker_init(_: int) -> None:
+    """Each decode worker is one lane: OpenCV's own thread pool there would fight the model for the cores."""
+    cv2.setNumThreads(1)
 
 
 class ReadSet(Dataset):
@@ -163,7 +215,7 @@ class ReadSet(Dataset):
         t0 = time.perf_counter()
         try:
             img = read_image(self.paths[i], self.opts.max_pixels)
-            lum, small = prepare(img.rgb, self.opts)
+            lum, small = prepare(img, self.opts)
         except ImageError as e:
             return {"i": i, "error": str(e), "t0": t0}
         except Exception as e:       # MemoryError on a huge scan included: this file fails, the run goes on
@@ -206,16 +258,17 @@ class Engine:
     is colorizer.Colorizer).
 
     precision: "auto" is fp16 autocast on CUDA and fp32 on a CPU; "bf16"/"fp16" autocast the network on any device;
-    "fp32" never autocasts. The readout (softmax, annealed mean) always runs in fp32. On CUDA the network runs
-    channels_last (tensor-core friendly); compile wraps it in torch.compile, specialised per render shape (photos
-    come in batches of one shape; dynamic shapes fail in torch 2.13's inductor), so each new shape compiles once."""
+    "fp32" never autocasts. The readout (softmax, annealed mean) always runs in fp32. The network runs
+    channels_last (tensor-core friendly on CUDA, less time on a CPU too); compile wraps it in torch.compile,
+    specialised per render shape (photos come in batches of one shape; dynamic shapes fail in torch 2.13's
+    inductor), so each new shape compiles once."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, precision: str | Precision = Precision.AUTO,
                  compile: bool = False):
         self.precision = check_precision(precision)
         self.model, self.device = model.to(device).eval(), device
         self.dtype = self.precision.autocast(device)
-        self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+        self.memory_format = torch.channels_last     # tensor cores on CUDA; 10-15% less CPU time on a CPU too
         self.model.to(memory_format=self.memory_format)
         self.net = torch.compile(self.model, dynamic=False) if compile else self.model
 
@@ -245,24 +298,55 @@ class Engine:
     def merge(self, lum: torch.Tensor, ab: torch.Tensor, dtype: type = np.float32) -> tuple[np.ndarray, bool]:
         """Full-res RGB (HxWx3, float32 0..1 or quantised to uint8/uint16) from the input's own luminance and the
         chroma; non-finite chroma -> gray. Done in strips of rows, so a 50-megapixel scan never holds more than a
-        few megapixels of float intermediates (the whole-image float32 Lab and RGB would be 600 MB each)."""
+        few megapixels of float intermediates (the whole-image float32 Lab and RGB would be 600 MB each). On a CPU
+        the conversion is OpenCV's float32 Lab -> sRGB (SIMD, 7x less CPU time at 1 MP than the torch formula, and
+        within 1 level of it in 8-bit output: tests/test_pipeline.py); the lightness is the input's own either way."""
         finite = bool(torch.isfinite(ab).all())
         if not finite:
             ab = torch.zeros_like(ab)
         h, w = lum.shape
         rows = max(1, MERGE_PIXELS // w)
+        on_cpu = self.device.type == "cpu"
         if rows >= h:     # one strip: the whole-image merge, 30% faster at 1 MP than the row gather below
+            if on_cpu:
+                return _merge_cv(lum.numpy(), _upsample_cv(ab.float(), h, w), dtype), finite
             rgb = color.merge_luminance(lum.to(self.device)[None, None], ab.float()[None])[0].permute(1, 2, 0)
             return _as_dtype(rgb, dtype), finite
         ab = color.upsample(ab.float()[None], (ab.shape[-2], w))[0]   # columns now, rows strip by strip
         out = np.empty((h, w, 3), dtype)
         for y0 in range(0, h, rows):
             y1 = min(h, y0 + rows)
-            strip_lum = lum[y0:y1].to(self.device)[None, None]
             strip_ab = color.upsample_rows(ab, h, y0, y1)[None]
+            if on_cpu:
+                lab = np.empty((y1 - y0, w, 3), np.float32)
+                lab[..., 1:] = strip_ab[0].permute(1, 2, 0).numpy()
+                out[y0:y1] = _merge_cv(np.ascontiguousarray(lum[y0:y1].numpy()), lab, dtype)
+                continue
+            strip_lum = lum[y0:y1].to(self.device)[None, None]
             rgb = color.merge_luminance(strip_lum, strip_ab.to(strip_lum.dtype))[0].permute(1, 2, 0)
             out[y0:y1] = _as_dtype(rgb, dtype)
         return out, finite
+
+
+def _upsample_cv(ab: torch.Tensor, h: int, w: int) -> np.ndarray:
+    """Chroma (2,h',w') -> an HxWx3 float32 Lab image whose L (channel 0) _merge_cv fills in: bilinear with
+    half-pixel centres like F.interpolate(align_corners=False), three channels (OpenCV's fastest resize path)."""
+    small = cv2.merge([np.zeros(ab.shape[1:], np.float32), ab[0].numpy(), ab[1].numpy()])
+    return small if small.shape[:2] == (h, w) else cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _merge_cv(lum: np.ndarray, lab: np.ndarray, dtype: type) -> np.ndarray:
+    """L / 100 (HxW) into channel 0 of a Lab image (HxWx3, its ab already at full size) -> sRGB HxWx3 in dtype,
+    rounded and clipped as _as_dtype does."""
+    lab = cv2.insertChannel(cv2.multiply(lum, 100.0), lab, 0)
+    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
+    np.maximum(rgb, 0.0, out=rgb)
+    if dtype == np.uint8:       # saturate_cast rounds half to even, as torch.round
+        return cv2.convertScaleAbs(rgb, alpha=255.0)
+    np.minimum(rgb, 1.0, out=rgb)
+    if dtype == np.float32:
+        return rgb
+    return np.rint(rgb * np.float32(np.iinfo(dtype).max)).astype(dtype)
 
 
 def _as_dtype(rgb: torch.Tensor, dtype: type) -> np.ndarray:
@@ -288,27 +372,46 @@ class Verdict:
 
 def stream(paths: list[Path], colorizer: Engine, opts: Options,
            admit: Callable[[int], Verdict | None] = lambda i: None,
-           integer_output: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+           integer_output: bool = False, merge: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
     """(index, item) for every path, in input order except that batches gather photos of one render shape (so none
     is padded); item has "rgb_out" (HxWx3 float, or with integer_output the integer type of
     the input's bit depth, a quarter of the memory for writing), "error", or "verdict" (what admit(index) said instead
-    of running the model on it)."""
+    of running the model on it). With merge False an item has the chroma "ab" instead of "rgb_out", and the caller
+    runs finish() on it, on another thread (the writer's), so the merge overlaps the next model call."""
+    before = set_threads(opts.threads)
+    try:
+        yield from _stream(paths, colorizer, opts, admit, integer_output, merge)
+    finally:                # an API caller's own thread settings come back after the run
+        torch.set_num_threads(before[0])
+        cv2.setNumThreads(before[1])
+
+
+def finish(colorizer: Engine, item: dict[str, Any], src: Path, integer_output: bool) -> None:
+    """Merge one streamed item's chroma ("ab") at full resolution: the item gets "rgb_out" (and a "warning" when the
+    model's chroma was not finite), or "error"."""
+    dtype = (np.uint16 if item["bit_depth"] == 16 else np.uint8) if integer_output else np.float32
+    try:
+        item["rgb_out"], finite = colorizer.merge(item["lum"], item.pop("ab"), dtype)
+    except Exception as e:     # MemoryError at full resolution: this file fails, the run goes on
+        item["error"] = f"{src}: cannot colorize: {_what(e)}"
+        return
+    if not finite:
+        item["warning"] = "model produced NaN/Inf: wrote the gray input instead"
+
+
+def _stream(paths: list[Path], colorizer: Engine, opts: Options, admit: Callable[[int], Verdict | None],
+            integer_output: bool, merge: bool) -> Iterator[tuple[int, dict[str, Any]]]:
     loader = DataLoader(ReadSet(paths, opts), batch_size=None, collate_fn=_as_is, num_workers=opts.workers,
-                        pin_memory=colorizer.device.type == "cuda", prefetch_factor=4 if opts.workers else None)
+                        pin_memory=colorizer.device.type == "cuda", prefetch_factor=4 if opts.workers else None,
+                        worker_init_fn=_worker_init if opts.workers else None)
     buckets: dict[tuple[int, int], list[dict[str, Any]]] = {}   # by render shape: batches need no padding
 
     def flush(key: tuple[int, int]) -> Iterator[tuple[int, dict[str, Any]]]:
         pending = buckets.pop(key)
         for item, ab in zip(pending, colorizer.chroma([p["small"] for p in pending])):
-            dtype = (np.uint16 if item["bit_depth"] == 16 else np.uint8) if integer_output else np.float32
-            try:
-                item["rgb_out"], finite = colorizer.merge(item["lum"], ab, dtype)
-            except Exception as e:     # MemoryError at full resolution: this file fails, the run goes on
-                item["error"] = f"{paths[item['i']]}: cannot colorize: {_what(e)}"
-                yield item["i"], item
-                continue
-            if not finite:
-                item["warning"] = "model produced NaN/Inf: wrote the gray input instead"
+            item["ab"] = ab
+            if merge:
+                finish(colorizer, item, paths[item["i"]], integer_output)
             yield item["i"], item
 
     for item in loader:
@@ -337,9 +440,10 @@ class Writer:
     put() and close() raise WriterDied rather than wait on a queue nobody reads."""
 
     def __init__(self, jpeg_quality: int, on_done: Callable[[Result], None],
-                 write: Callable[[Path, bytes], None] = write_atomic):
+                 write: Callable[[Path, bytes], None] = write_atomic,
+                 finish: Callable[[dict[str, Any], Path], None] | None = None):
         self.q: queue.Queue = queue.Queue(maxsize=8)
-        self.jpeg_quality, self.on_done, self.write = jpeg_quality, on_done, write
+        self.jpeg_quality, self.on_done, self.write, self.finish = jpeg_quality, on_done, write, finish
         self.died: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -366,9 +470,16 @@ class Writer:
 
     def _write_one(self, res: Result, item: dict[str, Any]) -> None:
         try:
-            data = encode_image(item["rgb_out"], item["alpha"], res.dst.suffix, item["bit_depth"], self.jpeg_quality)
-            del item["rgb_out"]         # the full-resolution array is not needed while the bytes are written
-            self.write(res.dst, data)
+            if "ab" in item and self.finish is not None:    # the merge, here beside the next model call
+                self.finish(item, res.src)
+            if "error" in item:
+                res.status, res.error = Status.FAILED, item["error"]
+            else:
+                res.warning = res.warning or item.get("warning", "")
+                data = encode_image(item["rgb_out"], item["alpha"], res.dst.suffix, item["bit_depth"],
+                                    self.jpeg_quality)
+                del item["rgb_out"]         # the full-resolution array is not needed while the bytes are written
+                self.write(res.dst, data)
         except (ImageError, ValueError, OSError) as e:
             res.status, res.error = Status.FAILED, str(e).splitlines()[0]
         except Exception as e:          # MemoryError on a huge scan included
@@ -411,10 +522,10 @@ def colorize_files(jobs: list[tuple[Path, Path]], colorizer: Engine, opts: Optio
             release(claimed.pop(res.dst, None))
         on_done(res)
 
-    writer = Writer(opts.jpeg_quality, finished)
+    writer = Writer(opts.jpeg_quality, finished, finish=lambda item, src: finish(colorizer, item, src, True))
     try:
         for i, item in stream([s for s, _ in jobs], colorizer, opts, admit if opts.claim else lambda i: None,
-                              integer_output=True):
+                              integer_output=True, merge=False):
             src, dst = jobs[i]
             if "error" in item:
                 with lock:

@@ -156,3 +156,11 @@ def test_keep_tones_shows_the_network_a_faded_print_as_it_is(tmp_path: Path):
         outs[bool(flag)] = read_image(out / "faded.png").rgb
         assert np.abs(lum_of(out / "faded.png") - lum_of(faded)).mean() < 1.0
     assert np.abs(outs[True] - outs[False]).mean() > 0.002                      # measured 0.008 at writing
+
+
+def test_threads_option_is_on_every_photo_and_film_command_and_refuses_negatives(tmp_path: Path):
+    for cmd in ("dir", "image", "video", "eval"):
+        res = run(cmd, "--help")
+        assert res.exit_code == 0 and "--threads" in res.output, cmd
+    res = run("dir", tmp_path, "--threads", "-1")
+    assert res.exit_code == 2 and "--threads" in res.output

@@ -109,3 +109,77 @@ def test_precision_and_device_words_parse_to_their_enums():
     assert pick_device(" CPU ") == cpu and pick_device(DeviceKind.CPU) == cpu and str(DeviceKind.CUDA) == "cuda"
     with pytest.raises(ValueError, match="unknown --device 'tpu'"):
         pick_device("tpu")
+
+
+def _torch_merge(lum: torch.Tensor, ab: torch.Tensor) -> np.ndarray:
+    """The merge as it was before OpenCV: the torch Lab -> sRGB formula on the whole image."""
+    return color.merge_luminance(lum[None, None], ab[None])[0].permute(1, 2, 0).numpy()
+
+
+def test_cpu_merge_is_within_one_level_of_the_torch_formula():
+    """OpenCV's float32 Lab -> sRGB (the CPU merge) against the torch formula it replaced, on the full range of L
+    (black and white included) and of chroma (much of it out of gamut, so clipping is exercised): at most one level
+    of 8-bit output anywhere, and few pixels differ at all."""
+    g = torch.Generator().manual_seed(5)
+    lum = torch.rand(311, 457, generator=g)
+    lum[:4], lum[4:8] = 0.0, 1.0
+    ab = torch.randn(2, 78, 114, generator=g) * 45
+    old = _torch_merge(lum, ab)
+    engine = pipeline.Engine(torch.nn.Identity(), torch.device("cpu"))
+    q8, finite = engine.merge(lum, ab, np.uint8)
+    diff = np.abs(q8.astype(int) - np.rint(old * 255).astype(int))
+    assert finite and diff.max() <= 1 and (diff > 0).mean() < 0.01
+    q16, _ = engine.merge(lum, ab, np.uint16)
+    assert np.abs(q16.astype(int) - np.rint(old * 65535).astype(int)).max() <= 257
+    rgb, _ = engine.merge(lum, ab)
+    assert rgb.dtype == np.float32 and rgb.min() >= 0 and rgb.max() <= 1 and np.abs(rgb - old).max() < 1 / 255
+
+
+def test_cpu_merge_keeps_the_input_lightness():
+    """In gamut, the CPU merge's output has the input's own L, as the torch formula's (tests/test_color.py)."""
+    g = torch.Generator().manual_seed(6)
+    lum = 0.2 + 0.6 * torch.rand(120, 160, generator=g)
+    ab = torch.rand(2, 30, 40, generator=g) * 30 - 15
+    rgb, _ = pipeline.Engine(torch.nn.Identity(), torch.device("cpu")).merge(lum, ab)
+    full = torch.cat([lum[None, None] * 100, color.upsample(ab[None], (120, 160))], 1)
+    raw = color.lab_to_rgb(full, clip=False)
+    in_gamut = ((raw >= 0) & (raw <= 1)).all(1)[0]
+    assert in_gamut.float().mean() > 0.5
+    err = (color.rgb_to_lab(torch.from_numpy(rgb).permute(2, 0, 1)[None])[0, 0] - lum * 100).abs()
+    assert err[in_gamut].max() < 0.05
+
+
+def test_gray_sources_get_the_luminance_of_their_float_rgb():
+    """The lookup-table luminance of 8- and 16-bit gray samples is srgb_luminance of the same pixels as float RGB,
+    and prepare() gives the same render copy either way."""
+    from colorize_cli.imaging import from_array
+    g8 = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    g16 = np.random.default_rng(0).integers(0, 65536, (40, 50), dtype=np.uint16)
+    for gray, top in ((g8, 255), (g16, 65535)):
+        rgb = np.repeat((gray.astype(np.float32) * np.float32(1 / top))[..., None], 3, 2)
+        np.testing.assert_allclose(pipeline.gray_luminance(gray), pipeline.srgb_luminance(rgb), atol=1e-6)
+        dec = from_array(gray)
+        assert dec.gray is not None and dec.gray.dtype == gray.dtype
+        opts = pipeline.Options(render_size=8)
+        lum, small = pipeline.prepare(dec, opts)
+        ref = pipeline.srgb_luminance(dec.rgb)
+        np.testing.assert_allclose(lum, ref, atol=1e-6)
+        np.testing.assert_allclose(small, pipeline.render_small(ref, 8), atol=1e-5)
+
+
+def test_threads_split_the_cores_and_come_back_after_a_run(tmp_path: Path):
+    """--threads N is taken as given; 0 is every core; a stream sets them for its run only."""
+    cores = pipeline.available_cores()
+    assert pipeline.split_threads(3) == 3
+    assert pipeline.split_threads(0) == cores
+    src = tmp_path / "a.png"
+    cv2.imwrite(str(src), np.full((20, 30), 90, np.uint8))
+    before = torch.get_num_threads()
+    seen = []
+
+    class Spy(SpyColorizer):
+        def chroma(self, smalls):
+            seen.append(torch.get_num_threads())
+            return super().chroma(smalls)
+    list(pipeline.stream([src], Spy(), pipeline.Options(render_size=16, workers=0, threads=before + 1)))
+    assert seen == [before + 1] and torch.get_num_threads() == before
