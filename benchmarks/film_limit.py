@@ -4,9 +4,10 @@ defaults, no colour) beside `colorize video` (in process, at its defaults unless
 of each mode (PSNR, CDC against the clips' original colour, from gray-ified clips, as benchmarks/video.py computes
 them), so a faster default is seen not to cost accuracy or steadiness.
 
-    python benchmarks/film_limit.py [--clips davis-cows] [--key-every 1 3] [--threads 0]
+    python benchmarks/film_limit.py [--clips davis-cows] [--key-every 1 3] [--before] [--threads 0] [--no-quality]
 
---key-every lists the key-frame intervals to time beside the defaults (`colorize video --key-every K`).
+--key-every lists the key-frame intervals to time beside the defaults (`colorize video --key-every K`); --before adds
+the previous defaults (Farneback flow; Farneback and every frame).
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def colorize_fps(src: Path, colorizer: Engine, opts: video.VideoOptions) -> floa
 def quality(src: Path, colorizer: Engine, opts: video.VideoOptions) -> dict[str, float]:
     truth = [np.array(f) for f in video.decode(src)]
     gray = [film_quality.to_gray(f) for f in truth]
-    stab = video.ChromaStabilizer(opts.strength, key_every=opts.key_every)
+    stab = video.ChromaStabilizer(opts.strength, key_every=opts.key_every, flow=opts.flow)
     out = list(video.colorize_frames(gray, colorizer, stab, opts.render_size, opts.batch_size))
     return film_quality.evaluate(truth, out, film_quality.mean_ab_change(truth))
 
@@ -60,6 +61,8 @@ def main() -> None:
     ap.add_argument("--clips", nargs="*", default=None)
     ap.add_argument("--key-every", type=int, nargs="*", default=[], help="Key-frame intervals to add as modes.")
     ap.add_argument("--threads", type=int, default=0, help="As colorize --threads (0: every core).")
+    ap.add_argument("--before", action="store_true",
+                    help="Add the previous defaults as modes: Farneback flow, and Farneback with key every 1.")
     ap.add_argument("--no-quality", action="store_true", help="Skip PSNR/CDC (timing only).")
     args = ap.parse_args()
     set_threads(args.threads)
@@ -68,6 +71,9 @@ def main() -> None:
     base = video.VideoOptions()
     modes = {f"defaults (key every {base.key_every})": base,
              **{f"key every {k}": video.VideoOptions(key_every=k) for k in args.key_every if k != base.key_every}}
+    if args.before:
+        modes[f"key every {base.key_every}, Farneback flow"] = video.VideoOptions(flow=video.Flow.FARNEBACK)
+        modes["before: key every 1, Farneback"] = video.VideoOptions(key_every=1, flow=video.Flow.FARNEBACK)
     names = args.clips or sorted(p.stem for p in VIDEO.glob("davis-*.mp4"))
     colorize_fps(VIDEO / f"{names[0]}.mp4", colorizer, video.VideoOptions(end=0.5))   # warm-up: lazy init untimed
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {device}, threads {args.threads}, "

@@ -2,6 +2,7 @@
 (times, output names and codecs, the frame window, the summary line)."""
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -27,6 +28,13 @@ PRESET_CODECS = {"libx264", "libx265"}
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 
 
+class Flow(enum.Enum):
+    """Dense optical flow method: DIS (OpenCV's fast preset, ~7x cheaper than Farneback at flow size and no worse
+    in PSNR/CDC on the DAVIS clips: benchmarks/RESULTS.md, "Film speed") or Farneback (the method before)."""
+    DIS = "dis"
+    FARNEBACK = "farneback"
+
+
 class VideoError(Exception):
     """One line that names the file: cannot read it, no video stream, truncated, cannot write."""
 
@@ -50,6 +58,7 @@ class VideoOptions:
     overwrite: bool = False
     jpeg_quality: int = 95             # frame folders
     references: tuple[ReferenceSpec, ...] = ()   # --reference: colour images of frames, carried through their shots
+    flow: Flow = Flow.DIS              # the stabiliser's optical flow (Farneback: the method before, for comparison)
 
 
 @dataclass
