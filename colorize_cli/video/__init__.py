@@ -4,8 +4,8 @@
                -> batches of N frames: full-res luminance + render-size luminance -> model chroma (one call per batch)
                -> ChromaStabilizer, frame by frame (DIS optical flow on the render-size luminance, warp the previous
                   stabilised chroma, blend it in where the warp is trustworthy, reset at scene cuts; with
-                  --key-every K (default 4) the model sees only every K-th frame and the rest are carried along the flow)
-               -> merge with each frame's own full-res luminance -> ffmpeg encode (fed on a thread; video only, temp file)
+                  --key-every K, default 4, the model sees only every K-th frame, the rest carried along the flow)
+               -> merge with each frame's own full-res luminance -> ffmpeg encode (fed on a thread; video only, temp)
                -> ffmpeg mux: video stream-copied, the source's audio copied (re-encoded to AAC, or Opus for .webm,
                   only when the container cannot hold it) -> atomic rename to the output name.
 

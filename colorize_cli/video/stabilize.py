@@ -22,8 +22,8 @@ class ChromaStabilizer:
     """Temporal smoothing of predicted chroma along optical flow; one frame at a time, in order.
 
     step(lum, ab): lum (h,w) luminance 0..1 at render size, ab (2,h,w) the model's Lab chroma for that frame.
-    Dense flow (DIS by default) from the current frame back to the previous one warps the previous *stabilised* chroma onto this
-    frame; the result is  ab_t = (1 - a) * pred_t + a * warped_prev,  a = strength * confidence, where confidence
+    Dense flow (DIS by default) from the current frame back to the previous one warps the previous *stabilised*
+    chroma onto this frame; the result is  ab_t = (1 - a) * pred_t + a * warped_prev,  a = strength * confidence, where confidence
     (per pixel, 0..1) needs both a consistent forward-backward flow and a warped previous luminance that matches this
     one (after removing each frame's mean, so old-film exposure flicker does not count as a mismatch); pixels warped
     from outside the frame get 0. A scene cut (the mean-free luminance histograms of consecutive frames differ by more
@@ -127,7 +127,8 @@ class ChromaStabilizer:
     def _warp(self, blurred: np.ndarray, flow_img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
         """The previous stabilised chroma moved onto this frame, and a per-pixel confidence 0..1."""
         h, w = blurred.shape
-        back, fwd = _flow_pair(flow_img, self.prev_flow, self.flow)   # back: this frame's pixel -> where it was in the previous
+        # back: this frame's pixel -> where it was in the previous
+        back, fwd = _flow_pair(flow_img, self.prev_flow, self.flow)
         if scale != 1.0:
             back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) / scale
             fwd = cv2.resize(fwd, (w, h), interpolation=cv2.INTER_LINEAR) / scale
