@@ -24,9 +24,9 @@ class ChromaStabilizer:
     step(lum, ab): lum (h,w) luminance 0..1 at render size, ab (2,h,w) the model's Lab chroma for that frame.
     Dense flow (DIS by default) from the current frame back to the previous one warps the previous *stabilised*
     chroma onto this frame; the result is  ab_t = (1 - a) * pred_t + a * warped_prev,  a = strength * confidence,
-    where confidence (per pixel, 0..1) needs both a consistent forward-backward flow and a warped previous luminance that matches this
-    one (after removing each frame's mean, so old-film exposure flicker does not count as a mismatch); pixels warped
-    from outside the frame get 0. A scene cut (the mean-free luminance histograms of consecutive frames differ by more
+    where confidence (per pixel, 0..1) needs both a consistent forward-backward flow and a warped previous luminance
+    that matches this one (after removing each frame's mean, so old-film exposure flicker does not count as a
+    mismatch); pixels warped from outside the frame get 0. A scene cut (the mean-free luminance histograms of consecutive frames differ by more
     than cut_threshold in total variation, or the mean absolute luminance change exceeds cut_mad) restarts from the
     prediction. Non-finite predictions become gray and restart too.
 
