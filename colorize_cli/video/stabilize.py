@@ -26,9 +26,9 @@ class ChromaStabilizer:
     chroma onto this frame; the result is  ab_t = (1 - a) * pred_t + a * warped_prev,  a = strength * confidence,
     where confidence (per pixel, 0..1) needs both a consistent forward-backward flow and a warped previous luminance
     that matches this one (after removing each frame's mean, so old-film exposure flicker does not count as a
-    mismatch); pixels warped from outside the frame get 0. A scene cut (the mean-free luminance histograms of consecutive frames differ by more
-    than cut_threshold in total variation, or the mean absolute luminance change exceeds cut_mad) restarts from the
-    prediction. Non-finite predictions become gray and restart too.
+    mismatch); pixels warped from outside the frame get 0. A scene cut (the mean-free luminance histograms of
+    consecutive frames differ by more than cut_threshold in total variation, or the mean absolute luminance change
+    exceeds cut_mad) restarts from the prediction. Non-finite predictions become gray and restart too.
 
     Key frames (key_every K > 1, for speed): needs_model() picks every K-th frame and the first after a cut; only
     those go through the network, and step(lum, None) carries the previous chroma along the flow to the frames between.
