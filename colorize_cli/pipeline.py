@@ -197,9 +197,18 @@ def set_threads(threads: int) -> tuple[int, int]:
     return before
 
 
-def _worker_init(_: int) -> None:
-    """Each decode worker is one lane: OpenCV's own thread pool there would fight the model for the cores."""
+def _start_workers(loader: DataLoader) -> Iterator[dict[str, Any]]:
+    """The loader's iterator, its decode workers forked while OpenCV runs one thread, so each worker is one lane (its
+    own pool would fight the model for the cores). A worker must never set this itself: cv2.setNumThreads in a forked
+    child waits forever on the parent's pool threads, which the child does not have."""
+    if not loader.num_workers:
+        return iter(loader)
+    before = cv2.getNumThreads()
     cv2.setNumThreads(1)
+    try:
+        return iter(loader)
+    finally:
+        cv2.setNumThreads(before)
 
 
 class ReadSet(Dataset):
@@ -402,8 +411,7 @@ def finish(colorizer: Engine, item: dict[str, Any], src: Path, integer_output: b
 def _stream(paths: list[Path], colorizer: Engine, opts: Options, admit: Callable[[int], Verdict | None],
             integer_output: bool, merge: bool) -> Iterator[tuple[int, dict[str, Any]]]:
     loader = DataLoader(ReadSet(paths, opts), batch_size=None, collate_fn=_as_is, num_workers=opts.workers,
-                        pin_memory=colorizer.device.type == "cuda", prefetch_factor=4 if opts.workers else None,
-                        worker_init_fn=_worker_init if opts.workers else None)
+                        pin_memory=colorizer.device.type == "cuda", prefetch_factor=4 if opts.workers else None)
     buckets: dict[tuple[int, int], list[dict[str, Any]]] = {}   # by render shape: batches need no padding
 
     def flush(key: tuple[int, int]) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -414,7 +422,7 @@ def _stream(paths: list[Path], colorizer: Engine, opts: Options, admit: Callable
                 finish(colorizer, item, paths[item["i"]], integer_output)
             yield item["i"], item
 
-    for item in loader:
+    for item in _start_workers(loader):
         if "error" not in item and (verdict := admit(item["i"])):
             item["verdict"] = verdict
         if "error" in item or "verdict" in item:

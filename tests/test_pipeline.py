@@ -183,3 +183,26 @@ def test_threads_split_the_cores_and_come_back_after_a_run(tmp_path: Path):
             return super().chroma(smalls)
     list(pipeline.stream([src], Spy(), pipeline.Options(render_size=16, workers=0, threads=before + 1)))
     assert seen == [before + 1] and torch.get_num_threads() == before
+
+
+def test_decode_workers_start_after_opencv_used_its_threads(tmp_path):
+    """A decode worker forked after the parent ran OpenCV on several threads must not touch OpenCV's thread count
+    (cv2.setNumThreads in a forked child hangs on the parent's pool): `colorize dir` with a worker finishes."""
+    import subprocess
+    import sys
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "a.png"), np.full((40, 60), 128, np.uint8))
+    code = (
+        "import sys, cv2, numpy as np\n"
+        "cv2.setNumThreads(2)\n"
+        "cv2.cvtColor(np.random.rand(800, 800, 3).astype(np.float32), cv2.COLOR_Lab2RGB)\n"
+        "from typer.testing import CliRunner\n"
+        "from colorize_cli.cli import app\n"
+        "r = CliRunner().invoke(app, ['dir', sys.argv[1], '-o', sys.argv[2], '--workers', '1', '--threads', '2',"
+        " '--quiet'])\n"
+        "sys.exit(r.exit_code)\n")
+    res = subprocess.run([sys.executable, "-c", code, str(src), str(tmp_path / "out")], timeout=300,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (tmp_path / "out" / "a.png").exists()
