@@ -358,7 +358,7 @@ def video_cmd(
     model: str = MODEL, render_size: int = RENDER, batch_size: int = BATCH, threads: int = THREADS,
     device: str = DEVICE, strength: float = typer.Option(0.7, "--strength", min=0.0, max=1.0,
                                    help="Temporal stabilisation: 0 colours each frame on its own, 1 is strongest."),
-    key_every: int = typer.Option(1, "--key-every", min=1,
+    key_every: int = typer.Option(4, "--key-every", min=1,
                                   help="Run the model on every K-th frame (and at scene cuts) and carry the colour "
                                        "along optical flow between: faster on a CPU (1: every frame)."),
     crf: int = typer.Option(18, "--crf", min=0, max=63, help="Quality for x264/x265/VP9: lower is better and bigger."),

@@ -399,13 +399,14 @@ def test_key_frames_every_k_and_at_cuts(clips):
     assert all(every.needs_model(lum) for lum in lums[:5])
 
 
-def test_carried_frames_follow_the_motion(clips):
-    """Real motion, true chroma given on key frames only: the frames between, carried along the flow, stay near the
-    truth (far nearer than gray), and each key frame brings the prediction back."""
+@pytest.mark.parametrize("flow", list(video.Flow))
+def test_carried_frames_follow_the_motion(clips, flow):
+    """Real motion, true chroma given on key frames only: the frames between, carried along the flow (either
+    method), stay near the truth (far nearer than gray), and each key frame brings the prediction back."""
     rgb = [cv2.resize(f, (228, 128), interpolation=cv2.INTER_AREA) for f in small_frames(SWAN, 13)]
     lums = [video.frame_luminance(f) for f in rgb]
     truth = [ab_of(f) for f in rgb]
-    stab = video.ChromaStabilizer(0.0, key_every=3)
+    stab = video.ChromaStabilizer(0.0, key_every=3, flow=flow)
     errs = []
     for lum, t in zip(lums, truth):
         out = stab.step(lum, t if stab.needs_model(lum) else None)
@@ -462,3 +463,56 @@ def test_film_frames_reach_the_network_without_the_photo_tone_stretch():
     list(video.colorize_items(items, spy, video.ChromaStabilizer(0.0), render_size=48, batch_size=2))
     assert len(spy.seen) == 2
     assert all(abs(float(s.min()) - 0.2) < 0.01 and abs(float(s.max()) - 0.7) < 0.01 for s in spy.seen)
+
+
+# ------------------------------------------------------------------------------------------------ the film threads
+def test_decode_ahead_keeps_order_raises_in_order_and_closes():
+    closed = []
+
+    def source(fail_at: int | None):
+        try:
+            for i in range(10):
+                if i == fail_at:
+                    raise ValueError(f"bad frame {i}")
+                yield i
+        finally:
+            closed.append(fail_at)
+
+    assert list(core.ahead(source(None), 3)) == list(range(10))
+    got = []
+    with pytest.raises(ValueError, match="bad frame 6"):
+        for x in core.ahead(source(6), 2):
+            got.append(x)
+    assert got == list(range(6))                     # every frame before the bad one, in order
+    early = core.ahead(source(None), 2)
+    assert next(early) == 0
+    early.close()                                    # the consumer stops: the producer closes its source
+    assert closed == [None, 6, None]
+
+
+def test_encode_thread_writes_in_order_and_raises_the_writers_error():
+    written = []
+    sink = core.Behind(written.append, 2)
+    for i in range(20):
+        sink.put(i)
+    sink.finish()
+    assert written == list(range(20))
+
+    def broken(x: int) -> None:
+        if x == 3:
+            raise video.VideoError("out.mp4: the encoder stopped")
+        written.append(x)
+    written.clear()
+    sink = core.Behind(broken, 2)
+    with pytest.raises(video.VideoError, match="encoder stopped"):
+        for i in range(50):
+            sink.put(i)
+        sink.finish()
+    assert written == [0, 1, 2]
+
+
+def test_film_defaults_are_the_measured_fast_ones():
+    """benchmarks/RESULTS.md, "Film speed": key frames every 4 and DIS flow, no worse in PSNR/CDC."""
+    opts = video.VideoOptions()
+    assert opts.key_every == 4 and opts.flow is video.Flow.DIS
+    assert video.ChromaStabilizer().flow is video.Flow.DIS

@@ -1,11 +1,11 @@
 """Colorize film: a video file (audio kept) or a folder of frames, with temporal stabilisation.
 
-    video file -> ffmpeg decode (rgb24 pipe, streamed: never all frames on disk or in memory)
+    video file -> ffmpeg decode (rgb24 pipe, streamed: never all frames on disk or in memory; read on a thread ahead)
                -> batches of N frames: full-res luminance + render-size luminance -> model chroma (one call per batch)
-               -> ChromaStabilizer, frame by frame (optical flow on the render-size luminance, warp the previous
+               -> ChromaStabilizer, frame by frame (DIS optical flow on the render-size luminance, warp the previous
                   stabilised chroma, blend it in where the warp is trustworthy, reset at scene cuts; with
-                  --key-every K the model sees only every K-th frame and the rest are carried along the flow)
-               -> merge with each frame's own full-res luminance -> ffmpeg encode (video only, temp file)
+                  --key-every K, default 4, the model sees only every K-th frame, the rest carried along the flow)
+               -> merge with each frame's own full-res luminance -> ffmpeg encode (fed on a thread; video only, temp)
                -> ffmpeg mux: video stream-copied, the source's audio copied (re-encoded to AAC, or Opus for .webm,
                   only when the container cannot hold it) -> atomic rename to the output name.
 
@@ -57,12 +57,12 @@ from __future__ import annotations
 from colorize_cli.progress import ProgressFn, Tick
 from colorize_cli.video.core import colorize_frames, colorize_items, frame_luminance, model_chroma
 from colorize_cli.video.ffmpeg import VideoInfo, decode, probe
-from colorize_cli.video.options import (DEFAULT_STRENGTH, WARMUP, VideoClaimed, VideoError, VideoOptions,
+from colorize_cli.video.options import (DEFAULT_STRENGTH, WARMUP, Flow, VideoClaimed, VideoError, VideoOptions,
                                         VideoResult, default_output, parse_time, segments_dir, summary)
 from colorize_cli.video.run import check_paths, is_done, run
 from colorize_cli.video.stabilize import ChromaStabilizer
 
-__all__ = ["DEFAULT_STRENGTH", "WARMUP", "ChromaStabilizer", "ProgressFn", "Tick", "VideoClaimed",
+__all__ = ["DEFAULT_STRENGTH", "WARMUP", "ChromaStabilizer", "Flow", "ProgressFn", "Tick", "VideoClaimed",
            "VideoError", "VideoInfo", "VideoOptions", "VideoResult", "check_paths", "colorize_frames", "colorize_items",
            "decode", "default_output", "frame_luminance", "is_done", "model_chroma", "parse_time", "probe", "run",
            "segments_dir", "summary"]

@@ -6,6 +6,8 @@ guide frame by frame between them, the merge with each frame's own full-resoluti
 """
 from __future__ import annotations
 
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
@@ -109,25 +111,106 @@ def colorize_frames(frames: Iterable[np.ndarray], colorizer: Engine, stabilizer:
     """uint8 RGB frames in -> colorized uint8 RGB frames out, streaming; the first `warmup` frames only prime the
     stabiliser and are not yielded. `first`: the index of the first frame in the film (for the guide)."""
     items = (Item(first + i, frame_luminance(f), emit=i >= warmup) for i, f in enumerate(frames))
-    for _, rgb in colorize_items(items, colorizer, stabilizer, render_size, batch_size, np.uint8, guide):
+    for _, rgb in colorize_items(ahead(items, 2 * batch_size), colorizer, stabilizer, render_size, batch_size,
+                                 np.uint8, guide):
         yield rgb
+
+
+_DONE = object()
+
+
+def ahead(source: Iterable[Any], depth: int) -> Iterator[Any]:
+    """source's items, produced on a thread up to `depth` ahead: decoding and the luminance tables (numpy and the
+    pipe read release the GIL) overlap the model. An exception there is raised here, in order."""
+    q: queue.Queue = queue.Queue(max(1, depth))
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for x in source:
+                if stop.is_set():
+                    return
+                q.put((x, None))
+            q.put((_DONE, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put((_DONE, e))
+        finally:
+            getattr(source, "close", lambda: None)()     # on this thread: the decoder's pipe is closed here
+
+    t = threading.Thread(target=produce, name="film-decode", daemon=True)
+    t.start()
+    try:
+        while True:
+            x, err = q.get()
+            if err is not None:
+                raise err
+            if x is _DONE:
+                return
+            yield x
+    finally:
+        stop.set()
+        while t.is_alive():          # unblock a producer waiting on a full queue, then let it see stop
+            try:
+                q.get(timeout=0.05)
+            except queue.Empty:
+                pass
 
 
 def encode_video(frames: Iterator[np.ndarray], tmp: Path, info: VideoInfo, colorizer: Engine, opts: VideoOptions,
                  stab: ChromaStabilizer, meter: Meter, codec: str, warmup: int = 0, first: int = 0,
                  guide: ReferenceGuide | None = None) -> int:
     """Colorize frames (the first is frame `first` of the film) into a video-only file; returns the number written."""
-    enc = None
+    enc = sink = None
     try:
         for rgb in colorize_frames(frames, colorizer, stab, opts.render_size, opts.batch_size, warmup, guide, first):
             if enc is None:
                 enc = Encoder(tmp, rgb.shape[1], rgb.shape[0], info.fps, codec, opts.crf, opts.preset)
-            enc.write(rgb)
+                sink = Behind(enc.write, opts.batch_size)
+            sink.put(rgb)
             meter.add()
+        if sink is not None:
+            sink.finish()
     finally:
+        if sink is not None:
+            sink.abandon()
         if enc is not None:
             enc.close()
     return enc.frames if enc is not None else 0
+
+
+class Behind:
+    """write(x) for each put(x), on a thread up to `depth` behind: the pipe to the encoder (which blocks while x264
+    catches up) overlaps the model. finish() waits and raises the writer's error, if any."""
+
+    def __init__(self, write: Callable[[Any], None], depth: int):
+        self._q: queue.Queue = queue.Queue(max(1, depth))
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(write,), name="film-encode", daemon=True)
+        self._thread.start()
+
+    def _run(self, write: Callable[[Any], None]) -> None:
+        while (x := self._q.get()) is not _DONE:
+            if self._error is None:
+                try:
+                    write(x)
+                except BaseException as e:  # noqa: BLE001 - raised on the caller's thread
+                    self._error = e
+
+    def put(self, x: Any) -> None:
+        if self._error is not None:
+            self.finish()
+        self._q.put(x)
+
+    def finish(self) -> None:
+        self.abandon()
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
+
+    def abandon(self) -> None:
+        if self._thread.is_alive():
+            self._q.put(_DONE)
+            self._thread.join()
 
 
 def nonfinite_warning(stab: ChromaStabilizer, result: VideoResult) -> None:

@@ -77,7 +77,7 @@ def colorize_folder(src: Path, dst: Path, colorizer: Engine, opts: VideoOptions,
     refs = references.folder_references(folder.files, opts, result)
     dst.mkdir(parents=True, exist_ok=True)
     meter = Meter(len(folder.files), result.reused, progress)
-    stab = ChromaStabilizer(opts.strength, key_every=opts.key_every)
+    stab = ChromaStabilizer(opts.strength, key_every=opts.key_every, flow=opts.flow)
     guide = references.folder_guide(folder.files, opts, refs, colorizer)
     for it, rgb in colorize_items(_items(folder, result), colorizer, stab, opts.render_size, opts.batch_size,
                                   guide=guide):

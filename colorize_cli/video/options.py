@@ -2,6 +2,7 @@
 (times, output names and codecs, the frame window, the summary line)."""
 from __future__ import annotations
 
+import enum
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -19,11 +20,19 @@ if TYPE_CHECKING:
 
 
 DEFAULT_STRENGTH = 0.7
+DEFAULT_KEY_EVERY = 4             # no worse in PSNR, steadier in CDC than every frame (benchmarks/RESULTS.md)
 WARMUP = 8                      # frames run through model + stabiliser before a resumed segment, not written
 VIDEO_EXTENSIONS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9"}
 CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"}
 PRESET_CODECS = {"libx264", "libx265"}
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+class Flow(enum.Enum):
+    """Dense optical flow method: DIS (OpenCV's fast preset, ~7x cheaper than Farneback at flow size and no worse
+    in PSNR/CDC on the DAVIS clips: benchmarks/RESULTS.md, "Film speed") or Farneback (the method before)."""
+    DIS = "dis"
+    FARNEBACK = "farneback"
 
 
 class VideoError(Exception):
@@ -39,7 +48,7 @@ class VideoOptions:
     render_size: int = DEFAULT_RENDER_SIZE
     batch_size: int = 8
     strength: float = DEFAULT_STRENGTH
-    key_every: int = 1                 # run the model on every K-th frame, carry chroma along the flow between
+    key_every: int = DEFAULT_KEY_EVERY  # run the model on every K-th frame, carry chroma along the flow between
     crf: int = 18
     preset: str | None = None          # x264/x265 speed preset; None: the encoder's own (medium)
     codec: str | None = None           # None: by the output's extension
@@ -49,6 +58,7 @@ class VideoOptions:
     overwrite: bool = False
     jpeg_quality: int = 95             # frame folders
     references: tuple[ReferenceSpec, ...] = ()   # --reference: colour images of frames, carried through their shots
+    flow: Flow = Flow.DIS              # the stabiliser's optical flow (Farneback: the method before, for comparison)
 
 
 @dataclass

@@ -113,7 +113,7 @@ def _single(info: VideoInfo, dst: Path, colorizer: Engine, opts: VideoOptions, p
     win = window(info, opts)
     codec = output_codec(dst, opts.codec)
     video_tmp = out_tmp = None
-    stab = ChromaStabilizer(opts.strength, key_every=opts.key_every)
+    stab = ChromaStabilizer(opts.strength, key_every=opts.key_every, flow=opts.flow)
     try:
         video_tmp, out_tmp = temp_beside(dst, info.path), temp_beside(dst, info.path)
         n = encode_video(read_frames(info, win.first, win.count), video_tmp, info, colorizer, opts, stab,

@@ -170,7 +170,7 @@ def segmented(info: VideoInfo, dst: Path, colorizer: Engine, opts: VideoOptions,
     book = _open_book(segments_dir(dst), dst.suffix.lower(), _options(film), result)
     result.reused = sum(book.done.values())
     meter = Meter(film.win.total, result.reused, progress)
-    stab = ChromaStabilizer(opts.strength, key_every=opts.key_every)
+    stab = ChromaStabilizer(opts.strength, key_every=opts.key_every, flow=opts.flow)
     book.save()
     _fill(film, book, stab, meter, result)
     result.cuts = stab.cuts

@@ -1,7 +1,7 @@
 """Temporal stabilisation of predicted chroma along optical flow: pure numpy / OpenCV maths on render-size arrays,
 no files, no model.
 
-    luminance (render size) -> Farneback flow back to the previous frame (and forward, for a consistency check)
+    luminance (render size) -> DIS optical flow back to the previous frame (and forward, for a consistency check)
     -> warp the previous stabilised chroma onto this frame -> blend with this frame's prediction where the warp is
     trustworthy -> restart at scene cuts
 """
@@ -9,32 +9,35 @@ from __future__ import annotations
 
 import collections
 import functools
+import threading
 
 import cv2
 import numpy as np
 import torch
 
-from colorize_cli.video.options import DEFAULT_STRENGTH
+from colorize_cli.video.options import DEFAULT_STRENGTH, Flow
 
 
 class ChromaStabilizer:
     """Temporal smoothing of predicted chroma along optical flow; one frame at a time, in order.
 
     step(lum, ab): lum (h,w) luminance 0..1 at render size, ab (2,h,w) the model's Lab chroma for that frame.
-    Farneback flow from the current frame back to the previous one warps the previous *stabilised* chroma onto this
-    frame; the result is  ab_t = (1 - a) * pred_t + a * warped_prev,  a = strength * confidence, where confidence
-    (per pixel, 0..1) needs both a consistent forward-backward flow and a warped previous luminance that matches this
-    one (after removing each frame's mean, so old-film exposure flicker does not count as a mismatch); pixels warped
-    from outside the frame get 0. A scene cut (the mean-free luminance histograms of consecutive frames differ by more
-    than cut_threshold in total variation, or the mean absolute luminance change exceeds cut_mad) restarts from the
-    prediction. Non-finite predictions become gray and restart too.
+    Dense flow (DIS by default) from the current frame back to the previous one warps the previous *stabilised*
+    chroma onto this frame; the result is  ab_t = (1 - a) * pred_t + a * warped_prev,  a = strength * confidence,
+    where confidence (per pixel, 0..1) needs both a consistent forward-backward flow and a warped previous luminance
+    that matches this one (after removing each frame's mean, so old-film exposure flicker does not count as a
+    mismatch); pixels warped from outside the frame get 0. A scene cut (the mean-free luminance histograms of
+    consecutive frames differ by more than cut_threshold in total variation, or the mean absolute luminance change
+    exceeds cut_mad) restarts from the prediction. Non-finite predictions become gray and restart too.
 
     Key frames (key_every K > 1, for speed): needs_model() picks every K-th frame and the first after a cut; only
     those go through the network, and step(lum, None) carries the previous chroma along the flow to the frames between.
     """
 
     def __init__(self, strength: float = DEFAULT_STRENGTH, *, key_every: int = 1, cut_threshold: float = 0.4,
-                 cut_mad: float = 0.25, photo_sigma: float = 0.05, fb_sigma: float = 1.0, flow_size: int = 160):
+                 cut_mad: float = 0.25, photo_sigma: float = 0.05, fb_sigma: float = 1.0, flow_size: int = 160,
+                 flow: Flow = Flow.DIS):
+        self.flow = flow
         self.strength = float(np.clip(strength, 0.0, 1.0))
         self.key_every = max(1, int(key_every))
         self._plan_prev: tuple[np.ndarray, np.ndarray] | None = None
@@ -108,7 +111,7 @@ class ChromaStabilizer:
         return tv > self.cut_threshold or mad > self.cut_mad
 
     def _flow_image(self, blurred: np.ndarray) -> tuple[np.ndarray, float]:
-        """uint8 luminance for Farneback, shrunk so the short side is at most flow_size (cost ~ pixels)."""
+        """uint8 luminance for the flow, shrunk so the short side is at most flow_size (cost ~ pixels)."""
         h, w = blurred.shape
         s = min(1.0, self.flow_size / min(h, w))
         img = blurred if s == 1.0 else cv2.resize(blurred, (max(1, round(w * s)), max(1, round(h * s))),
@@ -124,7 +127,8 @@ class ChromaStabilizer:
     def _warp(self, blurred: np.ndarray, flow_img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
         """The previous stabilised chroma moved onto this frame, and a per-pixel confidence 0..1."""
         h, w = blurred.shape
-        back, fwd = _flow_pair(flow_img, self.prev_flow)   # back: this frame's pixel -> where it was in the previous
+        # back: this frame's pixel -> where it was in the previous
+        back, fwd = _flow_pair(flow_img, self.prev_flow, self.flow)
         if scale != 1.0:
             back = cv2.resize(back, (w, h), interpolation=cv2.INTER_LINEAR) / scale
             fwd = cv2.resize(fwd, (w, h), interpolation=cv2.INTER_LINEAR) / scale
@@ -149,19 +153,29 @@ def _farneback(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                                         poly_n=5, poly_sigma=1.1, flags=0)
 
 
-_last_pair: list = [None, None, None]      # (cur, prev, flows) of the last _flow_pair call
+_local = threading.local()     # per thread: a DIS instance keeps state between calls and is not thread-safe
 
 
-def _flow_pair(cur: np.ndarray, prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Farneback flow cur -> prev and prev -> cur. The last pair is remembered: a reference carried forward
-    (reference.py) follows the same two frames right after the stabiliser and reuses its flows instead of doubling
-    the cost."""
-    c, p, flows = _last_pair
-    if c is not None and c.shape == cur.shape and p.shape == prev.shape and np.array_equal(c, cur) \
+def _dis(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if getattr(_local, "dis", None) is None:
+        _local.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    return _local.dis.calc(a, b, None)
+
+
+_METHODS = {Flow.DIS: _dis, Flow.FARNEBACK: _farneback}
+_last_pair: list = [None, None, None, None]      # (method, cur, prev, flows) of the last _flow_pair call
+
+
+def _flow_pair(cur: np.ndarray, prev: np.ndarray, method: Flow = Flow.DIS) -> tuple[np.ndarray, np.ndarray]:
+    """Flow cur -> prev and prev -> cur. The last pair is remembered: a reference carried forward (reference.py)
+    follows the same two frames right after the stabiliser and reuses its flows instead of doubling the cost."""
+    m, c, p, flows = _last_pair
+    if m is method and c.shape == cur.shape and p.shape == prev.shape and np.array_equal(c, cur) \
             and np.array_equal(p, prev):
         return flows
-    flows = (_farneback(cur, prev), _farneback(prev, cur))
-    _last_pair[:] = [cur.copy(), prev.copy(), flows]
+    flow = _METHODS[method]
+    flows = (flow(cur, prev), flow(prev, cur))
+    _last_pair[:] = [method, cur.copy(), prev.copy(), flows]
     return flows
 
 
