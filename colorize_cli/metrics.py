@@ -1,27 +1,20 @@
 """Image-quality metrics for colorization: PSNR, SSIM, CIEDE2000, colorfulness.
 
 All functions take RGB images as HxWx3 arrays, float in 0..1 (integer arrays
-are treated as 0..255 and rescaled). Pure numpy so metrics never depend on the
-model runtime.
+are treated as 0..255 and rescaled). numpy, on the Lab of colorize_cli.color
+(its numpy side), so a metric and the pipeline share one formula.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from colorize_cli import color
+
 # SSIM constants (Wang et al. 2004, data range 1.0).
 _SSIM_K1, _SSIM_K2 = 0.01, 0.03
 _SSIM_WIN, _SSIM_SIGMA = 11, 1.5
 
-# D65 reference white and the sRGB -> XYZ matrix consistent with it.
-_D65 = np.array([0.95047, 1.0, 1.08883])
-_RGB_TO_XYZ = np.array([
-    [0.4124564, 0.3575761, 0.1804375],
-    [0.2126729, 0.7151522, 0.0721750],
-    [0.0193339, 0.1191920, 0.9503041],
-])
-_CIE_EPS = 216.0 / 24389.0
-_CIE_KAPPA = 24389.0 / 27.0
 
 
 def _as_float(img: np.ndarray) -> np.ndarray:
@@ -86,14 +79,7 @@ def ssim(pred: np.ndarray, truth: np.ndarray) -> float:
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB (gamma-encoded, D65, 0..1) -> CIE L*a*b* (L in 0..100), float64."""
-    c = _as_float(rgb)
-    # IEC 61966-2-1 inverse companding to linear light.
-    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    xyz = lin @ _RGB_TO_XYZ.T / _D65
-    # Linear segment near black avoids the infinite slope of the cube root.
-    f = np.where(xyz > _CIE_EPS, np.cbrt(xyz), (_CIE_KAPPA * xyz + 16.0) / 116.0)
-    fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
-    return np.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+    return color.rgb_to_lab_np(_as_float(rgb))
 
 
 def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:

@@ -28,14 +28,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from colorize_cli import color
 from colorize_cli.claims import Claim, ClaimError, claim, release
+from colorize_cli.color import gray_luminance, srgb_luminance
 from colorize_cli.imaging import DEFAULT_MAX_PIXELS, Decoded, ImageError, encode_image, read_image, write_atomic
 from colorize_cli.progress import IMAGES, Meter, Reporter
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
 
 MAX_ASPECT = 4  # the long side of the render is capped at this many times the render size
 CPU_CHUNK_PIXELS = 1 << 18  # render-size pixels per model call on a CPU (two 256x455 film frames, seven 192x192 photos)
-Y_OF_LINEAR_RGB = np.array([0.2126729, 0.7151522, 0.0721750], np.float32)   # linear sRGB (D65) -> CIE Y
-MERGE_PIXELS = 1 << 21  # pixels per strip of full-resolution float work (luminance, merge): memory bounded for any size
+MERGE_PIXELS = color.STRIP_PIXELS  # pixels per strip of the full-resolution merge: memory bounded for any size
 # Prints fade: blacks lift and whites dull. About four in five training photos reach these at their 0.5th / 99.5th
 # luminance percentiles (medians 0.03 / 0.96), so a narrower range is stretched out to them before the network looks
 # (gain at most TONE_GAIN, so a dark frame's noise is not blown up); the output keeps the original luminance.
@@ -98,26 +98,6 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def srgb_luminance(rgb: np.ndarray) -> np.ndarray:
-    """Lab L / 100 of an sRGB image (HxWx3, 0..1), exactly as color.rgb_to_lab computes it, in numpy for the workers.
-    In strips of rows: the float temporaries of a whole 50-megapixel scan would take gigabytes."""
-    h, w = rgb.shape[:2]
-    out = np.empty((h, w), np.float32)
-    rows = max(1, MERGE_PIXELS // max(1, w))
-    for y0 in range(0, h, rows):
-        part = rgb[y0:y0 + rows]
-        lin = np.where(part <= 0.04045, part / 12.92, ((np.maximum(part, 0) + 0.055) / 1.055) ** 2.4)
-        out[y0:y0 + rows] = luminance_from_y(lin @ Y_OF_LINEAR_RGB)
-    return out
-
-
-def luminance_from_y(y: np.ndarray) -> np.ndarray:
-    """CIE relative luminance Y (0..1) -> Lab L / 100 (float32)."""
-    eps, kappa = 216 / 24389, 24389 / 27
-    lum = np.where(y > eps, 116 * np.cbrt(np.maximum(y, eps)) - 16, kappa * y)
-    return (lum / 100).astype(np.float32)
-
-
 def render_small(lum: np.ndarray, size: int, tones: bool = True) -> np.ndarray:
     """Full-resolution luminance (HxW) -> the model's input at render size (area down, linear up), a faded tonal
     range stretched out unless `tones` is False."""
@@ -146,24 +126,6 @@ def prepare(img: Decoded, opts: Options) -> tuple[np.ndarray, np.ndarray]:
     gray = img.gray
     lum = gray_luminance(gray) if gray is not None and gray.dtype != np.float32 else srgb_luminance(img.rgb)
     return lum, render_small(lum, opts.render_size, opts.stretch_tones)
-
-
-def _gray_table(levels: int) -> np.ndarray:
-    """srgb_luminance of every gray level of an integer type, computed by that very function."""
-    ramp = np.arange(levels, dtype=np.float32) * np.float32(1 / (levels - 1))
-    return srgb_luminance(np.repeat(ramp[:, None], 3, 1)[None])[0]
-
-
-_GRAY_TABLES: dict[int, np.ndarray] = {}
-
-
-def gray_luminance(gray: np.ndarray) -> np.ndarray:
-    """Lab L / 100 of a uint8 or uint16 gray plane (HxW), by lookup (OpenCV's SIMD LUT for 8-bit)."""
-    levels = 256 if gray.dtype == np.uint8 else 65536
-    table = _GRAY_TABLES.get(levels)
-    if table is None:
-        table = _GRAY_TABLES[levels] = _gray_table(levels)
-    return cv2.LUT(gray, table) if levels == 256 else table[gray]
 
 
 def render_shape(h: int, w: int, size: int) -> tuple[int, int]:
@@ -309,7 +271,7 @@ class Engine:
         on_cpu = self.device.type == "cpu"
         if rows >= h:     # one strip: the whole-image merge, 30% faster at 1 MP than the row gather below
             if on_cpu:
-                return _merge_cv(lum.numpy(), _upsample_cv(ab.float(), h, w), dtype), finite
+                return color.merge_luminance_cv(lum.numpy(), color.upsample_ab_cv(ab.float(), h, w), dtype), finite
             rgb = color.merge_luminance(lum.to(self.device)[None, None], ab.float()[None])[0].permute(1, 2, 0)
             return _as_dtype(rgb, dtype), finite
         ab = color.upsample(ab.float()[None], (ab.shape[-2], w))[0]   # columns now, rows strip by strip
@@ -320,33 +282,12 @@ class Engine:
             if on_cpu:
                 lab = np.empty((y1 - y0, w, 3), np.float32)
                 lab[..., 1:] = strip_ab[0].permute(1, 2, 0).numpy()
-                out[y0:y1] = _merge_cv(np.ascontiguousarray(lum[y0:y1].numpy()), lab, dtype)
+                out[y0:y1] = color.merge_luminance_cv(np.ascontiguousarray(lum[y0:y1].numpy()), lab, dtype)
                 continue
             strip_lum = lum[y0:y1].to(self.device)[None, None]
             rgb = color.merge_luminance(strip_lum, strip_ab.to(strip_lum.dtype))[0].permute(1, 2, 0)
             out[y0:y1] = _as_dtype(rgb, dtype)
         return out, finite
-
-
-def _upsample_cv(ab: torch.Tensor, h: int, w: int) -> np.ndarray:
-    """Chroma (2,h',w') -> an HxWx3 float32 Lab image whose L (channel 0) _merge_cv fills in: bilinear with
-    half-pixel centres like F.interpolate(align_corners=False), three channels (OpenCV's fastest resize path)."""
-    small = cv2.merge([np.zeros(ab.shape[1:], np.float32), ab[0].numpy(), ab[1].numpy()])
-    return small if small.shape[:2] == (h, w) else cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
-def _merge_cv(lum: np.ndarray, lab: np.ndarray, dtype: type) -> np.ndarray:
-    """L / 100 (HxW) into channel 0 of a Lab image (HxWx3, its ab already at full size) -> sRGB HxWx3 in dtype,
-    rounded and clipped as _as_dtype does."""
-    lab = cv2.insertChannel(cv2.multiply(lum, 100.0), lab, 0)
-    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
-    np.maximum(rgb, 0.0, out=rgb)
-    if dtype == np.uint8:       # saturate_cast rounds half to even, as torch.round
-        return cv2.convertScaleAbs(rgb, alpha=255.0)
-    np.minimum(rgb, 1.0, out=rgb)
-    if dtype == np.float32:
-        return rgb
-    return np.rint(rgb * np.float32(np.iinfo(dtype).max)).astype(dtype)
 
 
 def _as_dtype(rgb: torch.Tensor, dtype: type) -> np.ndarray:

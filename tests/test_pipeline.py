@@ -157,12 +157,12 @@ def test_gray_sources_get_the_luminance_of_their_float_rgb():
     g16 = np.random.default_rng(0).integers(0, 65536, (40, 50), dtype=np.uint16)
     for gray, top in ((g8, 255), (g16, 65535)):
         rgb = np.repeat((gray.astype(np.float32) * np.float32(1 / top))[..., None], 3, 2)
-        np.testing.assert_allclose(pipeline.gray_luminance(gray), pipeline.srgb_luminance(rgb), atol=1e-6)
+        np.testing.assert_allclose(color.gray_luminance(gray), color.srgb_luminance(rgb), atol=1e-6)
         dec = from_array(gray)
         assert dec.gray is not None and dec.gray.dtype == gray.dtype
         opts = pipeline.Options(render_size=8)
         lum, small = pipeline.prepare(dec, opts)
-        ref = pipeline.srgb_luminance(dec.rgb)
+        ref = color.srgb_luminance(dec.rgb)
         np.testing.assert_allclose(lum, ref, atol=1e-6)
         np.testing.assert_allclose(small, pipeline.render_small(ref, 8), atol=1e-5)
 
