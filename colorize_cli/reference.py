@@ -42,8 +42,8 @@ import numpy as np
 import torch
 
 from colorize_cli import color
+from colorize_cli.engine import render_shape
 from colorize_cli.imaging import ImageError, read_image
-from colorize_cli.pipeline import render_shape
 from colorize_cli.video.stabilize import ChromaStabilizer, features
 
 REACH = 300               # frames a reference is carried each way at most (12.5 s at 24 fps)
