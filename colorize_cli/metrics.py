@@ -82,13 +82,8 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return color.rgb_to_lab_np(_as_float(rgb))
 
 
-def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
-    """Per-pixel CIEDE2000 colour difference (Sharma, Wu & Dalal 2005), kL=kC=kH=1."""
-    lab1, lab2 = np.asarray(lab1, np.float64), np.asarray(lab2, np.float64)
-    L1, a1, b1 = np.moveaxis(lab1, -1, 0)
-    L2, a2, b2 = np.moveaxis(lab2, -1, 0)
-
-    # Rescale a* so near-neutral colours get a more perceptual hue (the G factor).
+def _primed(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray) -> tuple[np.ndarray, ...]:
+    """C' and h' of both colours: a* rescaled so near-neutral colours get a more perceptual hue (the G factor)."""
     c_bar = (np.hypot(a1, b1) + np.hypot(a2, b2)) / 2.0
     c_bar7 = c_bar**7
     g = 0.5 * (1.0 - np.sqrt(c_bar7 / (c_bar7 + 25.0**7)))
@@ -96,27 +91,22 @@ def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     c1p, c2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
     h1p = np.degrees(np.arctan2(b1, a1p)) % 360.0  # atan2(0,0)=0 as the paper requires
     h2p = np.degrees(np.arctan2(b2, a2p)) % 360.0
+    return c1p, c2p, h1p, h2p
 
-    # Hue difference takes the short way round; undefined (0) when a chroma is zero.
-    chroma_zero = (c1p * c2p) == 0
-    dh = h2p - h1p
-    dh = np.where(dh > 180.0, dh - 360.0, np.where(dh < -180.0, dh + 360.0, dh))
-    dh = np.where(chroma_zero, 0.0, dh)
-    dL = L2 - L1
-    dC = c2p - c1p
-    dH = 2.0 * np.sqrt(c1p * c2p) * np.sin(np.radians(dh) / 2.0)
 
-    # Mean hue also wraps around 360; with a zero chroma the paper uses the plain sum.
+def _mean_hue(h1p: np.ndarray, h2p: np.ndarray, chroma_zero: np.ndarray) -> np.ndarray:
+    """Mean hue, which wraps around 360; with a zero chroma the paper uses the plain sum."""
     h_sum = h1p + h2p
     h_bar = np.where(
         np.abs(h1p - h2p) <= 180.0,
         h_sum / 2.0,
         np.where(h_sum < 360.0, (h_sum + 360.0) / 2.0, (h_sum - 360.0) / 2.0),
     )
-    h_bar = np.where(chroma_zero, h_sum, h_bar)
-    L_bar = (L1 + L2) / 2.0
-    cp_bar = (c1p + c2p) / 2.0
+    return np.where(chroma_zero, h_sum, h_bar)
 
+
+def _weights(L_bar: np.ndarray, cp_bar: np.ndarray, h_bar: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The weighting functions S_L, S_C, S_H and the rotation term R_T."""
     hr = np.radians(h_bar)
     t = (1.0 - 0.17 * np.cos(hr - np.radians(30.0)) + 0.24 * np.cos(2.0 * hr)
          + 0.32 * np.cos(3.0 * hr + np.radians(6.0)) - 0.20 * np.cos(4.0 * hr - np.radians(63.0)))
@@ -129,7 +119,26 @@ def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     s_h = 1.0 + 0.015 * cp_bar * t
     # Rotation term corrects the blue region's chroma/hue interaction.
     r_t = -np.sin(np.radians(2.0 * d_theta)) * r_c
+    return s_l, s_c, s_h, r_t
 
+
+def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
+    """Per-pixel CIEDE2000 colour difference (Sharma, Wu & Dalal 2005), kL=kC=kH=1."""
+    lab1, lab2 = np.asarray(lab1, np.float64), np.asarray(lab2, np.float64)
+    L1, a1, b1 = np.moveaxis(lab1, -1, 0)
+    L2, a2, b2 = np.moveaxis(lab2, -1, 0)
+    c1p, c2p, h1p, h2p = _primed(a1, b1, a2, b2)
+
+    # Hue difference takes the short way round; undefined (0) when a chroma is zero.
+    chroma_zero = (c1p * c2p) == 0
+    dh = h2p - h1p
+    dh = np.where(dh > 180.0, dh - 360.0, np.where(dh < -180.0, dh + 360.0, dh))
+    dh = np.where(chroma_zero, 0.0, dh)
+    dL = L2 - L1
+    dC = c2p - c1p
+    dH = 2.0 * np.sqrt(c1p * c2p) * np.sin(np.radians(dh) / 2.0)
+
+    s_l, s_c, s_h, r_t = _weights((L1 + L2) / 2.0, (c1p + c2p) / 2.0, _mean_hue(h1p, h2p, chroma_zero))
     tl, tc, th = dL / s_l, dC / s_c, dH / s_h
     return np.sqrt(tl**2 + tc**2 + th**2 + r_t * tc * th)
 
