@@ -1,4 +1,4 @@
-"""Colour on faded prints: does stretching a faded tonal range before the network (pipeline.stretch_tones) recover
+"""Colour on faded prints: does stretching a faded tonal range before the network (engine.stretch_tones) recover
 the colour it gives on the unfaded photo?
 
     python benchmarks/faded.py [--model unet-lab] [--images 100] [--data ../shared/data/val]

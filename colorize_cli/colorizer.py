@@ -8,7 +8,7 @@
     results = c.colorize_files(pairs)                # what `colorize dir` runs: plan, claims, workers, writer thread
 
 `colorize dir` and `colorize image` build this same object and call colorize_files, so the CLI and the API never
-drift. Arrays follow the same steps as files (pipeline.prepare -> Engine.chroma -> Engine.merge): the output keeps the
+drift. Arrays follow the same steps as files (engine.prepare -> Engine.chroma -> Engine.merge): the output keeps the
 input's size, its exact lightness, its alpha and its sample type (uint8, uint16, or float32 for float input).
 """
 from __future__ import annotations
@@ -19,9 +19,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from colorize_cli import pipeline
+from colorize_cli import engine, pipeline
+from colorize_cli.engine import Options, Precision
 from colorize_cli.imaging import Decoded, from_array
-from colorize_cli.pipeline import Options, Precision, Result, Status
+from colorize_cli.pipeline import Result, Status
 
 
 class ColorizeError(Exception):
@@ -37,7 +38,7 @@ class Colorizer:
         dev = device if isinstance(device, torch.device) else pick_device(device)
         self.options = options or Options()
         self.options.device = str(dev)
-        self.engine = pipeline.Engine(model, dev, precision, compile)
+        self.engine = engine.Engine(model, dev, precision, compile)
 
     @classmethod
     def from_pretrained(cls, name: str = "unet-lab", device: str | torch.device = "auto",
@@ -62,7 +63,7 @@ class Colorizer:
     def colorize_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
         """Several arrays, the network run on them together (in chunks that suit the device)."""
         decoded = [from_array(a, f"image {k}") for k, a in enumerate(images)]
-        prepared = [pipeline.prepare(d, self.options) for d in decoded]
+        prepared = [engine.prepare(d, self.options) for d in decoded]
         chromas: dict[int, torch.Tensor] = {}
         by_shape: dict[tuple[int, ...], list[int]] = {}
         for k, (_, small) in enumerate(prepared):      # one call per render shape: nothing padded, as in the CLI

@@ -121,10 +121,7 @@ def evaluate(files: list[Path], models: dict[str, ColorModel], opts: pipeline.Op
             if i < grid_count:
                 grid[i][name] = item["rgb_out"]
     cf = float(np.mean(list(truth_cf.values())))
-    results = {GRAY: gray.summary(cf)}
-    for name, model in models.items():
-        results[name] = {**scores[name].summary(cf), "params": sum(p.numel() for p in model.parameters()),
-                         "ms_256": network_ms(model)}
+    results = _rows(models, gray, scores, cf)
     report = {"data": str(files[0].parent) if files else "", "images": len(files) - len(skipped) - len(failed),
               "skipped_gray": [files[i].name for i in sorted(skipped)], "failed": [failed[i] for i in sorted(failed)],
               "render_size": opts.render_size,
@@ -133,6 +130,15 @@ def evaluate(files: list[Path], models: dict[str, ColorModel], opts: pipeline.Op
     if group_by is not None:
         report["groups"] = group_summaries(gray, scores, truth_cf)
     return report
+
+
+def _rows(models: dict[str, ColorModel], gray: Scores, scores: dict[str, Scores], cf: float) -> dict[str, Any]:
+    """The table: the gray baseline, then each model's scores with its size and network time."""
+    results = {GRAY: gray.summary(cf)}
+    for name, model in models.items():
+        results[name] = {**scores[name].summary(cf), "params": sum(p.numel() for p in model.parameters()),
+                         "ms_256": network_ms(model)}
+    return results
 
 
 def group_summaries(gray: Scores, scores: dict[str, Scores], truth_cf: dict[int, float]) -> dict[str, Any]:

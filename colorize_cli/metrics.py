@@ -1,27 +1,20 @@
 """Image-quality metrics for colorization: PSNR, SSIM, CIEDE2000, colorfulness.
 
 All functions take RGB images as HxWx3 arrays, float in 0..1 (integer arrays
-are treated as 0..255 and rescaled). Pure numpy so metrics never depend on the
-model runtime.
+are treated as 0..255 and rescaled). numpy, on the Lab of colorize_cli.color
+(its numpy side), so a metric and the pipeline share one formula.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from colorize_cli import color
+
 # SSIM constants (Wang et al. 2004, data range 1.0).
 _SSIM_K1, _SSIM_K2 = 0.01, 0.03
 _SSIM_WIN, _SSIM_SIGMA = 11, 1.5
 
-# D65 reference white and the sRGB -> XYZ matrix consistent with it.
-_D65 = np.array([0.95047, 1.0, 1.08883])
-_RGB_TO_XYZ = np.array([
-    [0.4124564, 0.3575761, 0.1804375],
-    [0.2126729, 0.7151522, 0.0721750],
-    [0.0193339, 0.1191920, 0.9503041],
-])
-_CIE_EPS = 216.0 / 24389.0
-_CIE_KAPPA = 24389.0 / 27.0
 
 
 def _as_float(img: np.ndarray) -> np.ndarray:
@@ -86,23 +79,11 @@ def ssim(pred: np.ndarray, truth: np.ndarray) -> float:
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """sRGB (gamma-encoded, D65, 0..1) -> CIE L*a*b* (L in 0..100), float64."""
-    c = _as_float(rgb)
-    # IEC 61966-2-1 inverse companding to linear light.
-    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    xyz = lin @ _RGB_TO_XYZ.T / _D65
-    # Linear segment near black avoids the infinite slope of the cube root.
-    f = np.where(xyz > _CIE_EPS, np.cbrt(xyz), (_CIE_KAPPA * xyz + 16.0) / 116.0)
-    fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
-    return np.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], axis=-1)
+    return color.rgb_to_lab_np(_as_float(rgb))
 
 
-def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
-    """Per-pixel CIEDE2000 colour difference (Sharma, Wu & Dalal 2005), kL=kC=kH=1."""
-    lab1, lab2 = np.asarray(lab1, np.float64), np.asarray(lab2, np.float64)
-    L1, a1, b1 = np.moveaxis(lab1, -1, 0)
-    L2, a2, b2 = np.moveaxis(lab2, -1, 0)
-
-    # Rescale a* so near-neutral colours get a more perceptual hue (the G factor).
+def _primed(a1: np.ndarray, b1: np.ndarray, a2: np.ndarray, b2: np.ndarray) -> tuple[np.ndarray, ...]:
+    """C' and h' of both colours: a* rescaled so near-neutral colours get a more perceptual hue (the G factor)."""
     c_bar = (np.hypot(a1, b1) + np.hypot(a2, b2)) / 2.0
     c_bar7 = c_bar**7
     g = 0.5 * (1.0 - np.sqrt(c_bar7 / (c_bar7 + 25.0**7)))
@@ -110,27 +91,22 @@ def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     c1p, c2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
     h1p = np.degrees(np.arctan2(b1, a1p)) % 360.0  # atan2(0,0)=0 as the paper requires
     h2p = np.degrees(np.arctan2(b2, a2p)) % 360.0
+    return c1p, c2p, h1p, h2p
 
-    # Hue difference takes the short way round; undefined (0) when a chroma is zero.
-    chroma_zero = (c1p * c2p) == 0
-    dh = h2p - h1p
-    dh = np.where(dh > 180.0, dh - 360.0, np.where(dh < -180.0, dh + 360.0, dh))
-    dh = np.where(chroma_zero, 0.0, dh)
-    dL = L2 - L1
-    dC = c2p - c1p
-    dH = 2.0 * np.sqrt(c1p * c2p) * np.sin(np.radians(dh) / 2.0)
 
-    # Mean hue also wraps around 360; with a zero chroma the paper uses the plain sum.
+def _mean_hue(h1p: np.ndarray, h2p: np.ndarray, chroma_zero: np.ndarray) -> np.ndarray:
+    """Mean hue, which wraps around 360; with a zero chroma the paper uses the plain sum."""
     h_sum = h1p + h2p
     h_bar = np.where(
         np.abs(h1p - h2p) <= 180.0,
         h_sum / 2.0,
         np.where(h_sum < 360.0, (h_sum + 360.0) / 2.0, (h_sum - 360.0) / 2.0),
     )
-    h_bar = np.where(chroma_zero, h_sum, h_bar)
-    L_bar = (L1 + L2) / 2.0
-    cp_bar = (c1p + c2p) / 2.0
+    return np.where(chroma_zero, h_sum, h_bar)
 
+
+def _weights(L_bar: np.ndarray, cp_bar: np.ndarray, h_bar: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The weighting functions S_L, S_C, S_H and the rotation term R_T."""
     hr = np.radians(h_bar)
     t = (1.0 - 0.17 * np.cos(hr - np.radians(30.0)) + 0.24 * np.cos(2.0 * hr)
          + 0.32 * np.cos(3.0 * hr + np.radians(6.0)) - 0.20 * np.cos(4.0 * hr - np.radians(63.0)))
@@ -143,7 +119,26 @@ def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     s_h = 1.0 + 0.015 * cp_bar * t
     # Rotation term corrects the blue region's chroma/hue interaction.
     r_t = -np.sin(np.radians(2.0 * d_theta)) * r_c
+    return s_l, s_c, s_h, r_t
 
+
+def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
+    """Per-pixel CIEDE2000 colour difference (Sharma, Wu & Dalal 2005), kL=kC=kH=1."""
+    lab1, lab2 = np.asarray(lab1, np.float64), np.asarray(lab2, np.float64)
+    L1, a1, b1 = np.moveaxis(lab1, -1, 0)
+    L2, a2, b2 = np.moveaxis(lab2, -1, 0)
+    c1p, c2p, h1p, h2p = _primed(a1, b1, a2, b2)
+
+    # Hue difference takes the short way round; undefined (0) when a chroma is zero.
+    chroma_zero = (c1p * c2p) == 0
+    dh = h2p - h1p
+    dh = np.where(dh > 180.0, dh - 360.0, np.where(dh < -180.0, dh + 360.0, dh))
+    dh = np.where(chroma_zero, 0.0, dh)
+    dL = L2 - L1
+    dC = c2p - c1p
+    dH = 2.0 * np.sqrt(c1p * c2p) * np.sin(np.radians(dh) / 2.0)
+
+    s_l, s_c, s_h, r_t = _weights((L1 + L2) / 2.0, (c1p + c2p) / 2.0, _mean_hue(h1p, h2p, chroma_zero))
     tl, tc, th = dL / s_l, dC / s_c, dH / s_h
     return np.sqrt(tl**2 + tc**2 + th**2 + r_t * tc * th)
 

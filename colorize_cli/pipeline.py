@@ -1,4 +1,4 @@
-"""The photo stream behind `colorize dir`, `image` and `eval`:
+"""The photo stream behind `colorize dir`, `image` and `eval`, around engine.Engine (the in-memory model + merge):
 
     paths -> [DataLoader workers: decode, luminance, resize to render size]
           -> batches on the device -> model.chroma
@@ -23,57 +23,29 @@ from typing import Any, Callable, Iterator
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from colorize_cli import color
 from colorize_cli.claims import Claim, ClaimError, claim, release
-from colorize_cli.imaging import DEFAULT_MAX_PIXELS, Decoded, ImageError, encode_image, read_image, write_atomic
+from colorize_cli.color import srgb_luminance
+from colorize_cli.engine import (
+    PRECISIONS,
+    Engine,
+    Options,
+    Precision,
+    check_precision,
+    prepare,
+    render_shape,
+    render_small,
+    set_threads,
+)
+from colorize_cli.imaging import ImageError, encode_image, read_image, write_atomic
 from colorize_cli.progress import IMAGES, Meter, Reporter
-from colorize_cli.registry import DEFAULT_RENDER_SIZE
 
-MAX_ASPECT = 4  # the long side of the render is capped at this many times the render size
-CPU_CHUNK_PIXELS = 1 << 18  # render-size pixels per model call on a CPU (two 256x455 film frames, seven 192x192 photos)
-Y_OF_LINEAR_RGB = np.array([0.2126729, 0.7151522, 0.0721750], np.float32)   # linear sRGB (D65) -> CIE Y
-MERGE_PIXELS = 1 << 21  # pixels per strip of full-resolution float work (luminance, merge): memory bounded for any size
-# Prints fade: blacks lift and whites dull. About four in five training photos reach these at their 0.5th / 99.5th
-# luminance percentiles (medians 0.03 / 0.96), so a narrower range is stretched out to them before the network looks
-# (gain at most TONE_GAIN, so a dark frame's noise is not blown up); the output keeps the original luminance.
-TONE_BLACK, TONE_WHITE, TONE_GAIN = 0.08, 0.85, 2.0
-
-
-class Precision(str, Enum):
-    """--precision: a str Enum, so the CLI's plain words parse and compare (see Engine)."""
-    AUTO = "auto"
-    FP32 = "fp32"
-    BF16 = "bf16"
-    FP16 = "fp16"
-
-    def __str__(self) -> str:
-        return self.value
-
-    def autocast(self, device: torch.device) -> torch.dtype | None:
-        """The network's autocast dtype on `device`, None for plain fp32."""
-        if self is Precision.AUTO:
-            return torch.float16 if device.type == "cuda" else None
-        return {Precision.FP32: None, Precision.BF16: torch.bfloat16, Precision.FP16: torch.float16}[self]
-
-
-@dataclass
-class Options:
-    render_size: int = DEFAULT_RENDER_SIZE
-    batch_size: int = 8
-    workers: int = 2
-    device: str = "auto"
-    precision: Precision = Precision.AUTO   # see Engine; a plain "fp16" works as well
-    compile: bool = False        # torch.compile the network (pays off on long CUDA runs)
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    jpeg_quality: int = 95
-    keep_input: bool = False     # eval needs the original colours back
-    stretch_tones: bool = True   # stretch a faded tonal range for the network (stretch_tones); outputs keep it
-    overwrite: bool = False      # redo outputs that exist
-    claim: bool = True           # lock each output while it is made (overlapping cron runs)
-    threads: int = 0             # torch (and main-process OpenCV) threads; 0: every core (see split_threads)
+# The stream's names, then the engine's, re-exported: the stream's callers build the Engine and Options it takes.
+__all__ = ["Status", "Result", "ReadSet", "Verdict", "stream", "finish", "Writer", "WriterDied", "colorize_files",
+           "run_jobs", "log", "summary", "exit_code", "write_report",
+           "PRECISIONS", "Engine", "Options", "Precision", "check_precision", "render_shape", "render_small",
+           "set_threads", "srgb_luminance"]
 
 
 class Status(str, Enum):
@@ -96,105 +68,6 @@ class Result:
     error: str = ""
     warning: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def srgb_luminance(rgb: np.ndarray) -> np.ndarray:
-    """Lab L / 100 of an sRGB image (HxWx3, 0..1), exactly as color.rgb_to_lab computes it, in numpy for the workers.
-    In strips of rows: the float temporaries of a whole 50-megapixel scan would take gigabytes."""
-    h, w = rgb.shape[:2]
-    out = np.empty((h, w), np.float32)
-    rows = max(1, MERGE_PIXELS // max(1, w))
-    for y0 in range(0, h, rows):
-        part = rgb[y0:y0 + rows]
-        lin = np.where(part <= 0.04045, part / 12.92, ((np.maximum(part, 0) + 0.055) / 1.055) ** 2.4)
-        out[y0:y0 + rows] = luminance_from_y(lin @ Y_OF_LINEAR_RGB)
-    return out
-
-
-def luminance_from_y(y: np.ndarray) -> np.ndarray:
-    """CIE relative luminance Y (0..1) -> Lab L / 100 (float32)."""
-    eps, kappa = 216 / 24389, 24389 / 27
-    lum = np.where(y > eps, 116 * np.cbrt(np.maximum(y, eps)) - 16, kappa * y)
-    return (lum / 100).astype(np.float32)
-
-
-def render_small(lum: np.ndarray, size: int, tones: bool = True) -> np.ndarray:
-    """Full-resolution luminance (HxW) -> the model's input at render size (area down, linear up), a faded tonal
-    range stretched out unless `tones` is False."""
-    h, w = lum.shape
-    rh, rw = render_shape(h, w, size)
-    if (rh, rw) != (h, w):
-        lum = cv2.resize(lum, (rw, rh), interpolation=cv2.INTER_AREA if rh < h else cv2.INTER_LINEAR)
-    return stretch_tones(lum) if tones else lum
-
-
-def stretch_tones(lum: np.ndarray) -> np.ndarray:
-    """Map the 0.5th / 99.5th percentiles of a faded luminance out to TONE_BLACK / TONE_WHITE; a full-range image
-    passes unchanged. Continuous in the percentiles: photos just either side of the thresholds are treated alike."""
-    lo, hi = (float(v) for v in np.percentile(lum, [0.5, 99.5]))
-    lo_to, hi_to = min(lo, TONE_BLACK), max(hi, TONE_WHITE)
-    if (lo_to, hi_to) == (lo, hi):
-        return lum
-    gain = min((hi_to - lo_to) / max(hi - lo, 1e-6), TONE_GAIN)
-    return np.clip(lo_to + (lum - lo) * gain, 0, 1).astype(np.float32)
-
-
-def prepare(img: Decoded, opts: Options) -> tuple[np.ndarray, np.ndarray]:
-    """A decoded image -> its full-resolution luminance and the network's render-size copy: the one step every front
-    (folders, the Python API) takes before the model. A gray source goes through a lookup table on its stored
-    samples: the same L as srgb_luminance of its float RGB, without building that RGB (12 MB at 1 MP)."""
-    gray = img.gray
-    lum = gray_luminance(gray) if gray is not None and gray.dtype != np.float32 else srgb_luminance(img.rgb)
-    return lum, render_small(lum, opts.render_size, opts.stretch_tones)
-
-
-def _gray_table(levels: int) -> np.ndarray:
-    """srgb_luminance of every gray level of an integer type, computed by that very function."""
-    ramp = np.arange(levels, dtype=np.float32) * np.float32(1 / (levels - 1))
-    return srgb_luminance(np.repeat(ramp[:, None], 3, 1)[None])[0]
-
-
-_GRAY_TABLES: dict[int, np.ndarray] = {}
-
-
-def gray_luminance(gray: np.ndarray) -> np.ndarray:
-    """Lab L / 100 of a uint8 or uint16 gray plane (HxW), by lookup (OpenCV's SIMD LUT for 8-bit)."""
-    levels = 256 if gray.dtype == np.uint8 else 65536
-    table = _GRAY_TABLES.get(levels)
-    if table is None:
-        table = _GRAY_TABLES[levels] = _gray_table(levels)
-    return cv2.LUT(gray, table) if levels == 256 else table[gray]
-
-
-def render_shape(h: int, w: int, size: int) -> tuple[int, int]:
-    """Scale so the short side is `size`, long side capped (extreme panoramas); at least 1 pixel each way."""
-    s = size / min(h, w)
-    s = min(s, size * MAX_ASPECT / max(h, w))
-    return max(1, round(h * s)), max(1, round(w * s))
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:          # not Linux
-        return os.cpu_count() or 1
-
-
-def split_threads(threads: int) -> int:
-    """Threads for torch and the main process's OpenCV: as asked, or (0) every core. Leaving the decode workers their
-    own cores (1 thread on 2 cores) won only under heavy load from other jobs; under lighter load all cores gave 1.2
-    to 2.8x the rate on the 2-core host (benchmarks/RESULTS.md)."""
-    return threads if threads > 0 else available_cores()
-
-
-def set_threads(threads: int) -> tuple[int, int]:
-    """Apply split_threads to torch and OpenCV in this process; the (torch, OpenCV) counts there were before."""
-    before = torch.get_num_threads(), cv2.getNumThreads()
-    n = split_threads(threads)
-    if before[0] != n:
-        torch.set_num_threads(n)
-    cv2.setNumThreads(n)
-    return before
 
 
 def _start_workers(loader: DataLoader) -> Iterator[dict[str, Any]]:
@@ -241,130 +114,6 @@ def _what(e: BaseException) -> str:
     text = str(e).splitlines()[0] if str(e) else ""
     return f"{type(e).__name__}: {text}" if text else ("out of memory" if isinstance(e, MemoryError)
                                                        else type(e).__name__)
-
-
-def _pad_stack(smalls: list[torch.Tensor]) -> torch.Tensor:
-    """Batch images of different render sizes by edge-padding to the largest; each is cropped back after."""
-    h = max(s.shape[0] for s in smalls)
-    w = max(s.shape[1] for s in smalls)
-    return torch.stack([F.pad(s[None, None], (0, w - s.shape[1], 0, h - s.shape[0]), mode="replicate")[0]
-                        for s in smalls])
-
-
-PRECISIONS = tuple(p.value for p in Precision)
-
-
-def check_precision(precision: str | Precision) -> Precision:
-    """The one check of a --precision value (the CLI calls it before loading any model)."""
-    try:
-        return Precision(precision)
-    except ValueError:
-        raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}") from None
-
-
-class Engine:
-    """Runs a model on batches of luminance and merges its chroma back at full resolution (the public face around it
-    is colorizer.Colorizer).
-
-    precision: "auto" is fp16 autocast on CUDA and fp32 on a CPU; "bf16"/"fp16" autocast the network on any device;
-    "fp32" never autocasts. The readout (softmax, annealed mean) always runs in fp32. The network runs
-    channels_last (tensor-core friendly on CUDA, less time on a CPU too); compile wraps it in torch.compile,
-    specialised per render shape (photos come in batches of one shape; dynamic shapes fail in torch 2.13's
-    inductor), so each new shape compiles once."""
-
-    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str | Precision = Precision.AUTO,
-                 compile: bool = False):
-        self.precision = check_precision(precision)
-        self.model, self.device = model.to(device).eval(), device
-        self.dtype = self.precision.autocast(device)
-        self.memory_format = torch.channels_last     # tensor cores on CUDA; 10-15% less CPU time on a CPU too
-        self.model.to(memory_format=self.memory_format)
-        self.net = torch.compile(self.model, dynamic=False) if compile else self.model
-
-    def chroma(self, smalls: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Chroma at render size for each luminance. On a CPU the batch runs in chunks of at most CPU_CHUNK_PIXELS:
-        past that, activations fall out of cache and a bigger batch is slower per image (benchmarks/RESULTS.md)."""
-        if self.device.type != "cpu":
-            return self._chroma(smalls)
-        out, chunk, pixels = [], [], 0
-        for s in smalls:
-            if chunk and pixels + s.numel() > CPU_CHUNK_PIXELS:
-                out += self._chroma(chunk)
-                chunk, pixels = [], 0
-            chunk.append(s)
-            pixels += s.numel()
-        return out + self._chroma(chunk) if chunk else out
-
-    @torch.inference_mode()
-    def _chroma(self, smalls: list[torch.Tensor]) -> list[torch.Tensor]:
-        lum = _pad_stack(smalls).to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-            raw = self.net(lum.contiguous(memory_format=self.memory_format))
-        ab = self.model.to_chroma(raw.float(), lum).float()
-        return [ab[k, :, : s.shape[0], : s.shape[1]] for k, s in enumerate(smalls)]
-
-    @torch.inference_mode()
-    def merge(self, lum: torch.Tensor, ab: torch.Tensor, dtype: type = np.float32) -> tuple[np.ndarray, bool]:
-        """Full-res RGB (HxWx3, float32 0..1 or quantised to uint8/uint16) from the input's own luminance and the
-        chroma; non-finite chroma -> gray. Done in strips of rows, so a 50-megapixel scan never holds more than a
-        few megapixels of float intermediates (the whole-image float32 Lab and RGB would be 600 MB each). On a CPU
-        the conversion is OpenCV's float32 Lab -> sRGB (SIMD, 7x less CPU time at 1 MP than the torch formula, and
-        within 1 level of it in 8-bit output: tests/test_pipeline.py); the lightness is the input's own either way."""
-        finite = bool(np.isfinite(ab.numpy()).all() if ab.device.type == "cpu" else torch.isfinite(ab).all())
-        if not finite:
-            ab = torch.zeros_like(ab)
-        h, w = lum.shape
-        rows = max(1, MERGE_PIXELS // w)
-        on_cpu = self.device.type == "cpu"
-        if rows >= h:     # one strip: the whole-image merge, 30% faster at 1 MP than the row gather below
-            if on_cpu:
-                return _merge_cv(lum.numpy(), _upsample_cv(ab.float(), h, w), dtype), finite
-            rgb = color.merge_luminance(lum.to(self.device)[None, None], ab.float()[None])[0].permute(1, 2, 0)
-            return _as_dtype(rgb, dtype), finite
-        ab = color.upsample(ab.float()[None], (ab.shape[-2], w))[0]   # columns now, rows strip by strip
-        out = np.empty((h, w, 3), dtype)
-        for y0 in range(0, h, rows):
-            y1 = min(h, y0 + rows)
-            strip_ab = color.upsample_rows(ab, h, y0, y1)[None]
-            if on_cpu:
-                lab = np.empty((y1 - y0, w, 3), np.float32)
-                lab[..., 1:] = strip_ab[0].permute(1, 2, 0).numpy()
-                out[y0:y1] = _merge_cv(np.ascontiguousarray(lum[y0:y1].numpy()), lab, dtype)
-                continue
-            strip_lum = lum[y0:y1].to(self.device)[None, None]
-            rgb = color.merge_luminance(strip_lum, strip_ab.to(strip_lum.dtype))[0].permute(1, 2, 0)
-            out[y0:y1] = _as_dtype(rgb, dtype)
-        return out, finite
-
-
-def _upsample_cv(ab: torch.Tensor, h: int, w: int) -> np.ndarray:
-    """Chroma (2,h',w') -> an HxWx3 float32 Lab image whose L (channel 0) _merge_cv fills in: bilinear with
-    half-pixel centres like F.interpolate(align_corners=False), three channels (OpenCV's fastest resize path)."""
-    small = cv2.merge([np.zeros(ab.shape[1:], np.float32), ab[0].numpy(), ab[1].numpy()])
-    return small if small.shape[:2] == (h, w) else cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
-def _merge_cv(lum: np.ndarray, lab: np.ndarray, dtype: type) -> np.ndarray:
-    """L / 100 (HxW) into channel 0 of a Lab image (HxWx3, its ab already at full size) -> sRGB HxWx3 in dtype,
-    rounded and clipped as _as_dtype does."""
-    lab = cv2.insertChannel(cv2.multiply(lum, 100.0), lab, 0)
-    rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
-    np.maximum(rgb, 0.0, out=rgb)
-    if dtype == np.uint8:       # saturate_cast rounds half to even, as torch.round
-        return cv2.convertScaleAbs(rgb, alpha=255.0)
-    np.minimum(rgb, 1.0, out=rgb)
-    if dtype == np.float32:
-        return rgb
-    return np.rint(rgb * np.float32(np.iinfo(dtype).max)).astype(dtype)
-
-
-def _as_dtype(rgb: torch.Tensor, dtype: type) -> np.ndarray:
-    """HxWx3 float 0..1 on any device -> numpy float32, or rounded to the integer type as imaging's encoder rounds
-    (in torch, on the device: 7 ms a 854x480 frame faster than numpy's clip-scale-round on the CPU)."""
-    if dtype == np.float32:
-        return rgb.cpu().numpy()
-    wide = torch.uint8 if dtype == np.uint8 else torch.int32
-    return (rgb.clamp(0, 1) * float(np.iinfo(dtype).max)).round().to(wide).cpu().numpy().astype(dtype, copy=False)
 
 
 def _as_is(item: dict[str, Any]) -> dict[str, Any]:

@@ -42,8 +42,8 @@ import numpy as np
 import torch
 
 from colorize_cli import color
+from colorize_cli.engine import render_shape
 from colorize_cli.imaging import ImageError, read_image
-from colorize_cli.pipeline import render_shape, srgb_luminance
 from colorize_cli.video.stabilize import ChromaStabilizer, features
 
 REACH = 300               # frames a reference is carried each way at most (12.5 s at 24 fps)
@@ -114,7 +114,7 @@ def mismatch(spec: ReferenceSpec, rgb: np.ndarray, frame_lum: np.ndarray, frame:
         return (f"{spec.path}: reference is {w}x{h} ({w / h:.2f}:1) but the frames are {fw}x{fh} ({fw / fh:.2f}:1); "
                 f"give a colour image of the whole frame")
     small = (max(8, round(64 * fw / min(fh, fw))), max(8, round(64 * fh / min(fh, fw))))
-    a = cv2.resize(srgb_luminance(rgb), small, interpolation=cv2.INTER_AREA)
+    a = cv2.resize(color.srgb_luminance(rgb), small, interpolation=cv2.INTER_AREA)
     b = cv2.resize(frame_lum.astype(np.float32), small, interpolation=cv2.INTER_AREA)
     a, b = a - a.mean(), b - b.mean()
     corr = float((a * b).sum() / max(1e-9, np.sqrt((a * a).sum() * (b * b).sum())))

@@ -1,13 +1,14 @@
-"""colorize_cli.color: torch Lab/YUV conversions checked against the independent numpy code and published values."""
+"""colorize_cli.color: the torch and numpy / OpenCV sides held to each other, to independent code and published values."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from colorize_cli import color, metrics, pipeline
+from colorize_cli import color, metrics, train
 
 
 def _nchw(hw3: np.ndarray) -> torch.Tensor:
@@ -133,9 +134,9 @@ def test_upsample_identity_at_same_size():
 
 
 @pytest.mark.parametrize("seed", [0, 7])
-def test_pipeline_srgb_luminance_equals_rgb_to_luminance(seed):
+def test_numpy_srgb_luminance_equals_rgb_to_luminance(seed):
     rgb = _random_rgb(seed, 50, 30)
-    ours = pipeline.srgb_luminance(rgb)
+    ours = color.srgb_luminance(rgb)
     ref = color.rgb_to_luminance(_nchw(rgb))[0, 0].numpy()
     assert ours.shape == (50, 30) and ours.dtype == np.float32
     np.testing.assert_allclose(ours, ref, atol=1e-5, rtol=0)
@@ -190,3 +191,46 @@ def test_upsample_rows_strips_join_into_the_whole_upsampling(h, H):
     assert strips.shape == whole.shape
     assert (strips - whole).abs().max().item() < 1e-3      # ab units: float rounding only
 
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_numpy_and_torch_sides_agree(seed):
+    """One formula, two runtimes: linear light, Lab and luminance from numpy match torch's (whose matrix is float32) closely."""
+    rgb = _random_rgb(seed)
+    np.testing.assert_allclose(color.srgb_to_linear_np(rgb), _hw3(color.srgb_to_linear(_nchw(rgb))), atol=1e-6, rtol=0)
+    lab64 = color.rgb_to_lab_np(rgb.astype(np.float64))
+    np.testing.assert_allclose(lab64, _hw3(color.rgb_to_lab(_nchw(rgb.astype(np.float64)))), atol=1e-4, rtol=0)
+    y = rgb[..., :1].astype(np.float32)
+    np.testing.assert_allclose(color.luminance_from_y(y[..., 0]), color.rgb_to_luminance(_nchw(np.repeat(
+        color.linear_to_srgb(torch.from_numpy(y)).numpy(), 3, 2)))[0, 0].numpy(), atol=2e-5, rtol=0)
+
+
+def test_one_set_of_constants():
+    """The numpy luma row is the torch matrix's Y row, and the gray tables are srgb_luminance of the gray levels."""
+    assert np.array_equal(color.Y_OF_LINEAR_RGB, color._RGB2XYZ[1].numpy())
+    ramp = np.repeat((np.arange(256, dtype=np.float32) * np.float32(1 / 255))[:, None], 3, 1)[None]
+    np.testing.assert_array_equal(color.gray_table(256), color.srgb_luminance(ramp)[0])
+    g16 = np.array([[0, 1, 257, 30000, 65535]], np.uint16)
+    np.testing.assert_allclose(color.gray_luminance(g16)[0], color.srgb_luminance(
+        np.repeat((g16[0].astype(np.float32) / 65535)[:, None], 3, 1)[None])[0], atol=1e-6, rtol=0)
+
+
+def test_opencv_merge_matches_torch_merge():
+    """The CPU merge (OpenCV's Lab -> sRGB) lands on the torch formula's 8-bit value, within one level."""
+    rng = np.random.default_rng(5)
+    lum = rng.random((40, 56)).astype(np.float32)
+    ab = torch.from_numpy(rng.uniform(-60, 60, (2, 10, 14)).astype(np.float32))
+    cv = color.merge_luminance_cv(lum, color.upsample_ab_cv(ab, 40, 56), np.uint8)
+    ref = color.merge_luminance(torch.from_numpy(lum)[None, None], ab[None])[0].permute(1, 2, 0)
+    ref8 = (ref * 255).round().to(torch.uint8).numpy()
+    assert np.abs(cv.astype(int) - ref8.astype(int)).max() <= 1
+
+
+def test_train_chroma_level_opencv_lab_matches_ours():
+    """train.chroma_level keeps OpenCV's float Lab: measured here equal to ours (mean |ab| within 0.05)."""
+    rng = np.random.default_rng(9)
+    for _ in range(4):
+        rgb = np.clip(rng.random((80, 80, 3)) * rng.uniform(0.2, 1.0), 0, 1).astype(np.float32)
+        small = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA)
+        ours = np.abs(color.rgb_to_lab_np(small.astype(np.float64))[..., 1:]).mean()
+        assert abs(train.chroma_level(rgb) - ours) < 0.05

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from colorize_cli import color, pipeline
+from colorize_cli import color, engine, pipeline
 from tests.conftest import VAL, SpyColorizer, pick
 
 
@@ -38,7 +38,7 @@ def test_merge_in_strips_matches_the_whole_image_merge(monkeypatch):
     lum = 0.1 + 0.8 * torch.rand(203, 157, generator=g)
     ab = torch.rand(2, 51, 40, generator=g) * 60 - 30
     whole = color.merge_luminance(lum[None, None], ab[None])[0].permute(1, 2, 0).numpy()
-    monkeypatch.setattr(pipeline, "MERGE_PIXELS", 157 * 7 + 3)          # 7 rows a strip, a ragged last one
+    monkeypatch.setattr(engine, "MERGE_PIXELS", 157 * 7 + 3)          # 7 rows a strip, a ragged last one
     colorizer = pipeline.Engine(torch.nn.Identity(), torch.device("cpu"))
     rgb, finite = colorizer.merge(lum, ab)
     assert finite and rgb.dtype == np.float32 and np.abs(rgb - whole).max() < 1e-4
@@ -80,20 +80,20 @@ def _ramp(lo: float, hi: float) -> np.ndarray:
 
 def test_a_full_range_image_reaches_the_network_unchanged():
     full = _ramp(0.0, 1.0)
-    assert pipeline.stretch_tones(full) is full
+    assert engine.stretch_tones(full) is full
     assert np.array_equal(pipeline.render_small(full, 50), pipeline.render_small(full, 50, tones=False))
 
 
 def test_a_faded_print_is_stretched_to_the_range_the_network_learnt():
     """Lifted blacks and dulled whites (0.2..0.7) reach the network spanning TONE_BLACK..TONE_WHITE at the same
     percentiles, order kept; a very flat frame gains at most TONE_GAIN; nearby ranges map nearby (no jump)."""
-    out = pipeline.stretch_tones(_ramp(0.2, 0.7))
+    out = engine.stretch_tones(_ramp(0.2, 0.7))
     lo, hi = np.percentile(out, [0.5, 99.5])
-    assert abs(lo - pipeline.TONE_BLACK) < 1e-4 and abs(hi - pipeline.TONE_WHITE) < 1e-4
+    assert abs(lo - engine.TONE_BLACK) < 1e-4 and abs(hi - engine.TONE_WHITE) < 1e-4
     assert (np.diff(out[0]) > 0).all() and out.dtype == np.float32
-    flat = pipeline.stretch_tones(_ramp(0.40, 0.45))
-    assert np.ptp(flat) == pytest.approx(pipeline.TONE_GAIN * 0.05, rel=1e-3)
-    a, b = pipeline.stretch_tones(_ramp(0.079, 0.9)), pipeline.stretch_tones(_ramp(0.081, 0.9))
+    flat = engine.stretch_tones(_ramp(0.40, 0.45))
+    assert np.ptp(flat) == pytest.approx(engine.TONE_GAIN * 0.05, rel=1e-3)
+    a, b = engine.stretch_tones(_ramp(0.079, 0.9)), engine.stretch_tones(_ramp(0.081, 0.9))
     assert np.abs(a - b).max() < 0.01
 
 
@@ -157,21 +157,21 @@ def test_gray_sources_get_the_luminance_of_their_float_rgb():
     g16 = np.random.default_rng(0).integers(0, 65536, (40, 50), dtype=np.uint16)
     for gray, top in ((g8, 255), (g16, 65535)):
         rgb = np.repeat((gray.astype(np.float32) * np.float32(1 / top))[..., None], 3, 2)
-        np.testing.assert_allclose(pipeline.gray_luminance(gray), pipeline.srgb_luminance(rgb), atol=1e-6)
+        np.testing.assert_allclose(color.gray_luminance(gray), color.srgb_luminance(rgb), atol=1e-6)
         dec = from_array(gray)
         assert dec.gray is not None and dec.gray.dtype == gray.dtype
         opts = pipeline.Options(render_size=8)
-        lum, small = pipeline.prepare(dec, opts)
-        ref = pipeline.srgb_luminance(dec.rgb)
+        lum, small = engine.prepare(dec, opts)
+        ref = color.srgb_luminance(dec.rgb)
         np.testing.assert_allclose(lum, ref, atol=1e-6)
         np.testing.assert_allclose(small, pipeline.render_small(ref, 8), atol=1e-5)
 
 
 def test_threads_split_the_cores_and_come_back_after_a_run(tmp_path: Path):
     """--threads N is taken as given; 0 is every core; a stream sets them for its run only."""
-    cores = pipeline.available_cores()
-    assert pipeline.split_threads(3) == 3
-    assert pipeline.split_threads(0) == cores
+    cores = engine.available_cores()
+    assert engine.split_threads(3) == 3
+    assert engine.split_threads(0) == cores
     src = tmp_path / "a.png"
     cv2.imwrite(str(src), np.full((20, 30), 90, np.uint8))
     before = torch.get_num_threads()

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import torch
 
-from colorize_cli.pipeline import Y_OF_LINEAR_RGB, Engine, luminance_from_y, render_small, srgb_luminance
+from colorize_cli.color import Y_OF_LINEAR_RGB, gray_table, luminance_from_y, srgb_luminance, srgb_to_linear_np
+from colorize_cli.pipeline import Engine, render_small
 from colorize_cli.progress import Meter
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
 from colorize_cli.video.ffmpeg import Encoder, VideoInfo
@@ -29,18 +30,18 @@ if TYPE_CHECKING:     # reference.py builds on ChromaStabilizer, so it is import
 
 def _lin_table() -> np.ndarray:
     v = np.arange(256, dtype=np.float32) * np.float32(1 / 255)
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
+    return srgb_to_linear_np(v).astype(np.float32)
 
 
 _LIN = _lin_table()
 _Y_ROW = Y_OF_LINEAR_RGB[None]
 _Y_STEPS = 1 << 16
 _L_OF_Y = luminance_from_y(np.linspace(0, 1, _Y_STEPS + 1, dtype=np.float32))  # within 7e-5 of the formula
-_GRAY_L = srgb_luminance(np.repeat((np.arange(256, dtype=np.float32) * np.float32(1 / 255))[:, None], 3, 1)[None])[0]
+_GRAY_L = gray_table(256)
 
 
 def frame_luminance(frame: np.ndarray) -> np.ndarray:
-    """Lab L / 100 of a uint8 RGB frame (HxWx3): pipeline.srgb_luminance through lookup tables (sRGB -> linear,
+    """Lab L / 100 of a uint8 RGB frame (HxWx3): color.srgb_luminance through lookup tables (sRGB -> linear,
     then Y -> L on a 65,536-step table, 0.007 L at worst), fast enough for 4K. Gray frames (a B&W film stored as
     colour) take a single table lookup."""
     if frame.dtype != np.uint8:

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Iterator
 
 from colorize_cli.batch import Inputs
+from colorize_cli.color import srgb_luminance
 from colorize_cli.imaging import ImageError, encode_image, iter_images, output_path, read_image, write_atomic
-from colorize_cli.pipeline import Engine, Status, srgb_luminance
-from colorize_cli.video import references
+from colorize_cli.pipeline import Engine, Status
 from colorize_cli.progress import Meter, ProgressFn
+from colorize_cli.video import references
 from colorize_cli.video.core import Item, colorize_items, nonfinite_warning
 from colorize_cli.video.options import WARMUP, VideoError, VideoOptions, VideoResult
 from colorize_cli.video.stabilize import ChromaStabilizer

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
+from colorize_cli.color import srgb_luminance
 from colorize_cli.imaging import ImageError, read_image
-from colorize_cli.pipeline import Engine, render_small, srgb_luminance
+from colorize_cli.pipeline import Engine, render_small
 from colorize_cli.video.core import frame_luminance, model_chroma
 from colorize_cli.video.ffmpeg import VideoInfo, read_frames
 from colorize_cli.video.options import VideoError, VideoOptions, VideoResult, Window
