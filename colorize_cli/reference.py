@@ -44,6 +44,7 @@ import torch
 from colorize_cli import color
 from colorize_cli.engine import render_shape
 from colorize_cli.imaging import ImageError, read_image
+from colorize_cli.video.options import Flow
 from colorize_cli.video.stabilize import ChromaStabilizer, features
 
 REACH = 300               # frames a reference is carried each way at most (12.5 s at 24 fps)
@@ -165,6 +166,11 @@ class _Carrier(ChromaStabilizer):
     confidence has faded it still follows the shot (`alive` until a cut), which the grade needs."""
 
     alive = False
+
+    def __init__(self) -> None:
+        # Farneback, not the stabiliser's DIS: a carry compounds its flow over up to REACH frames, and DIS lost the
+        # synthetic pan's colour faster (tests/test_reference.py); the figures in RESULTS.md were made with Farneback.
+        super().__init__(flow=Flow.FARNEBACK)
 
     def start(self, lum: np.ndarray, ab: np.ndarray) -> np.ndarray:
         self.reset()
