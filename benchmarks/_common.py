@@ -1,9 +1,9 @@
 """Helpers shared by the benchmark scripts (each script runs as `python benchmarks/NAME.py`, which puts this folder
 on sys.path, so they simply `from _common import ...`)."""
+
 from __future__ import annotations
 
 import argparse
-
 import os
 import platform
 import statistics
@@ -21,8 +21,11 @@ VAL = DATA / "val"
 def header(threads: int) -> str:
     """The one line before every table: date, CPU, torch threads and version, so results can be compared later."""
     import torch
-    return (f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()} ({os.cpu_count()} cores), "
-            f"{threads} torch threads, torch {torch.__version__}")
+
+    return (
+        f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()} ({os.cpu_count()} cores), "
+        f"{threads} torch threads, torch {torch.__version__}"
+    )
 
 
 def median_ms(fn: Callable[[], object], runs: int, warmup: int = 3) -> float:
@@ -39,24 +42,29 @@ def median_ms(fn: Callable[[], object], runs: int, warmup: int = 3) -> float:
 
 def square(side: int) -> Callable[[np.ndarray], np.ndarray]:
     """Centre square crop resized to side x side (the speed benchmark's 256x256 photos)."""
+
     def fit(img: np.ndarray) -> np.ndarray:
         h, w = img.shape
         s = min(h, w)
-        return cv2.resize(img[(h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s], (side, side))
+        return cv2.resize(img[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s], (side, side))
+
     return fit
 
 
 def megapixels(mp: float) -> Callable[[np.ndarray], np.ndarray]:
     """Resize, aspect kept, to about mp megapixels (481x321 val photos become 1224x816 at 1 MP), like a typical scan."""
+
     def fit(img: np.ndarray) -> np.ndarray:
         h, w = img.shape
         s = (mp * 1e6 / (h * w)) ** 0.5
         return cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_CUBIC if s > 1 else cv2.INTER_AREA)
+
     return fit
 
 
-def gray_photos(n: int, dest: Path, fit: Callable[[np.ndarray], np.ndarray], ext: str = ".png",
-                source: Path = VAL) -> list[Path]:
+def gray_photos(
+    n: int, dest: Path, fit: Callable[[np.ndarray], np.ndarray], ext: str = ".png", source: Path = VAL
+) -> list[Path]:
     """n real photos (val/, or the PNGs and JPEGs of source, cycled, turned gray, resized by fit) written to dest, so
     the pipeline does real decoding. Each source is read and resized once; the files are distinct copies."""
     srcs = sorted(f for f in source.glob("*") if f.suffix.lower() in (".png", ".jpg"))
@@ -82,6 +90,7 @@ def quality_photos(data: Path | None, n: int) -> list[Path]:
             raise SystemExit(f"no PNG photos in {data}")
         return found
     from colorize_cli.train import split_files
+
     _, held_out = split_files(DATA / "train", 2.0)
     return held_out[:: max(1, len(held_out) // n)][:n]
 
@@ -100,14 +109,16 @@ def pan_clip(photo: Path, dest: Path, frames: int, size: tuple[int, int] = (854,
     """A gray film of `frames` frames (size W x H, x264 CRF 18) panning slowly across a photo: a clip for machines
     without ../shared/data/video (a lent GPU reaches nothing else)."""
     import imageio_ffmpeg
+
     w, h = size
     gray = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
     scale = max((w + frames) / gray.shape[1], h / gray.shape[0])
     big = cv2.resize(gray, (round(gray.shape[1] * scale) + 1, round(gray.shape[0] * scale) + 1))
-    writer = imageio_ffmpeg.write_frames(str(dest), (w, h), pix_fmt_in="gray", fps=fps, codec="libx264",
-                                         output_params=["-crf", "18"], macro_block_size=1)
+    writer = imageio_ffmpeg.write_frames(
+        str(dest), (w, h), pix_fmt_in="gray", fps=fps, codec="libx264", output_params=["-crf", "18"], macro_block_size=1
+    )
     writer.send(None)
     for t in range(frames):
-        writer.send(np.ascontiguousarray(big[:h, t:t + w]))
+        writer.send(np.ascontiguousarray(big[:h, t : t + w]))
     writer.close()
     return dest

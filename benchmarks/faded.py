@@ -8,6 +8,7 @@ underexposed (L ** 1.6), then colorized with the tone stretch on and off. The ch
 original luminance, so the figures compare only the colour predicted (a user's output keeps the faded luminance).
 Held-out training photos by default (the 2% hash split `colorize train` never trains on), as for every choice.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,8 +17,8 @@ from typing import Callable
 
 import numpy as np
 import torch
-
 from _common import header, quality_photos
+
 from colorize_cli.evaluate import Scores, is_gray
 from colorize_cli.imaging import read_image
 from colorize_cli.metrics import colorfulness
@@ -27,7 +28,7 @@ from colorize_cli.zoo import load_model
 DAMAGE: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "clean": lambda lum: lum,
     "faded (L 0.15..0.80)": lambda lum: (0.15 + 0.65 * lum).astype(np.float32),
-    "underexposed (L ** 1.6)": lambda lum: (lum ** 1.6).astype(np.float32),
+    "underexposed (L ** 1.6)": lambda lum: (lum**1.6).astype(np.float32),
 }
 
 
@@ -54,14 +55,18 @@ def main() -> None:
             s.add(colorizer.merge(torch.from_numpy(lum), ab)[0], rgb)
     cf = float(np.mean(truth_cf))
     print(header(2))
-    print(f"{len(truth_cf)} photos from {args.data or 'the held-out training split'}, model {args.model}, "
-          f"render size {args.render_size}")
+    print(
+        f"{len(truth_cf)} photos from {args.data or 'the held-out training split'}, model {args.model}, "
+        f"render size {args.render_size}"
+    )
     print("| network input | tone stretch | PSNR dB | CIEDE2000 | colourfulness ratio |")
     print("|---|---|---|---|---|")
     for (damage, tones), s in scores.items():
         r = s.summary(cf)
-        print(f"| {damage} | {'on' if tones else 'off'} | {r['psnr']:.2f} | {r['ciede2000']:.3f} "
-              f"| {r['colorfulness_ratio']:.3f} |")
+        print(
+            f"| {damage} | {'on' if tones else 'off'} | {r['psnr']:.2f} | {r['ciede2000']:.3f} "
+            f"| {r['colorfulness_ratio']:.3f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ them), so a faster default is seen not to cost accuracy or steadiness.
 --key-every lists the key-frame intervals to time beside the defaults (`colorize video --key-every K`); --before adds
 the previous defaults (Farneback flow; Farneback and every frame).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import video as film_quality  # benchmarks/video.py: to_gray, evaluate, mean_ab_change
 
-import video as film_quality     # benchmarks/video.py: to_gray, evaluate, mean_ab_change
 from colorize_cli import video
 from colorize_cli.pipeline import Engine, set_threads
 from colorize_cli.video.ffmpeg import Encoder, probe, read_frames
@@ -61,34 +62,43 @@ def main() -> None:
     ap.add_argument("--clips", nargs="*", default=None)
     ap.add_argument("--key-every", type=int, nargs="*", default=[], help="Key-frame intervals to add as modes.")
     ap.add_argument("--threads", type=int, default=0, help="As colorize --threads (0: every core).")
-    ap.add_argument("--before", action="store_true",
-                    help="Add the previous defaults as modes: Farneback flow, and Farneback with key every 1.")
+    ap.add_argument(
+        "--before",
+        action="store_true",
+        help="Add the previous defaults as modes: Farneback flow, and Farneback with key every 1.",
+    )
     ap.add_argument("--no-quality", action="store_true", help="Skip PSNR/CDC (timing only).")
     args = ap.parse_args()
     set_threads(args.threads)
     device = pick_device("auto")
     colorizer = Engine(load_model("unet-lab", device), device)
     base = video.VideoOptions()
-    modes = {f"defaults (key every {base.key_every})": base,
-             **{f"key every {k}": video.VideoOptions(key_every=k) for k in args.key_every if k != base.key_every}}
+    modes = {
+        f"defaults (key every {base.key_every})": base,
+        **{f"key every {k}": video.VideoOptions(key_every=k) for k in args.key_every if k != base.key_every},
+    }
     if args.before:
         modes[f"key every {base.key_every}, Farneback flow"] = video.VideoOptions(flow=video.Flow.FARNEBACK)
         modes["before: key every 1, Farneback"] = video.VideoOptions(key_every=1, flow=video.Flow.FARNEBACK)
     names = args.clips or sorted(p.stem for p in VIDEO.glob("davis-*.mp4"))
-    colorize_fps(VIDEO / f"{names[0]}.mp4", colorizer, video.VideoOptions(end=0.5))   # warm-up: lazy init untimed
-    print(f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {device}, threads {args.threads}, "
-          f"x264 preset {base.preset or 'medium'} CRF {base.crf}")
+    colorize_fps(VIDEO / f"{names[0]}.mp4", colorizer, video.VideoOptions(end=0.5))  # warm-up: lazy init untimed
+    print(
+        f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {device}, threads {args.threads}, "
+        f"x264 preset {base.preset or 'medium'} CRF {base.crf}"
+    )
     print("| clip | mode | decode+encode fps | colorize fps | ratio | PSNR | CDC |")
     print("|---|---|---|---|---|---|---|")
     ratios: dict[str, list[tuple[float, float, float, float, float]]] = {m: [] for m in modes}
     for name in names:
         src = VIDEO / f"{name}.mp4"
         for mode, opts in modes.items():
-            ref, got = io_only_fps(src, opts), colorize_fps(src, colorizer, opts)   # side by side, per mode
+            ref, got = io_only_fps(src, opts), colorize_fps(src, colorizer, opts)  # side by side, per mode
             q = {"psnr": float("nan"), "cdc": float("nan")} if args.no_quality else quality(src, colorizer, opts)
             ratios[mode].append((ref, got, got / ref, q["psnr"], q["cdc"]))
-            print(f"| {name} | {mode} | {ref:.1f} | {got:.1f} | {got / ref:.2f} | {q['psnr']:.2f} | {q['cdc']:.4f} |",
-                  flush=True)
+            print(
+                f"| {name} | {mode} | {ref:.1f} | {got:.1f} | {got / ref:.2f} | {q['psnr']:.2f} | {q['cdc']:.4f} |",
+                flush=True,
+            )
     for mode, rows in ratios.items():
         m = np.mean(np.array(rows), 0)
         print(f"| **mean** | {mode} | {m[0]:.1f} | {m[1]:.1f} | {m[2]:.2f} | {m[3]:.2f} | {m[4]:.4f} |")

@@ -7,6 +7,7 @@ group of the folder in it), overall and per file-name prefix, with every `colori
 Choices (weights, readout) are made on these photos, never on val/. --corrections re-reads each model at those
 prior corrections too, so models can be compared at equal colourfulness.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,8 @@ import sys
 from pathlib import Path
 
 import torch
-
 from _common import DATA
+
 from colorize_cli.classifier import Classifier
 from colorize_cli.evaluate import evaluate, markdown, prefix, save_json
 from colorize_cli.pipeline import Options
@@ -56,8 +57,13 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     files = held_out(args.images)
-    report = evaluate(files, models_at(args.model or ["unet-lab"], args.corrections),
-                      Options(render_size=args.render_size, workers=1), classifier=Classifier(), group_by=prefix)
+    report = evaluate(
+        files,
+        models_at(args.model or ["unet-lab"], args.corrections),
+        Options(render_size=args.render_size, workers=1),
+        classifier=Classifier(),
+        group_by=prefix,
+    )
     print(markdown(report, "python benchmarks/heldout.py " + " ".join(sys.argv[1:])))
     if args.json:
         save_json(args.json, report)

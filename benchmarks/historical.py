@@ -3,6 +3,7 @@
 
     python benchmarks/historical.py [--model unet-lab] [--grid examples/historical_grid.jpg]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,7 @@ def tile(rgb: np.ndarray, height: int) -> np.ndarray:
 def grid(pairs: list[tuple[np.ndarray, np.ndarray]], height: int = 220, per_row: int = 2) -> np.ndarray:
     rows = []
     for i in range(0, len(pairs), per_row):
-        cells = [tile(x, height) for pair in pairs[i:i + per_row] for x in pair]
+        cells = [tile(x, height) for pair in pairs[i : i + per_row] for x in pair]
         rows.append(np.concatenate(cells, 1))
     width = max(r.shape[1] for r in rows)
     return np.concatenate([np.pad(r, ((0, 4), (0, width - r.shape[1]), (0, 0)), constant_values=1) for r in rows], 0)
@@ -48,8 +49,10 @@ def main() -> None:
         outs = [read_image(d).rgb for _, d in jobs]
     cf_in = [metrics.colorfulness(read_image(p).rgb) for p in files]
     cf_out = [metrics.colorfulness(o) for o in outs]
-    print(f"{args.model}: {len(files)} historical photos, mean colourfulness input {np.mean(cf_in):.1f} "
-          f"-> output {np.mean(cf_out):.1f}")
+    print(
+        f"{args.model}: {len(files)} historical photos, mean colourfulness input {np.mean(cf_in):.1f} "
+        f"-> output {np.mean(cf_out):.1f}"
+    )
     pick = np.linspace(0, len(files) - 1, args.count).round().astype(int)
     pairs = [(read_image(files[i]).rgb, outs[i]) for i in pick]
     write_atomic(args.grid, encode_image(grid(pairs), None, args.grid.suffix, jpeg_quality=88))

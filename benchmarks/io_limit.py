@@ -13,6 +13,7 @@ drop out) on the same files in the same run.
 
 Prints one Markdown table; paste it with the date and machine into benchmarks/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-
 from _common import VAL, gray_photos, header, megapixels
+
 from colorize_cli.imaging import encode_image, write_atomic
 from colorize_cli.models.base import ColorModel
 from colorize_cli.pipeline import Engine, Options, ReadSet, colorize_files
@@ -65,15 +66,31 @@ def cli_dir_per_s(paths: list[Path], out: Path, extra: list[str], code: Path | N
     """`colorize dir` at its defaults, as a user runs it, in a fresh process: marginal rate over a quarter's run.
     code: a folder holding another colorize_cli package (an older version, side by side in the same run)."""
     env = dict(os.environ, PYTHONPATH=str(code)) if code else None
+
     def run(subset: list[Path], tag: str) -> float:
         src = out / f"in-{tag}"
         src.mkdir(parents=True)
         for p in subset:
             os.link(p, src / p.name)
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "colorize_cli.cli", "dir", str(src), "-o", str(out / f"out-{tag}"),
-                        "--quiet", *extra], check=True, stderr=subprocess.DEVNULL, env=env)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "colorize_cli.cli",
+                "dir",
+                str(src),
+                "-o",
+                str(out / f"out-{tag}"),
+                "--quiet",
+                *extra,
+            ],
+            check=True,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         return time.perf_counter() - t0
+
     k = len(paths) // 4
     small, full = run(paths[:k], "quarter"), run(paths, "all")
     return (len(paths) - k) / (full - small)
@@ -81,7 +98,7 @@ def cli_dir_per_s(paths: list[Path], out: Path, extra: list[str], code: Path | N
 
 def images_per_s(colorizer: Engine, paths: list[Path], opts: Options, out: Path) -> float:
     """Whole-pipeline throughput, as `colorize dir` runs it (workers, batches, writer thread)."""
-    colorize_files([(p, out / "warm" / p.name) for p in paths[:opts.batch_size]], colorizer, opts, lambda r: None)
+    colorize_files([(p, out / "warm" / p.name) for p in paths[: opts.batch_size]], colorizer, opts, lambda r: None)
     t0 = time.perf_counter()
     colorize_files([(p, out / "run" / p.name) for p in paths], colorizer, opts, lambda r: None)
     return len(paths) / (time.perf_counter() - t0)
@@ -102,8 +119,9 @@ def stage_seconds(colorizer: Engine, paths: list[Path], opts: Options, out: Path
         rgbs = [colorizer.merge(it["lum"], ab)[0] for it, ab in zip(items, abs_)]
         t3 = time.perf_counter()
         for it, rgb in zip(items, rgbs):
-            write_atomic(out / paths[it["i"]].name, encode_image(rgb, it["alpha"], it["ext"], it["bit_depth"],
-                                                                 opts.jpeg_quality))
+            write_atomic(
+                out / paths[it["i"]].name, encode_image(rgb, it["alpha"], it["ext"], it["bit_depth"], opts.jpeg_quality)
+            )
         t4 = time.perf_counter()
         for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             spent[stage] += dt
@@ -121,9 +139,13 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="where `colorize dir` and the in-process rows run")
     ap.add_argument("--no-stages", action="store_true", help="only the reference and `colorize dir` rows")
     ap.add_argument("--variants", nargs="*", default=[], help="more `colorize dir` rows, each with these options")
-    ap.add_argument("--baseline", type=Path, default=None,
-                    help="also run `colorize dir` at defaults from this folder's colorize_cli (e.g. `git archive` of "
-                         "an older commit), in the same run")
+    ap.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="also run `colorize dir` at defaults from this folder's colorize_cli (e.g. `git archive` of "
+        "an older commit), in the same run",
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -138,26 +160,35 @@ def main() -> None:
         print(f"| one-core loop: decode, zero chroma (OpenCV 8-bit Lab), JPEG q95 (reference) | {ref:.1f} | 1.00 |")
         if args.baseline:
             base = cli_dir_per_s(paths, Path(tmp) / "cli-base", ["--device", args.device], args.baseline)
-            print(f"| `colorize dir` at defaults, baseline {args.baseline} | {base:.1f} | {base / ref:.2f} |",
-                  flush=True)
+            print(
+                f"| `colorize dir` at defaults, baseline {args.baseline} | {base:.1f} | {base / ref:.2f} |", flush=True
+            )
         for k, extra in enumerate(["", *args.variants]):
             cli = cli_dir_per_s(paths, Path(tmp) / f"cli-{k}", ["--device", args.device, *extra.split()])
-            print(f"| `colorize dir` {extra or 'at defaults'} (device {args.device}, marginal) | {cli:.1f} "
-                  f"| {cli / ref:.2f} |", flush=True)
+            print(
+                f"| `colorize dir` {extra or 'at defaults'} (device {args.device}, marginal) | {cli:.1f} "
+                f"| {cli / ref:.2f} |",
+                flush=True,
+            )
         if args.no_stages:
             return
         runs = {}
         for name, model in (("unet-lab", load_model("unet-lab")), (IDENTITY, IdentityModel())):
             colorizer = Engine(model, torch.device(args.device))
             out = Path(tmp) / f"out-{len(runs)}"
-            runs[name] = (images_per_s(colorizer, paths, opts, out),
-                          stage_seconds(colorizer, paths, opts, out / "stages"))
+            runs[name] = (
+                images_per_s(colorizer, paths, opts, out),
+                stage_seconds(colorizer, paths, opts, out / "stages"),
+            )
 
     io_rate = runs[IDENTITY][0]
     print()
-    print(f"| pipeline ({args.images} gray JPEGs of {args.megapixels:g} MP, workers {args.workers}, batch "
-          f"{args.batch_size}) | images/s | share of the I/O-only rate | "
-          + " | ".join(f"{s} ms/img (share)" for s in STAGES) + " |")
+    print(
+        f"| pipeline ({args.images} gray JPEGs of {args.megapixels:g} MP, workers {args.workers}, batch "
+        f"{args.batch_size}) | images/s | share of the I/O-only rate | "
+        + " | ".join(f"{s} ms/img (share)" for s in STAGES)
+        + " |"
+    )
     print("|---|---|---|" + "---|" * len(STAGES))
     for name, (rate, spent) in runs.items():
         total = sum(spent.values())

@@ -11,6 +11,7 @@ one 8660x5773 (50 MP) gray 8-bit TIFF, and reports each run's peak RSS two ways:
 
 Prints one Markdown table; paste it with the date and machine into benchmarks/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,8 @@ from pathlib import Path
 
 import cv2
 import torch
-
 from _common import VAL, gray_photos, header, square
+
 from colorize_cli.imaging import DEFAULT_MAX_PIXELS
 
 LIMIT_MB = 2048
@@ -39,7 +40,7 @@ def tree_rss_mb(pid: int) -> float:
             status = Path(f"/proc/{p}/status").read_text()
             total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
             todo += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
-        except (OSError, StopIteration):    # exited meanwhile, or a zombie without VmRSS
+        except (OSError, StopIteration):  # exited meanwhile, or a zombie without VmRSS
             continue
     return total / 1024
 
@@ -52,10 +53,11 @@ def peak_rss(cmd: list[str]) -> tuple[float, float]:
     def sample() -> None:
         while not stop.wait(0.02):
             tree_peak[0] = max(tree_peak[0], tree_rss_mb(proc.pid))
+
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    err = proc.stderr.read()                     # drain stderr so the child never blocks on a full pipe
-    _, status, usage = os.wait4(proc.pid, 0)     # this child's own rusage, unlike RUSAGE_CHILDREN's running maximum
+    err = proc.stderr.read()  # drain stderr so the child never blocks on a full pipe
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, unlike RUSAGE_CHILDREN's running maximum
     proc.returncode = os.waitstatus_to_exitcode(status)
     stop.set()
     sampler.join()
@@ -65,8 +67,22 @@ def peak_rss(cmd: list[str]) -> tuple[float, float]:
 
 
 def colorize_dir(src: Path, out: Path, args: argparse.Namespace, max_pixels: int = DEFAULT_MAX_PIXELS) -> list[str]:
-    return [sys.executable, "-m", "colorize_cli", "dir", str(src), "-o", str(out), "--quiet", "--workers",
-            str(args.workers), "--batch-size", str(args.batch_size), "--max-pixels", str(max_pixels)]
+    return [
+        sys.executable,
+        "-m",
+        "colorize_cli",
+        "dir",
+        str(src),
+        "-o",
+        str(out),
+        "--quiet",
+        "--workers",
+        str(args.workers),
+        "--batch-size",
+        str(args.batch_size),
+        "--max-pixels",
+        str(max_pixels),
+    ]
 
 
 def folder_rows(tmp: Path, args: argparse.Namespace) -> list[tuple[str, float, float]]:
@@ -74,11 +90,15 @@ def folder_rows(tmp: Path, args: argparse.Namespace) -> list[tuple[str, float, f
     large, small = tmp / "large", tmp / "small"
     large.mkdir(), small.mkdir()
     paths = gray_photos(args.large, large, square(args.side))
-    for p in paths[:args.small]:                 # the smaller folder: hard links to the first files, no copies
+    for p in paths[: args.small]:  # the smaller folder: hard links to the first files, no copies
         os.link(p, small / p.name)
-    return [(f"`colorize dir`, {n} gray PNGs of {args.side}x{args.side}",
-             *peak_rss(colorize_dir(folder, tmp / f"out-{n}", args))) for n, folder in ((args.small, small),
-                                                                                          (args.large, large))]
+    return [
+        (
+            f"`colorize dir`, {n} gray PNGs of {args.side}x{args.side}",
+            *peak_rss(colorize_dir(folder, tmp / f"out-{n}", args)),
+        )
+        for n, folder in ((args.small, small), (args.large, large))
+    ]
 
 
 def main() -> None:
@@ -105,19 +125,27 @@ def main() -> None:
         big.mkdir()
         photo = cv2.imread(str(sorted(VAL.glob("*.png"))[0]), cv2.IMREAD_GRAYSCALE)
         cv2.imwrite(str(big / "scan.tif"), cv2.resize(photo, (w, h), interpolation=cv2.INTER_LINEAR))
-        rows.append((f"`colorize dir`, one {w}x{h} ({w * h / 1e6:.1f} MP) gray 8-bit TIFF",
-                     *peak_rss(colorize_dir(big, tmp / "out-big", args, max(DEFAULT_MAX_PIXELS, w * h)))))
+        rows.append(
+            (
+                f"`colorize dir`, one {w}x{h} ({w * h / 1e6:.1f} MP) gray 8-bit TIFF",
+                *peak_rss(colorize_dir(big, tmp / "out-big", args, max(DEFAULT_MAX_PIXELS, w * h))),
+            )
+        )
 
-    print(header(torch.get_num_threads()))        # the subprocess's default, the same as ours
-    print(f"| run (workers {args.workers}, batch {args.batch_size}) | peak RSS MB, largest process "
-          "| peak RSS MB, all processes (sampled) |")
+    print(header(torch.get_num_threads()))  # the subprocess's default, the same as ours
+    print(
+        f"| run (workers {args.workers}, batch {args.batch_size}) | peak RSS MB, largest process "
+        "| peak RSS MB, all processes (sampled) |"
+    )
     print("|---|---|---|")
     for name, largest, tree in rows:
         print(f"| {name} | {largest:.0f} | {tree:.0f} |")
     if not args.tiff_only:
         (_, s_l, s_t), (_, l_l, l_t) = rows[:2]
-        print(f"| ratio {args.large} / {args.small} images (flat memory: about 1.00) | {l_l / s_l:.2f} "
-              f"| {l_t / s_t:.2f} |")
+        print(
+            f"| ratio {args.large} / {args.small} images (flat memory: about 1.00) | {l_l / s_l:.2f} "
+            f"| {l_t / s_t:.2f} |"
+        )
     _, t_l, t_t = rows[-1]
     under = ["yes" if mb < LIMIT_MB else "NO" for mb in (t_l, t_t)]
     print(f"| TIFF under {LIMIT_MB // 1024} GB? | {under[0]} | {under[1]} |")

@@ -9,6 +9,7 @@ pixel). Time is the model call per image (batch 1, median) on the same images.
 On a CPU the settings are fp32 and bf16 (fp16 autocast on a CPU is slower than fp32); on CUDA fp32, fp16 and bf16.
 --compile adds each setting again under torch.compile. Prints one Markdown table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,8 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-
 from _common import VAL, header
+
 from colorize_cli import metrics
 from colorize_cli.pipeline import Engine, render_small, srgb_luminance
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
@@ -36,7 +37,7 @@ def run(colorizer: Engine, lums: list[np.ndarray], size: int) -> tuple[list[np.n
     outs, times = [], []
     for lum in lums:
         small = torch.from_numpy(render_small(lum, size))
-        colorizer.chroma([small])                      # warm (and, compiled, specialise) on this shape
+        colorizer.chroma([small])  # warm (and, compiled, specialise) on this shape
         if colorizer.device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -65,8 +66,10 @@ def main() -> None:
     settings = ["fp32", "bf16"] + (["fp16"] if device.type == "cuda" else [])
     runs = [(p, False) for p in settings] + ([(p, True) for p in settings] if args.compile else [])
     ref = None
-    print(header(torch.get_num_threads()) + f", {device}, model {args.model}, render size {args.render_size}, "
-          f"{len(lums)} val photos")
+    print(
+        header(torch.get_num_threads()) + f", {device}, model {args.model}, render size {args.render_size}, "
+        f"{len(lums)} val photos"
+    )
     print("| precision | compiled | model ms/img | speed-up | mean CIEDE2000 vs fp32 | max CIEDE2000 vs fp32 |")
     print("|---|---|---|---|---|---|")
     for precision, compiled in runs:
@@ -74,8 +77,11 @@ def main() -> None:
         if ref is None:
             ref = (outs, ms)
         diffs = [metrics.ciede2000(metrics.rgb_to_lab(o), metrics.rgb_to_lab(r)) for o, r in zip(outs, ref[0])]
-        print(f"| {precision} | {'yes' if compiled else 'no'} | {ms:.1f} | {ref[1] / ms:.2f}x "
-              f"| {np.mean([d.mean() for d in diffs]):.3f} | {max(d.max() for d in diffs):.2f} |", flush=True)
+        print(
+            f"| {precision} | {'yes' if compiled else 'no'} | {ms:.1f} | {ref[1] / ms:.2f}x "
+            f"| {np.mean([d.mean() for d in diffs]):.3f} | {max(d.max() for d in diffs):.2f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ load): the stabiliser alone on every frame against the stabiliser plus a guide f
 --strip writes a small JPEG of the first clip: rows gray / automatic / guided / truth at a few frames, the reference
 (the middle frame's true colour) marked. Prints a Markdown table; paste it with the date into benchmarks/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-import video as bench       # benchmarks/video.py: to_gray, psnr, histograms, cdc
+import video as bench  # benchmarks/video.py: to_gray, psnr, histograms, cdc
 from _common import film_args
 
 from colorize_cli import video
@@ -42,16 +43,20 @@ from colorize_cli.zoo import load_model, pick_device
 VIDEO = bench.VIDEO
 
 
-def run(gray: list[np.ndarray], truth: list[np.ndarray], colorizer: Engine, args: argparse.Namespace,
-        ref_frame: int | None) -> tuple[list[np.ndarray], float]:
+def run(
+    gray: list[np.ndarray], truth: list[np.ndarray], colorizer: Engine, args: argparse.Namespace, ref_frame: int | None
+) -> tuple[list[np.ndarray], float]:
     """Colorized frames and seconds per frame, guided by the true colour of ref_frame (None: automatic)."""
     guide = None
     t0 = time.perf_counter()
     if ref_frame is not None:
         smalls = [render_small(video.frame_luminance(g), args.render_size, tones=False) for g in gray]
         ab = reference_chroma(truth[ref_frame].astype(np.float32) / 255, gray[0].shape[:2], args.render_size)
-        guide = ReferenceGuide([Reference(ref_frame, ab, "truth")], lambda first, n: iter(smalls[first:first + n]),
-                               chroma=None if args.no_grade else video.model_chroma(colorizer))
+        guide = ReferenceGuide(
+            [Reference(ref_frame, ab, "truth")],
+            lambda first, n: iter(smalls[first : first + n]),
+            chroma=None if args.no_grade else video.model_chroma(colorizer),
+        )
     stab = video.ChromaStabilizer(args.strength)
     out = list(video.colorize_frames(gray, colorizer, stab, args.render_size, args.batch_size, guide=guide))
     return out, (time.perf_counter() - t0) / len(out)
@@ -66,8 +71,9 @@ def overhead(gray: list[np.ndarray], truth: list[np.ndarray], render_size: int) 
     times = []
     for guided in (False, True):
         stab = video.ChromaStabilizer()
-        guide = ReferenceGuide([Reference(0, ab)], lambda first, n: iter(smalls[first:first + n]),
-                               chroma=lambda lum: pred)          # the grade's one model call, without a model
+        guide = ReferenceGuide(
+            [Reference(0, ab)], lambda first, n: iter(smalls[first : first + n]), chroma=lambda lum: pred
+        )  # the grade's one model call, without a model
         t0 = time.perf_counter()
         for i, small in enumerate(smalls):
             out = stab.step(small, guide.correct(i, small, pred) if guided else pred)
@@ -114,9 +120,11 @@ def main() -> None:
     device = pick_device(args.device)
     colorizer = Engine(load_model(args.model, device), device)
     names = args.clips or sorted(p.stem for p in VIDEO.glob("davis-*.mp4"))
-    print(f"{time.strftime('%Y-%m-%d')}, {device}, {torch.get_num_threads()} torch threads, model {args.model}, "
-          f"render size {args.render_size}, strength {args.strength:g}"
-          + (f", first {args.max_frames} frames" if args.max_frames else ""))
+    print(
+        f"{time.strftime('%Y-%m-%d')}, {device}, {torch.get_num_threads()} torch threads, model {args.model}, "
+        f"render size {args.render_size}, strength {args.strength:g}"
+        + (f", first {args.max_frames} frames" if args.max_frames else "")
+    )
     if args.overhead_only:
         for name in names:
             truth = [np.array(f) for f in video.decode(VIDEO / f"{name}.mp4", args.max_frames or None)]
@@ -139,10 +147,15 @@ def main() -> None:
             split = ""
             if ref == mid:
                 auto = outs["automatic"]
-                split = (f"{mean_psnr(out, truth, 0, mid):.2f} ({mean_psnr(auto, truth, 0, mid):.2f}) | "
-                         f"{mean_psnr(out, truth, mid + 1):.2f} ({mean_psnr(auto, truth, mid + 1):.2f})")
-            print(f"| {name} ({len(truth)} frames) | {mode} | {row[0]:.2f} | {row[1]:.4f} | {row[2]:.0f} | "
-                  f"{split or ' | '} |", flush=True)
+                split = (
+                    f"{mean_psnr(out, truth, 0, mid):.2f} ({mean_psnr(auto, truth, 0, mid):.2f}) | "
+                    f"{mean_psnr(out, truth, mid + 1):.2f} ({mean_psnr(auto, truth, mid + 1):.2f})"
+                )
+            print(
+                f"| {name} ({len(truth)} frames) | {mode} | {row[0]:.2f} | {row[1]:.4f} | {row[2]:.0f} | "
+                f"{split or ' | '} |",
+                flush=True,
+            )
         if ci == 0 and args.strip:
             strip(args.strip, gray, outs["automatic"], outs["ref middle"], truth, mid)
     for mode, rows in sums.items():

@@ -9,6 +9,7 @@ busy 2-core host extra threads can cost several times); the pipeline runs at `co
 
 Prints one Markdown table; paste it with the date and machine into benchmarks/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,9 +21,9 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from _common import gray_photos, header, median_ms, square
 from torch import nn
 
-from _common import gray_photos, header, median_ms, square
 from colorize_cli.evaluate import network_ms
 from colorize_cli.pipeline import Engine, Options, colorize_files
 from colorize_cli.weights import shipped_path
@@ -50,7 +51,7 @@ class ConvNeXtBlock(nn.Module):
         self.gamma = nn.Parameter(torch.full((dim,), 1e-6))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.mlp(self.norm(self.conv_dw(x).permute(0, 2, 3, 1))) * self.gamma   # channels-last, as timm
+        y = self.mlp(self.norm(self.conv_dw(x).permute(0, 2, 3, 1))) * self.gamma  # channels-last, as timm
         return x + y.permute(0, 3, 1, 2)
 
 
@@ -87,17 +88,19 @@ def params_m(model: nn.Module) -> float:
     return sum(p.numel() for p in model.parameters()) / 1e6
 
 
-def pipeline_ms(model: torch.nn.Module, paths: list[Path], out: Path, device: torch.device, batch: int,
-                workers: int) -> float:
+def pipeline_ms(
+    model: torch.nn.Module, paths: list[Path], out: Path, device: torch.device, batch: int, workers: int
+) -> float:
     """Marginal ms per image: (time for all - time for a quarter) / (the other three quarters)."""
     colorizer = Engine(model, device)
-    opts = Options(batch_size=batch, workers=workers)      # the default render size and threads, as `colorize dir`
+    opts = Options(batch_size=batch, workers=workers)  # the default render size and threads, as `colorize dir`
 
     def run(subset: list[Path], tag: str) -> float:
         t0 = time.perf_counter()
         colorize_files([(p, out / tag / p.name) for p in subset], colorizer, opts, lambda r: None)
         return time.perf_counter() - t0
-    run(paths[:batch], "warm")     # one-time costs (CUDA context, cuDNN handles) would fall on the first run only
+
+    run(paths[:batch], "warm")  # one-time costs (CUDA context, cuDNN handles) would fall on the first run only
     k = len(paths) // 4
     small, full = run(paths[:k], "a"), run(paths, "b")
     return 1000 * (full - small) / (len(paths) - k)
@@ -120,41 +123,55 @@ def main() -> None:
     torch.manual_seed(0)
     peer = ConvNeXtTinyEncoder().eval().to(device)
     x = torch.rand(1, 3, 256, 256, device=device)
+
     def peer_call() -> None:
         peer(x)
-        if device.type == "cuda":       # kernels run asynchronously: time them, not their launch
+        if device.type == "cuda":  # kernels run asynchronously: time them, not their launch
             torch.cuda.synchronize()
+
     def peer_ms() -> float:
         """The peer at its best thread count: 1, or all of --threads (extra threads can cost several times on a busy
         host)."""
         with torch.inference_mode():
             return min(at_threads(n, lambda: median_ms(peer_call, args.runs)) for n in {1, args.threads})
 
-    print(header(torch.get_num_threads()) + (f", {torch.cuda.get_device_name()}" if device.type == "cuda" else "")
-          + f", pipeline batch {args.batch_size}, {args.workers} decoding workers, medians of {args.repeats} "
-          "interleaved repeats")
-    print("| model | params | network ms/img (256x256, batch 1) "
-          f"| pipeline ms/img (marginal, render size {Options().render_size}) "
-          "| peer encoder ms/img, timed beside it | speed-up vs ConvNeXt-Tiny encoder |")
+    print(
+        header(torch.get_num_threads())
+        + (f", {torch.cuda.get_device_name()}" if device.type == "cuda" else "")
+        + f", pipeline batch {args.batch_size}, {args.workers} decoding workers, medians of {args.repeats} "
+        "interleaved repeats"
+    )
+    print(
+        "| model | params | network ms/img (256x256, batch 1) "
+        f"| pipeline ms/img (marginal, render size {Options().render_size}) "
+        "| peer encoder ms/img, timed beside it | speed-up vs ConvNeXt-Tiny encoder |"
+    )
     print("|---|---|---|---|---|---|")
-    print(f"| ConvNeXt-Tiny encoder (DDColor-tiny backbone, peer) | {params_m(peer):.2f}M | - | - | - | 1.0x |",
-          flush=True)
+    print(
+        f"| ConvNeXt-Tiny encoder (DDColor-tiny backbone, peer) | {params_m(peer):.2f}M | - | - | - | 1.0x |",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         paths = gray_photos(args.images, Path(tmp), square(256))
-        for name in args.models or available_models():   # registered names and weights exported into weights/
+        for name in args.models or available_models():  # registered names and weights exported into weights/
             if not shipped_path(name).is_file():
                 continue
             model = load_model(name, device)
             net = min(at_threads(n, lambda: network_ms(model, args.runs)) for n in {1, args.threads})
             # The peer and our pipeline one after the other, repeated, so a change in the host's load hits both: the
             # speed-up is the median of the pairs' ratios (our whole pipeline against the peer's network alone).
-            pairs = [(peer_ms(), pipeline_ms(model, paths, Path(tmp) / f"{name}-{r}", device, args.batch_size,
-                                             args.workers)) for r in range(args.repeats)]
+            pairs = [
+                (peer_ms(), pipeline_ms(model, paths, Path(tmp) / f"{name}-{r}", device, args.batch_size, args.workers))
+                for r in range(args.repeats)
+            ]
             peer_med = statistics.median(p for p, _ in pairs)
             ms = statistics.median(m for _, m in pairs)
             ratio = statistics.median(p / m for p, m in pairs)
-            print(f"| {name} | {params_m(model):.1f}M | {net:.1f} | {ms:.1f} | {peer_med:.1f} | {ratio:.1f}x |",
-                  flush=True)
+            print(
+                f"| {name} | {params_m(model):.1f}M | {net:.1f} | {ms:.1f} | {peer_med:.1f} | {ratio:.1f}x |",
+                flush=True,
+            )
+
 
 if __name__ == "__main__":
     main()

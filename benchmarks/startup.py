@@ -6,6 +6,7 @@ Median of N runs each, beside the targets (0.3 s and 1 s). Run it twice if the f
 
 Prints one Markdown table; paste it with the date and machine into benchmarks/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,7 +18,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from _common import header
 
 HELP_TARGET_S, LOAD_TARGET_S = 0.3, 1.0
@@ -53,9 +53,9 @@ def main() -> None:
 
     help_cmd = colorize_cmd() + ["--help"]
     load_cmd = [sys.executable, "-c", LOAD.format(model=args.model)]
-    wall_s(help_cmd), wall_s(load_cmd)          # one untimed run each, so every timed run finds the files cached
+    wall_s(help_cmd), wall_s(load_cmd)  # one untimed run each, so every timed run finds the files cached
     help_s = [wall_s(help_cmd)[0] for _ in range(args.runs)]
-    loads = []                                  # (import s, load_model s, whole process s) per run
+    loads = []  # (import s, load_model s, whole process s) per run
     for _ in range(args.runs):
         seconds, out = wall_s(load_cmd)
         loads.append((*(float(v) for v in out.split()), seconds))
@@ -74,6 +74,7 @@ def main() -> None:
     print(row(f"`load_model({args.model!r})` (the call only)", load_s, LOAD_TARGET_S))
     print(row("`from colorize_cli.zoo import load_model` before it (torch included)", imports))
     print(row("the whole `python -c` process (start, imports, load)", whole))
+
 
 if __name__ == "__main__":
     main()

@@ -8,6 +8,7 @@ Lower T moves the readout from the mean towards the mode: more vivid, at some co
 short side, in pixels, at which the network sees a whole scene (the photos are resized to it, up or down), so the
 sweep over it asks which scene scale suits the model without looking at val/.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,8 +16,8 @@ import copy
 from pathlib import Path
 
 import torch
-
 from _common import quality_photos
+
 from colorize_cli.evaluate import evaluate
 from colorize_cli.pipeline import Options
 from colorize_cli.zoo import load_model
@@ -25,13 +26,22 @@ from colorize_cli.zoo import load_model
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="unet-lab")
-    ap.add_argument("--images", type=int, default=400)   # 400: all 347 held-out photos
+    ap.add_argument("--images", type=int, default=400)  # 400: all 347 held-out photos
     ap.add_argument("--temps", type=float, nargs="+", default=[0.2, 0.3, 0.38, 0.5, 0.7, 1.0])
-    ap.add_argument("--corrections", type=float, nargs="+", default=[0.0],
-                    help="prior_correction values: 0 = Zhang's readout, 1 = divide the rebalancing weights back out")
+    ap.add_argument(
+        "--corrections",
+        type=float,
+        nargs="+",
+        default=[0.0],
+        help="prior_correction values: 0 = Zhang's readout, 1 = divide the rebalancing weights back out",
+    )
     ap.add_argument("--render-sizes", type=int, nargs="+", default=[256])
-    ap.add_argument("--data", type=Path, default=None,
-                    help="Measure on this folder instead (e.g. val/, once a readout is chosen on the held-out photos).")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="Measure on this folder instead (e.g. val/, once a readout is chosen on the held-out photos).",
+    )
     args = ap.parse_args()
     files = quality_photos(args.data, args.images)
     base = load_model(args.model)
@@ -48,8 +58,11 @@ def main() -> None:
     for size in args.render_sizes:
         report = evaluate(files, models, Options(render_size=size, workers=1))
         for name, r in report["results"].items():
-            print(f"| {size} | {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['ciede2000']:.2f} "
-                  f"| {r['colorfulness_ratio']:.2f} |", flush=True)
+            print(
+                f"| {size} | {name} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['ciede2000']:.2f} "
+                f"| {r['colorfulness_ratio']:.2f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ Modes: per-frame (strength 0), stabilised (the default strength), and stabilised
 
 Prints one Markdown table with a mean row per mode; paste it with the date and machine into benchmarks/RESULTS.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _common import film_args
 
 from colorize_cli import color, video
@@ -50,7 +50,7 @@ def to_gray(frame: np.ndarray) -> np.ndarray:
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255.0 ** 2 / max(mse, 1e-10)))
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
 def histograms(frame: np.ndarray) -> np.ndarray:
@@ -66,12 +66,12 @@ def js(p: np.ndarray, q: np.ndarray) -> float:
     def kl(x: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(x > 0, x * np.log2(x / m), 0).sum(1)
+
     return float(np.mean((kl(p) + kl(q)) / 2))
 
 
 def cdc(hists: list[np.ndarray]) -> float:
-    per_k = [np.mean([js(hists[i], hists[i + k]) for i in range(len(hists) - k)])
-             for k in OFFSETS if len(hists) > k]
+    per_k = [np.mean([js(hists[i], hists[i + k]) for i in range(len(hists) - k)]) for k in OFFSETS if len(hists) > k]
     return float(np.mean(per_k)) if per_k else float("nan")
 
 
@@ -85,16 +85,22 @@ def mean_ab_change(frames: list[np.ndarray]) -> float:
 
 
 def evaluate(truth: list[np.ndarray], out: list[np.ndarray], truth_change: float) -> dict[str, float]:
-    return {"psnr": float(np.mean([psnr(o, t) for o, t in zip(out, truth)])),
-            "cdc": cdc([histograms(f) for f in out]),
-            "flicker": mean_ab_change(out) / max(truth_change, 1e-9)}
+    return {
+        "psnr": float(np.mean([psnr(o, t) for o, t in zip(out, truth)])),
+        "cdc": cdc([histograms(f) for f in out]),
+        "flicker": mean_ab_change(out) / max(truth_change, 1e-9),
+    }
 
 
-def end_to_end_fps(src: Path, colorizer: Engine, args: argparse.Namespace, strength: float,
-                   key_every: int) -> float:
+def end_to_end_fps(src: Path, colorizer: Engine, args: argparse.Namespace, strength: float, key_every: int) -> float:
     """Frames per second of the whole `colorize video` run on the clip file (decode, colorize, encode, mux)."""
-    opts = video.VideoOptions(render_size=args.render_size, batch_size=args.batch_size, strength=strength,
-                              key_every=key_every, preset=args.preset)
+    opts = video.VideoOptions(
+        render_size=args.render_size,
+        batch_size=args.batch_size,
+        strength=strength,
+        key_every=key_every,
+        preset=args.preset,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         result = video.run(src, Path(tmp) / "out.mp4", colorizer, opts)
@@ -114,12 +120,17 @@ def main() -> None:
     device = pick_device(args.device)
     colorizer = Engine(load_model(args.model, device), device)
     names = args.clips or sorted(p.stem for p in VIDEO.glob("davis-*.mp4"))
-    modes = {"per-frame": (0.0, 1), f"stabilised ({args.strength:g})": (args.strength, 1),
-             **{f"stabilised, key every {k}": (args.strength, k) for k in args.key_every if k > 1}}
-    print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {device}, "
-          f"{torch.get_num_threads()} torch threads, model {args.model}, render size {args.render_size}, "
-          f"end to end with x264 preset {args.preset or 'medium'}"
-          + (f", first {args.max_frames} frames" if args.max_frames else ""))
+    modes = {
+        "per-frame": (0.0, 1),
+        f"stabilised ({args.strength:g})": (args.strength, 1),
+        **{f"stabilised, key every {k}": (args.strength, k) for k in args.key_every if k > 1},
+    }
+    print(
+        f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {device}, "
+        f"{torch.get_num_threads()} torch threads, model {args.model}, render size {args.render_size}, "
+        f"end to end with x264 preset {args.preset or 'medium'}"
+        + (f", first {args.max_frames} frames" if args.max_frames else "")
+    )
     print("| clip | mode | PSNR | CDC | flicker ratio | fps | e2e fps |")
     print("|---|---|---|---|---|---|---|")
     rows: dict[str, list[dict[str, float]]] = {m: [] for m in modes}
@@ -134,16 +145,24 @@ def main() -> None:
             stab = video.ChromaStabilizer(strength, key_every=key_every)
             out = list(video.colorize_frames(gray, colorizer, stab, args.render_size, args.batch_size))
             fps = len(out) / (time.perf_counter() - t0)
-            e2e = float("nan") if args.no_e2e else end_to_end_fps(VIDEO / f"{name}.mp4", colorizer, args, strength,
-                                                                   key_every)
+            e2e = (
+                float("nan")
+                if args.no_e2e
+                else end_to_end_fps(VIDEO / f"{name}.mp4", colorizer, args, strength, key_every)
+            )
             r = {**evaluate(truth, out, truth_change), "fps": fps, "e2e": e2e}
             rows[mode].append(r)
-            print(f"| {name} ({len(out)} frames) | {mode} | {r['psnr']:.2f} | {r['cdc']:.4f} | {r['flicker']:.2f} "
-                  f"| {r['fps']:.1f} | {r['e2e']:.1f} |", flush=True)
+            print(
+                f"| {name} ({len(out)} frames) | {mode} | {r['psnr']:.2f} | {r['cdc']:.4f} | {r['flicker']:.2f} "
+                f"| {r['fps']:.1f} | {r['e2e']:.1f} |",
+                flush=True,
+            )
     for mode, rs in rows.items():
         m = {k: float(np.mean([r[k] for r in rs])) for k in rs[0]}
-        print(f"| **mean** | {mode} | {m['psnr']:.2f} | {m['cdc']:.4f} | {m['flicker']:.2f} | {m['fps']:.1f} "
-              f"| {m['e2e']:.1f} |")
+        print(
+            f"| **mean** | {mode} | {m['psnr']:.2f} | {m['cdc']:.4f} | {m['flicker']:.2f} | {m['fps']:.1f} "
+            f"| {m['e2e']:.1f} |"
+        )
     print(f"\nGround truth CDC (mean over clips): {np.mean(truth_cdc):.4f}")
 
 

@@ -6,6 +6,7 @@ and the README's strip of one photo at 0.5 / 1 / 1.5.
 
 Held-out training photos by default (the 2% hash split `colorize train` never trains on), as for every choice.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-
 from _common import header, quality_photos
+
 from colorize_cli.evaluate import Scores, is_gray
 from colorize_cli.imaging import encode_image, read_image, write_atomic
 from colorize_cli.metrics import colorfulness
@@ -43,8 +44,16 @@ def strip(model: torch.nn.Module, photo: Path, dest: Path, size: int, height: in
         out = colorize(model, rgb, v, size)
         tile = cv2.resize(out, (round(out.shape[1] * height / out.shape[0]), height), interpolation=cv2.INTER_AREA)
         tile = np.round(np.clip(tile, 0, 1) * 255).astype(np.uint8)
-        cv2.putText(tile, f"--vividness {v:g}", (8, height - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 255), 2,
-                    cv2.LINE_AA)
+        cv2.putText(
+            tile,
+            f"--vividness {v:g}",
+            (8, height - 10),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.55,
+            (255, 255, 255),
+            2,
+            cv2.LINE_AA,
+        )
         tiles.append(tile)
     write_atomic(dest, encode_image(np.concatenate(tiles, 1), None, ".jpg", 8, 85))
 

@@ -8,6 +8,7 @@ The rules, for each pair in input order:
 - a second input whose output is the same as an earlier one's is refused;
 - an output that exists is skipped unless overwrite is asked.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,6 +32,7 @@ def shard_of(rel: str, n: int) -> int:
 @dataclass(frozen=True)
 class FileKey:
     """Identity of a file on disk: its real path, and (device, inode) where it exists, so links count too."""
+
     real: str
     inode: tuple[int, int] | None
 
@@ -70,7 +72,7 @@ class InPlaceJournal:
         self.root = Path(root)
         self.path = self.root / JOURNAL_NAME
         self.entries: dict[str, dict] = {}
-        self.offset = 0                  # bytes of the journal read so far: later reads take only what was appended
+        self.offset = 0  # bytes of the journal read so far: later reads take only what was appended
         self._refresh()
 
     def _refresh(self) -> None:
@@ -78,7 +80,7 @@ class InPlaceJournal:
         with contextlib.suppress(OSError), open(self.path, "rb") as f:
             f.seek(self.offset)
             tail = f.read()
-            complete = tail[: tail.rfind(b"\n") + 1]        # a line still being written is read next time
+            complete = tail[: tail.rfind(b"\n") + 1]  # a line still being written is read next time
             self.offset += len(complete)
             for line in complete.decode(errors="replace").splitlines():
                 with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -107,8 +109,12 @@ class InPlaceJournal:
 
     def record(self, src: Path, dst: Path) -> None:
         st = os.stat(dst)
-        entry: dict[str, Any] = {"out": self._rel(dst), "src": self._rel(src), "size": st.st_size,
-                                 "mtime_ns": st.st_mtime_ns}
+        entry: dict[str, Any] = {
+            "out": self._rel(dst),
+            "src": self._rel(src),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+        }
         line = (json.dumps(entry) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -118,9 +124,13 @@ class InPlaceJournal:
         self.entries[entry["out"]] = entry
 
 
-def plan(pairs: list[tuple[Path, Path]], overwrite: bool, shard: tuple[int, int] | None,
-         rel: Callable[[Path], str], journal: InPlaceJournal | None = None
-         ) -> tuple[list[tuple[Path, Path]], list[Result]]:
+def plan(
+    pairs: list[tuple[Path, Path]],
+    overwrite: bool,
+    shard: tuple[int, int] | None,
+    rel: Callable[[Path], str],
+    journal: InPlaceJournal | None = None,
+) -> tuple[list[tuple[Path, Path]], list[Result]]:
     """Split (src, dst) pairs into work to do and results already settled (skipped, refused); see the module doc.
     `journal` given means in place: an output may be its own input."""
     inputs = Inputs([s for s, _ in pairs])
@@ -135,23 +145,28 @@ def plan(pairs: list[tuple[Path, Path]], overwrite: bool, shard: tuple[int, int]
             todo.append((src, dst))
         else:
             settled.append(verdict)
-        if verdict is None or verdict.status != Status.FAILED:     # a refused pair claims no output
+        if verdict is None or verdict.status != Status.FAILED:  # a refused pair claims no output
             seen.add(os.path.realpath(dst))
     return todo, settled
 
 
-def _verdict(src: Path, dst: Path, inputs: Inputs, seen: set[str], overwrite: bool,
-             journal: InPlaceJournal | None) -> Result | None:
+def _verdict(
+    src: Path, dst: Path, inputs: Inputs, seen: set[str], overwrite: bool, journal: InPlaceJournal | None
+) -> Result | None:
     """None: to do; else the settled Result."""
     other = inputs.which(dst)
     if other is not None and inputs.keys[other] != inputs.keys[src]:
-        return Result(src, dst, Status.FAILED, error=f"{src}: refused: its output {dst} is another input, "
-                                                      f"{other}; nothing written")
+        return Result(
+            src,
+            dst,
+            Status.FAILED,
+            error=f"{src}: refused: its output {dst} is another input, {other}; nothing written",
+        )
     if other is not None and journal is None:
         return Result(src, dst, Status.FAILED, error=f"{src}: refused: the output would overwrite the input")
     if os.path.realpath(dst) in seen:
         return Result(src, dst, Status.FAILED, error=f"{src}: output {dst} would collide with another input's")
-    if other is not None:                          # in place, onto itself
+    if other is not None:  # in place, onto itself
         if overwrite or journal is None or not journal.written(dst):
             return None
         return Result(src, dst, Status.SKIPPED, warning="colorized by an earlier --in-place run")

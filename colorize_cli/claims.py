@@ -8,6 +8,7 @@ the process's start time and a random token. The start time and boot id tell a d
 got the same pid later; release and takeover check the token, so a run never removes a lock it does not own.
 Temporary names carry the owner's pid, start time and host hash plus a random part, so two runs never share one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,8 +24,8 @@ from pathlib import Path
 LOCK_SUFFIX = ".colorize-lock"
 TEMP_SUFFIX = ".colorize-tmp"
 MAGIC = "colorize-lock 1"
-FOREIGN_LOCK_SECONDS = 3600   # a lock or temp file of another host counts as stale after an hour (its pid is unseen)
-_NAME_MAX = 255               # bytes in one path component on every file system we meet
+FOREIGN_LOCK_SECONDS = 3600  # a lock or temp file of another host counts as stale after an hour (its pid is unseen)
+_NAME_MAX = 255  # bytes in one path component on every file system we meet
 _HOST = os.uname().nodename if hasattr(os, "uname") else "host"
 _HOST_ID = hashlib.sha1(_HOST.encode()).hexdigest()[:8]
 _TEMP = re.compile(r"^\..*\.(\d+)-(\d+)-([0-9a-f]{8})\.[A-Za-z0-9_]+" + re.escape(TEMP_SUFFIX) + r"(\.[A-Za-z0-9]+)?$")
@@ -57,7 +58,7 @@ def start_time(pid: int) -> str:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return ""
-    return stat.rsplit(")", 1)[1].split()[19]       # field 22; the command name before ")" may hold spaces
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22; the command name before ")" may hold spaces
 
 
 _BOOT = _boot_id()
@@ -89,7 +90,7 @@ class Owner:
         if self.host != _HOST:
             return age_s <= FOREIGN_LOCK_SECONDS
         if self.boot and _BOOT and self.boot != _BOOT:
-            return False                                  # this host has rebooted since
+            return False  # this host has rebooted since
         return pid_alive(self.pid, self.started)
 
 
@@ -99,7 +100,7 @@ def pid_alive(pid: int, started: str) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        pass                                              # someone else's process: alive, check its start below
+        pass  # someone else's process: alive, check its start below
     now = start_time(pid)
     return not (started and now and now != started)
 
@@ -120,12 +121,13 @@ def lock_path(path: Path) -> Path:
 
 def temp_file(path: Path, keep_suffix: bool = False) -> Path:
     """Create (O_EXCL, so never an existing file: never an input) a hidden temporary beside `path`, unique to this
-    process and call, with a new file's usual permissions. keep_suffix ends it in path's own extension, for ffmpeg, which picks the container by name."""
+    process and call, with a new file's usual permissions. keep_suffix ends it in path's own extension, for ffmpeg,
+    which picks the container by name."""
     me = f".{os.getpid()}-{start_time(os.getpid()) or 0}-{_HOST_ID}."
     suffix = TEMP_SUFFIX + (path.suffix if keep_suffix else "")
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=hidden_name(path.name, me), suffix=suffix)
     try:
-        os.fchmod(fd, FILE_MODE)         # the output it becomes gets the permissions of any new file
+        os.fchmod(fd, FILE_MODE)  # the output it becomes gets the permissions of any new file
     finally:
         os.close(fd)
     return Path(name)
@@ -138,6 +140,7 @@ def is_temp_name(name: str) -> bool:
 @dataclass(frozen=True)
 class Claim:
     """A held claim on one output: what release needs to remove only its own lock."""
+
     path: Path
     lock: Path
     token: str
@@ -155,7 +158,7 @@ def claim(path: Path) -> Claim | None:
                 return Claim(path, lock, owner.token)
             seen = _read(lock)
             if seen is None:
-                continue                              # released this instant: try again
+                continue  # released this instant: try again
             if not _dead(*seen):
                 return None
             _take_over(lock, seen[0])
@@ -202,7 +205,7 @@ def _take_over(lock: Path, seen: str) -> None:
     moved = _read(aside)
     if moved is not None and moved[0] != seen:
         with contextlib.suppress(FileExistsError):
-            os.link(aside, lock)          # someone's fresh lock: back under its name, unless a third run took it
+            os.link(aside, lock)  # someone's fresh lock: back under its name, unless a third run took it
     with contextlib.suppress(FileNotFoundError):
         aside.unlink()
 

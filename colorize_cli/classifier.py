@@ -3,6 +3,7 @@
 
 It takes RGB arrays and returns class indices; it never touches paths or bytes.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -11,8 +12,8 @@ import torch
 
 from colorize_cli.models.unet_lab import efficientnet_lite0
 
-SIZE = 224          # the resolution EfficientNet-Lite0 was trained at
-RESIZE = 256        # short side before the centre crop (the usual 0.875 crop of ImageNet evaluation)
+SIZE = 224  # the resolution EfficientNet-Lite0 was trained at
+RESIZE = 256  # short side before the centre crop (the usual 0.875 crop of ImageNet evaluation)
 
 
 def preprocess(rgb: np.ndarray) -> torch.Tensor:
@@ -23,7 +24,7 @@ def preprocess(rgb: np.ndarray) -> torch.Tensor:
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     small = cv2.resize(np.clip(rgb, 0, 1).astype(np.float32), size, interpolation=interp)
     y, x = (small.shape[0] - SIZE) // 2, (small.shape[1] - SIZE) // 2
-    crop = small[y:y + SIZE, x:x + SIZE]
+    crop = small[y : y + SIZE, x : x + SIZE]
     return torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1) * 2 - 1
 
 

@@ -6,6 +6,7 @@ Lab follows the sRGB / D65 definitions exactly so the merge keeps the input's lu
 -128..127. OpenCV's own Lab is used only where a test measures it equal: the CPU merge (test_pipeline) and train's
 chroma level (test_color).
 """
+
 from __future__ import annotations
 
 import cv2
@@ -14,18 +15,16 @@ import torch
 import torch.nn.functional as F
 
 # ---------------------------------------------------------------- constants (IEC 61966-2-1, CIE 15)
-SRGB_KNEE, LINEAR_KNEE = 0.04045, 0.0031308   # where the sRGB curve turns linear, encoded / linear side
+SRGB_KNEE, LINEAR_KNEE = 0.04045, 0.0031308  # where the sRGB curve turns linear, encoded / linear side
 SRGB_SLOPE, SRGB_OFFSET, SRGB_SCALE, SRGB_GAMMA = 12.92, 0.055, 1.055, 2.4
 D65_WHITE = (0.95047, 1.0, 1.08883)
 CIE_EPS = 216 / 24389
 CIE_KAPPA = 24389 / 27
-RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
-                       [0.2126729, 0.7151522, 0.0721750],
-                       [0.0193339, 0.1191920, 0.9503041]])
-Y_OF_LINEAR_RGB = RGB_TO_XYZ[1].astype(np.float32)   # linear sRGB (D65) -> CIE Y
-RGB_TO_YUV = np.array([[0.299, 0.587, 0.114],
-                       [-0.14713, -0.28886, 0.436],
-                       [0.615, -0.51499, -0.10001]])
+RGB_TO_XYZ = np.array(
+    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
+)
+Y_OF_LINEAR_RGB = RGB_TO_XYZ[1].astype(np.float32)  # linear sRGB (D65) -> CIE Y
+RGB_TO_YUV = np.array([[0.299, 0.587, 0.114], [-0.14713, -0.28886, 0.436], [0.615, -0.51499, -0.10001]])
 STRIP_PIXELS = 1 << 21  # pixels per strip of full-resolution float work: memory bounded for any size
 
 _RGB2XYZ = torch.tensor(RGB_TO_XYZ, dtype=torch.float32)
@@ -42,13 +41,15 @@ def _mix(m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def srgb_to_linear(rgb: torch.Tensor) -> torch.Tensor:
-    return torch.where(rgb <= SRGB_KNEE, rgb / SRGB_SLOPE,
-                       ((rgb.clamp(min=0) + SRGB_OFFSET) / SRGB_SCALE) ** SRGB_GAMMA)
+    return torch.where(
+        rgb <= SRGB_KNEE, rgb / SRGB_SLOPE, ((rgb.clamp(min=0) + SRGB_OFFSET) / SRGB_SCALE) ** SRGB_GAMMA
+    )
 
 
 def linear_to_srgb(lin: torch.Tensor) -> torch.Tensor:
-    return torch.where(lin <= LINEAR_KNEE, lin * SRGB_SLOPE,
-                       SRGB_SCALE * lin.clamp(min=LINEAR_KNEE) ** (1 / SRGB_GAMMA) - SRGB_OFFSET)
+    return torch.where(
+        lin <= LINEAR_KNEE, lin * SRGB_SLOPE, SRGB_SCALE * lin.clamp(min=LINEAR_KNEE) ** (1 / SRGB_GAMMA) - SRGB_OFFSET
+    )
 
 
 def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
@@ -64,9 +65,9 @@ def lab_to_rgb(lab: torch.Tensor, clip: bool = True) -> torch.Tensor:
     """Lab -> sRGB; out-of-gamut colours are clipped unless clip=False (used to test gamut)."""
     fy = (lab[:, 0:1] + 16) / 116
     f = torch.cat([fy + lab[:, 1:2] / 500, fy, fy - lab[:, 2:3] / 200], 1)
-    t = torch.where(f ** 3 > CIE_EPS, f ** 3, (116 * f - 16) / CIE_KAPPA)
+    t = torch.where(f**3 > CIE_EPS, f**3, (116 * f - 16) / CIE_KAPPA)
     # Y uses L directly below the knee so dark grays round-trip exactly.
-    t[:, 1:2] = torch.where(lab[:, 0:1] > CIE_KAPPA * CIE_EPS, fy ** 3, lab[:, 0:1] / CIE_KAPPA)
+    t[:, 1:2] = torch.where(lab[:, 0:1] > CIE_KAPPA * CIE_EPS, fy**3, lab[:, 0:1] / CIE_KAPPA)
     white = torch.tensor(D65_WHITE, device=lab.device, dtype=lab.dtype).view(1, 3, 1, 1)
     rgb = linear_to_srgb(_mix(_XYZ2RGB, t * white))
     return rgb.clamp(0, 1) if clip else rgb
@@ -110,7 +111,7 @@ def merge_luminance(lum: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
 
     The chroma is the only thing predicted; every detail comes from the input's own luminance.
     """
-    ab = upsample(ab.to(lum.dtype), tuple(lum.shape[-2:]))
+    ab = upsample(ab.to(lum.dtype), (lum.shape[-2], lum.shape[-1]))
     return lab_to_rgb(torch.cat([lum * 100, ab], 1))
 
 
@@ -119,8 +120,7 @@ def merge_luminance(lum: torch.Tensor, ab: torch.Tensor) -> torch.Tensor:
 
 def srgb_to_linear_np(rgb: np.ndarray) -> np.ndarray:
     """The numpy twin of srgb_to_linear (negative values treated as 0 above the knee, as there)."""
-    return np.where(rgb <= SRGB_KNEE, rgb / SRGB_SLOPE,
-                    ((np.maximum(rgb, 0) + SRGB_OFFSET) / SRGB_SCALE) ** SRGB_GAMMA)
+    return np.where(rgb <= SRGB_KNEE, rgb / SRGB_SLOPE, ((np.maximum(rgb, 0) + SRGB_OFFSET) / SRGB_SCALE) ** SRGB_GAMMA)
 
 
 def luminance_from_y(y: np.ndarray) -> np.ndarray:
@@ -136,7 +136,7 @@ def srgb_luminance(rgb: np.ndarray) -> np.ndarray:
     out = np.empty((h, w), np.float32)
     rows = max(1, STRIP_PIXELS // max(1, w))
     for y0 in range(0, h, rows):
-        out[y0:y0 + rows] = luminance_from_y(srgb_to_linear_np(rgb[y0:y0 + rows]) @ Y_OF_LINEAR_RGB)
+        out[y0 : y0 + rows] = luminance_from_y(srgb_to_linear_np(rgb[y0 : y0 + rows]) @ Y_OF_LINEAR_RGB)
     return out
 
 
@@ -182,7 +182,7 @@ def merge_luminance_cv(lum: np.ndarray, lab: np.ndarray, dtype: type) -> np.ndar
     lab = cv2.insertChannel(cv2.multiply(lum, 100.0), lab, 0)
     rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
     np.maximum(rgb, 0.0, out=rgb)
-    if dtype == np.uint8:       # saturate_cast rounds half to even, as torch.round
+    if dtype == np.uint8:  # saturate_cast rounds half to even, as torch.round
         return cv2.convertScaleAbs(rgb, alpha=255.0)
     np.minimum(rgb, 1.0, out=rgb)
     if dtype == np.float32:

@@ -10,6 +10,7 @@
 
 Handed to click as the context's default_map, so --help shows them as the defaults.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,7 @@ from typing import Any, Mapping
 
 if sys.version_info >= (3, 11):
     import tomllib
-else:                               # Python 3.10: the same parser, from its backport
+else:  # Python 3.10: the same parser, from its backport
     import tomli as tomllib
 
 LOCAL_NAME = "colorize.toml"

@@ -6,6 +6,7 @@ checks a thousand outputs at a glance.
 Either way only thumbnails are held, one page at most: memory stays flat for any number of files. Each file is read
 back once more for its thumbnails, by the same decoder as the run (orientation, 16-bit, size limit).
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,9 +24,9 @@ from colorize_cli.imaging import ImageError, encode_image, read_image, write_ato
 from colorize_cli.pipeline import Result
 
 SUFFIXES = (".html", ".jpg", ".jpeg", ".png")
-THUMB = 160                 # thumbnails fit a THUMB x THUMB box
+THUMB = 160  # thumbnails fit a THUMB x THUMB box
 COLUMNS, PAGE_ROWS = 4, 25  # per image page: 100 files, 1376 x 5600 pixels (23 MB held)
-PAD, LINE = 8, 16           # pixels between thumbnails; caption line height
+PAD, LINE = 8, 16  # pixels between thumbnails; caption line height
 CAPTION_LINES = 3
 BACKGROUND, PLACEHOLDER, TEXT, ERROR = 255, 200, (40, 40, 40), (200, 0, 0)
 
@@ -86,12 +87,16 @@ def _write_html(path: Path, entries: list[Result], max_pixels: int) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(_HEAD)
             counts = {s: sum(e.status == s for e in entries) for s in ("ok", "skipped", "failed")}
-            f.write(f"<h1>colorize review: {len(entries)} files</h1><p>{counts['ok']} colorized, "
-                    f"{counts['skipped']} skipped, {counts['failed']} failed</p>\n")
+            f.write(
+                f"<h1>colorize review: {len(entries)} files</h1><p>{counts['ok']} colorized, "
+                f"{counts['skipped']} skipped, {counts['failed']} failed</p>\n"
+            )
             for e, before, after in _thumbs(entries, max_pixels):
                 cls = ' class="failed"' if e.status == "failed" else ""
-                f.write(f"<figure{cls}>{_img(before, 'before')}{_img(after, 'after')}<figcaption>"
-                        f"{html.escape(str(e.src))}<br>{html.escape(label(e))}</figcaption></figure>\n")
+                f.write(
+                    f"<figure{cls}>{_img(before, 'before')}{_img(after, 'after')}<figcaption>"
+                    f"{html.escape(str(e.src))}<br>{html.escape(label(e))}</figcaption></figure>\n"
+                )
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
@@ -127,21 +132,30 @@ def _write_pages(path: Path, entries: list[Result], max_pixels: int) -> list[Pat
     return written
 
 
-def _draw_cell(page: np.ndarray, y: int, x: int, e: Result, before: np.ndarray | None,
-               after: np.ndarray | None) -> None:
+def _draw_cell(
+    page: np.ndarray, y: int, x: int, e: Result, before: np.ndarray | None, after: np.ndarray | None
+) -> None:
     for i, thumb in enumerate((before, after)):
         x0, y0 = x + PAD + i * (THUMB + PAD), y + PAD
         if thumb is None:
-            page[y0:y0 + THUMB, x0:x0 + THUMB] = PLACEHOLDER
+            page[y0 : y0 + THUMB, x0 : x0 + THUMB] = PLACEHOLDER
             continue
         h, w = thumb.shape[:2]
         oy, ox = y0 + (THUMB - h) // 2, x0 + (THUMB - w) // 2
-        page[oy:oy + h, ox:ox + w] = thumb
+        page[oy : oy + h, ox : ox + w] = thumb
     failed = e.status == "failed"
     if failed:
         cv2.rectangle(page, (x + 2, y + 2), (x + CELL_W - 3, y + CELL_H - 3), ERROR, 3)
     text = f"{e.src.name}  {label(e)}"
     lines = textwrap.wrap(text.encode("ascii", "replace").decode(), width=(CELL_W - 2 * PAD) // 7)[:CAPTION_LINES]
     for n, line in enumerate(lines):
-        cv2.putText(page, line, (x + PAD, y + THUMB + PAD + (n + 1) * LINE - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                    ERROR if failed else TEXT, 1, cv2.LINE_AA)
+        cv2.putText(
+            page,
+            line,
+            (x + PAD, y + THUMB + PAD + (n + 1) * LINE - 3),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.4,
+            ERROR if failed else TEXT,
+            1,
+            cv2.LINE_AA,
+        )

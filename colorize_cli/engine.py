@@ -3,11 +3,13 @@ luminance and render-size copy (prepare), the model run on batches at a chosen p
 merge of its chroma with the full-resolution luminance (Engine.merge). No paths, no files: pipeline.py streams
 folders through it, colorizer.py is its public face.
 """
+
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,6 +32,7 @@ TONE_BLACK, TONE_WHITE, TONE_GAIN = 0.08, 0.85, 2.0
 
 class Precision(str, Enum):
     """--precision: a str Enum, so the CLI's plain words parse and compare (see Engine)."""
+
     AUTO = "auto"
     FP32 = "fp32"
     BF16 = "bf16"
@@ -51,15 +54,15 @@ class Options:
     batch_size: int = 8
     workers: int = 2
     device: str = "auto"
-    precision: Precision = Precision.AUTO   # see Engine; a plain "fp16" works as well
-    compile: bool = False        # torch.compile the network (pays off on long CUDA runs)
+    precision: Precision = Precision.AUTO  # see Engine; a plain "fp16" works as well
+    compile: bool = False  # torch.compile the network (pays off on long CUDA runs)
     max_pixels: int = DEFAULT_MAX_PIXELS
     jpeg_quality: int = 95
-    keep_input: bool = False     # eval needs the original colours back
-    stretch_tones: bool = True   # stretch a faded tonal range for the network (stretch_tones); outputs keep it
-    overwrite: bool = False      # redo outputs that exist
-    claim: bool = True           # lock each output while it is made (overlapping cron runs)
-    threads: int = 0             # torch (and main-process OpenCV) threads; 0: every core (see split_threads)
+    keep_input: bool = False  # eval needs the original colours back
+    stretch_tones: bool = True  # stretch a faded tonal range for the network (stretch_tones); outputs keep it
+    overwrite: bool = False  # redo outputs that exist
+    claim: bool = True  # lock each output while it is made (overlapping cron runs)
+    threads: int = 0  # torch (and main-process OpenCV) threads; 0: every core (see split_threads)
 
 
 def render_small(lum: np.ndarray, size: int, tones: bool = True) -> np.ndarray:
@@ -102,7 +105,7 @@ def render_shape(h: int, w: int, size: int) -> tuple[int, int]:
 def available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
-    except AttributeError:          # not Linux
+    except AttributeError:  # not Linux
         return os.cpu_count() or 1
 
 
@@ -127,8 +130,9 @@ def _pad_stack(smalls: list[torch.Tensor]) -> torch.Tensor:
     """Batch images of different render sizes by edge-padding to the largest; each is cropped back after."""
     h = max(s.shape[0] for s in smalls)
     w = max(s.shape[1] for s in smalls)
-    return torch.stack([F.pad(s[None, None], (0, w - s.shape[1], 0, h - s.shape[0]), mode="replicate")[0]
-                        for s in smalls])
+    return torch.stack(
+        [F.pad(s[None, None], (0, w - s.shape[1], 0, h - s.shape[0]), mode="replicate")[0] for s in smalls]
+    )
 
 
 PRECISIONS = tuple(p.value for p in Precision)
@@ -152,13 +156,20 @@ class Engine:
     specialised per render shape (photos come in batches of one shape; dynamic shapes fail in torch 2.13's
     inductor), so each new shape compiles once."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device, precision: str | Precision = Precision.AUTO,
-                 compile: bool = False):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: torch.device,
+        precision: str | Precision = Precision.AUTO,
+        compile: bool = False,
+    ):
         self.precision = check_precision(precision)
-        self.model, self.device = model.to(device).eval(), device
+        # Any: a ColorModel (to_chroma) in use; tests pass bare modules around a spy's chroma
+        self.model: Any = model.to(device).eval()
+        self.device = device
         self.dtype = self.precision.autocast(device)
-        self.memory_format = torch.channels_last     # tensor cores on CUDA; 10-15% less CPU time on a CPU too
-        self.model.to(memory_format=self.memory_format)
+        self.memory_format = torch.channels_last  # tensor cores on CUDA; 10-15% less CPU time on a CPU too
+        self.model.to(memory_format=self.memory_format)  # type: ignore[call-overload]  # the stub omits the keyword
         self.net = torch.compile(self.model, dynamic=False) if compile else self.model
 
     def chroma(self, smalls: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -166,7 +177,9 @@ class Engine:
         past that, activations fall out of cache and a bigger batch is slower per image (benchmarks/RESULTS.md)."""
         if self.device.type != "cpu":
             return self._chroma(smalls)
-        out, chunk, pixels = [], [], 0
+        out: list[torch.Tensor] = []
+        chunk: list[torch.Tensor] = []
+        pixels = 0
         for s in smalls:
             if chunk and pixels + s.numel() > CPU_CHUNK_PIXELS:
                 out += self._chroma(chunk)
@@ -196,13 +209,13 @@ class Engine:
         h, w = lum.shape
         rows = max(1, MERGE_PIXELS // w)
         on_cpu = self.device.type == "cpu"
-        if rows >= h:     # one strip: the whole-image merge, 30% faster at 1 MP than the row gather below
+        if rows >= h:  # one strip: the whole-image merge, 30% faster at 1 MP than the row gather below
             if on_cpu:
                 return color.merge_luminance_cv(lum.numpy(), color.upsample_ab_cv(ab.float(), h, w), dtype), finite
             rgb = color.merge_luminance(lum.to(self.device)[None, None], ab.float()[None])[0].permute(1, 2, 0)
             return _as_dtype(rgb, dtype), finite
-        ab = color.upsample(ab.float()[None], (ab.shape[-2], w))[0]   # columns now, rows strip by strip
-        out = np.empty((h, w, 3), dtype)
+        ab = color.upsample(ab.float()[None], (ab.shape[-2], w))[0]  # columns now, rows strip by strip
+        out: np.ndarray = np.empty((h, w, 3), dtype)
         for y0 in range(0, h, rows):
             y1 = min(h, y0 + rows)
             strip_ab = color.upsample_rows(ab, h, y0, y1)[None]

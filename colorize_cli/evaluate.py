@@ -1,6 +1,7 @@
 """`colorize eval`: colour ground truth -> gray input -> the same stream as `colorize dir` -> metrics per model,
 with the gray baseline (output = input) beside every figure so each number has its reference.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 GRAY = "gray (input)"
 KEYS = ("psnr", "ssim", "ciede2000", "colorfulness")
-AGREE = "classifier_agreement"     # share of images whose top-1 ImageNet class is the truth's
+AGREE = "classifier_agreement"  # share of images whose top-1 ImageNet class is the truth's
 
 
 def prefix(path: Path) -> str:
@@ -70,7 +71,7 @@ def network_ms(model: ColorModel, runs: int = 10, size: int = 256) -> float:
     dev = next(model.parameters()).device
     lum = torch.rand(1, 1, size, size, device=dev)
     times = []
-    for _ in range(runs + 2):                       # two warm-up calls pay lazy initialisation out of the figure
+    for _ in range(runs + 2):  # two warm-up calls pay lazy initialisation out of the figure
         t0 = time.perf_counter()
         model.chroma(lum)
         if dev.type == "cuda":
@@ -79,9 +80,14 @@ def network_ms(model: ColorModel, runs: int = 10, size: int = 256) -> float:
     return 1000 * float(np.median(times[2:]))
 
 
-def evaluate(files: list[Path], models: dict[str, ColorModel], opts: pipeline.Options,
-             grid_count: int = 0, classifier: Classifier | None = None,
-             group_by: Callable[[Path], str] | None = None) -> dict[str, Any]:
+def evaluate(
+    files: list[Path],
+    models: dict[str, ColorModel],
+    opts: pipeline.Options,
+    grid_count: int = 0,
+    classifier: Classifier | None = None,
+    group_by: Callable[[Path], str] | None = None,
+) -> dict[str, Any]:
     """Metrics per model and for the gray baseline (with the classifier's agreement when one is given, and per
     group of files when group_by names each file's, e.g. prefix); grid_count first images kept for a grid."""
     opts.keep_input = True
@@ -93,7 +99,7 @@ def evaluate(files: list[Path], models: dict[str, ColorModel], opts: pipeline.Op
         return None if classifier is None else classifier.top1([quantize8(rgb)])[0] == truth_class[i]
 
     skipped: set[int] = set()
-    failed: dict[int, str] = {}                     # unreadable truth images: left out of every row, reported
+    failed: dict[int, str] = {}  # unreadable truth images: left out of every row, reported
     grid: dict[int, dict[str, np.ndarray]] = {}
     for idx, (name, model) in enumerate(models.items()):
         colorizer = pipeline.Engine(model, device or next(model.parameters()).device)
@@ -122,11 +128,17 @@ def evaluate(files: list[Path], models: dict[str, ColorModel], opts: pipeline.Op
                 grid[i][name] = item["rgb_out"]
     cf = float(np.mean(list(truth_cf.values())))
     results = _rows(models, gray, scores, cf)
-    report = {"data": str(files[0].parent) if files else "", "images": len(files) - len(skipped) - len(failed),
-              "skipped_gray": [files[i].name for i in sorted(skipped)], "failed": [failed[i] for i in sorted(failed)],
-              "render_size": opts.render_size,
-              "truth_colorfulness": cf, "results": results, "timed_on": timed_on(models),
-              "grid": [grid[i] for i in sorted(grid)]}
+    report = {
+        "data": str(files[0].parent) if files else "",
+        "images": len(files) - len(skipped) - len(failed),
+        "skipped_gray": [files[i].name for i in sorted(skipped)],
+        "failed": [failed[i] for i in sorted(failed)],
+        "render_size": opts.render_size,
+        "truth_colorfulness": cf,
+        "results": results,
+        "timed_on": timed_on(models),
+        "grid": [grid[i] for i in sorted(grid)],
+    }
     if group_by is not None:
         report["groups"] = group_summaries(gray, scores, truth_cf)
     return report
@@ -136,20 +148,25 @@ def _rows(models: dict[str, ColorModel], gray: Scores, scores: dict[str, Scores]
     """The table: the gray baseline, then each model's scores with its size and network time."""
     results = {GRAY: gray.summary(cf)}
     for name, model in models.items():
-        results[name] = {**scores[name].summary(cf), "params": sum(p.numel() for p in model.parameters()),
-                         "ms_256": network_ms(model)}
+        results[name] = {
+            **scores[name].summary(cf),
+            "params": sum(p.numel() for p in model.parameters()),
+            "ms_256": network_ms(model),
+        }
     return results
 
 
 def group_summaries(gray: Scores, scores: dict[str, Scores], truth_cf: dict[int, float]) -> dict[str, Any]:
     """Every figure again per group; the colourfulness ratio is to the group's own truth."""
     out = {}
-    cfs = list(truth_cf.values())                        # in the order gray's rows were added
+    cfs = list(truth_cf.values())  # in the order gray's rows were added
     for group in sorted(set(gray.groups)):
         cf = float(np.mean([c for c, g in zip(cfs, gray.groups) if g == group]))
-        out[group] = {"images": gray.groups.count(group), "truth_colorfulness": cf,
-                      "results": {GRAY: gray.summary(cf, group),
-                                  **{name: s.summary(cf, group) for name, s in scores.items()}}}
+        out[group] = {
+            "images": gray.groups.count(group),
+            "truth_colorfulness": cf,
+            "results": {GRAY: gray.summary(cf, group), **{name: s.summary(cf, group) for name, s in scores.items()}},
+        }
     return out
 
 
@@ -170,15 +187,43 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
         ms = f"{r['ms_256']:.0f}" if "ms_256" in r else "-"
         params = f"{r['params'] / 1e6:.1f}M" if "params" in r else "-"
         size = f"{r['weights_mb']:.1f}" if "weights_mb" in r else "-"
-        rows.append([name, params, size, f"{r['psnr']:.2f}", f"{r['ssim']:.4f}", f"{r['ciede2000']:.2f}",
-                     f"{r['colorfulness']:.1f} ({r['colorfulness_ratio']:.2f})", _agreement(r), ms])
+        rows.append(
+            [
+                name,
+                params,
+                size,
+                f"{r['psnr']:.2f}",
+                f"{r['ssim']:.4f}",
+                f"{r['ciede2000']:.2f}",
+                f"{r['colorfulness']:.1f} ({r['colorfulness_ratio']:.2f})",
+                _agreement(r),
+                ms,
+            ]
+        )
     return rows
 
 
-HEADERS = ["model", "params", "weights MB", "PSNR dB", "SSIM", "CIEDE2000", "colourfulness (ratio to truth)",
-           "classifier agrees with truth", "ms per 256x256"]
-GROUP_HEADERS = ["group", "images", "model", "PSNR dB", "SSIM", "CIEDE2000", "colourfulness ratio",
-                 "classifier agrees with truth"]
+HEADERS = [
+    "model",
+    "params",
+    "weights MB",
+    "PSNR dB",
+    "SSIM",
+    "CIEDE2000",
+    "colourfulness (ratio to truth)",
+    "classifier agrees with truth",
+    "ms per 256x256",
+]
+GROUP_HEADERS = [
+    "group",
+    "images",
+    "model",
+    "PSNR dB",
+    "SSIM",
+    "CIEDE2000",
+    "colourfulness ratio",
+    "classifier agrees with truth",
+]
 
 
 def group_rows(report: dict[str, Any]) -> list[list[str]]:
@@ -186,13 +231,25 @@ def group_rows(report: dict[str, Any]) -> list[list[str]]:
     rows = []
     for group, g in report.get("groups", {}).items():
         for name, r in g["results"].items():
-            rows.append([group, str(g["images"]), name, f"{r['psnr']:.2f}", f"{r['ssim']:.4f}",
-                         f"{r['ciede2000']:.2f}", f"{r['colorfulness_ratio']:.2f}", _agreement(r)])
+            rows.append(
+                [
+                    group,
+                    str(g["images"]),
+                    name,
+                    f"{r['psnr']:.2f}",
+                    f"{r['ssim']:.4f}",
+                    f"{r['ciede2000']:.2f}",
+                    f"{r['colorfulness_ratio']:.2f}",
+                    _agreement(r),
+                ]
+            )
     return rows
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + ["| " + " | ".join(r) + " |" for r in rows]
+    return ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)] + [
+        "| " + " | ".join(r) + " |" for r in rows
+    ]
 
 
 def markdown(report: dict[str, Any], command: str) -> str:
@@ -202,10 +259,12 @@ def markdown(report: dict[str, Any], command: str) -> str:
         lines += markdown_table(GROUP_HEADERS, group_rows(report))
     skipped = report.get("skipped_gray") or []
     note = f" ({len(skipped)} grayscale ground truths left out: {', '.join(skipped)})" if skipped else ""
-    return (f"Made by `{command}` on {report['images']} images{note} at render size {report['render_size']}; "
-            f"ground-truth colourfulness {report['truth_colorfulness']:.1f}; classifier: share of images whose top-1 "
-            f"ImageNet class (EfficientNet-Lite0) on the output is the one on the truth; ms per 256x256 image: the "
-            f"network alone, batch 1, on {report.get('timed_on', '?')}.\n\n" + "\n".join(lines) + "\n")
+    return (
+        f"Made by `{command}` on {report['images']} images{note} at render size {report['render_size']}; "
+        f"ground-truth colourfulness {report['truth_colorfulness']:.1f}; classifier: share of images whose top-1 "
+        f"ImageNet class (EfficientNet-Lite0) on the output is the one on the truth; ms per 256x256 image: the "
+        f"network alone, batch 1, on {report.get('timed_on', '?')}.\n\n" + "\n".join(lines) + "\n"
+    )
 
 
 def replace_between_markers(path: Path, text: str, tag: str = "eval-table") -> None:
@@ -224,11 +283,15 @@ def save_grid(path: Path, grid: list[dict[str, np.ndarray]], height: int = 160) 
     rows = []
     for cells in grid:
         tiles = []
-        for label, rgb in [(GRAY, cells[GRAY])] + [(k, v) for k, v in cells.items() if k not in (GRAY, "truth")] \
-                + [("truth", cells["truth"])]:
+        for label, rgb in (
+            [(GRAY, cells[GRAY])]
+            + [(k, v) for k, v in cells.items() if k not in (GRAY, "truth")]
+            + [("truth", cells["truth"])]
+        ):
             w = round(rgb.shape[1] * height / rgb.shape[0])
-            tile = cv2.resize((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8), (w, height),
-                              interpolation=cv2.INTER_AREA)
+            tile = cv2.resize(
+                (np.clip(rgb, 0, 1) * 255).round().astype(np.uint8), (w, height), interpolation=cv2.INTER_AREA
+            )
             cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 2)
             cv2.putText(tile, label, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
             tiles.append(tile)

@@ -33,9 +33,7 @@ __all__ = [
     "write_atomic",
 ]
 
-IMAGE_EXTENSIONS: frozenset[str] = frozenset(
-    {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
-)
+IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
 DEFAULT_MAX_PIXELS: int = 100_000_000
 
 # Our max_pixels check on the header is the bomb guard. Pillow's global limit would
@@ -102,10 +100,7 @@ def _read(path: Path, max_pixels: int) -> Decoded:
     im, (w, h) = _open_header(path)
     with im if im is not None else contextlib.nullcontext():
         if w * h > max_pixels:
-            raise ImageError(
-                f"{path}: {w}x{h} pixels exceeds the limit of {max_pixels} "
-                "(raise it with --max-pixels)"
-            )
+            raise ImageError(f"{path}: {w}x{h} pixels exceeds the limit of {max_pixels} (raise it with --max-pixels)")
         orientation = _orientation(im) if im is not None else 1
         arr, bgr = _decode(path, im)
     return Decoded(*_normalize(_orient(arr, orientation), bgr, path), ext=path.suffix.lower())
@@ -298,8 +293,11 @@ def encode_image(
     else:  # one SIMD pass to BGR instead of a strided copy
         pixels = cv2.cvtColor(np.ascontiguousarray(_quantize(rgb, dtype)), cv2.COLOR_RGB2BGR)
     q = int(np.clip(jpeg_quality, 1, 100))
-    params = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, q], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, q],
-              ".webp": [cv2.IMWRITE_WEBP_QUALITY, q]}.get(ext, [])
+    params = {
+        ".jpg": [cv2.IMWRITE_JPEG_QUALITY, q],
+        ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, q],
+        ".webp": [cv2.IMWRITE_WEBP_QUALITY, q],
+    }.get(ext, [])
     try:
         ok, buf = cv2.imencode(ext, pixels, params)
     except cv2.error as e:
@@ -368,9 +366,7 @@ def iter_images(root: Path, recursive: bool, exclude: Path | None = None) -> Ite
             yield Path(entry.path)
 
 
-def _sorted_entries(
-    d: str, visited: set[tuple[int, int]], ex: str | None
-) -> Iterator[os.DirEntry[str]]:
+def _sorted_entries(d: str, visited: set[tuple[int, int]], ex: str | None) -> Iterator[os.DirEntry[str]]:
     """Entries of `d` by name, or nothing if excluded, already visited (loop) or unreadable."""
     if ex is not None and _is_within(os.path.realpath(d), ex):
         return iter(())

@@ -1,4 +1,5 @@
 """Training losses by name; a model's spec names one. Each takes (model, raw prediction, native target)."""
+
 from __future__ import annotations
 
 import math
@@ -15,7 +16,7 @@ FamilyModel = Any
 
 
 READOUT_L1_WEIGHT = 2.0
-COLOUR_FLOOR = 0.85     # share of the truth's colourfulness the shown colour must keep (per crop or batch)
+COLOUR_FLOOR = 0.85  # share of the truth's colourfulness the shown colour must keep (per crop or batch)
 COLOUR_WEIGHT = 3.0
 _TAU = 2 * math.pi
 
@@ -40,21 +41,28 @@ def mse_kl(model: FamilyModel, raw: torch.Tensor, target: torch.Tensor, beta: fl
 def ab_classification(model: FamilyModel, raw: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Rebalanced cross-entropy against Gaussian soft-encoded ab (Zhang et al. 2016, eq. 2-4)."""
     soft = model.soft_encode(target)
-    weight = model.class_weights[soft.argmax(1)]                 # (N,h,w): rarer colours count more
+    weight = model.class_weights[soft.argmax(1)]  # (N,h,w): rarer colours count more
     ce = -(soft * F.log_softmax(raw.float(), 1)).sum(1)
     return (weight * ce).mean()
 
 
-def ab_classification_readout(model: FamilyModel, raw: torch.Tensor, target: torch.Tensor,
-                              weight: float = READOUT_L1_WEIGHT) -> torch.Tensor:
+def ab_classification_readout(
+    model: FamilyModel, raw: torch.Tensor, target: torch.Tensor, weight: float = READOUT_L1_WEIGHT
+) -> torch.Tensor:
     """The rebalanced cross-entropy plus L1 between the colour the readout will show (annealed mean at the model's
     own temperature and prior correction) and the truth: the distribution keeps colours vivid, the L1 term makes what
     is actually shown right (train what is tested). ab units / 10, so both terms are of the same order."""
     return _with_shown_error(model, raw, target, model.readout(raw), weight)
 
 
-def _with_shown_error(model: ColorModel, raw: torch.Tensor, target: torch.Tensor, shown: torch.Tensor,
-                      weight: float = READOUT_L1_WEIGHT, ciede: bool = False) -> torch.Tensor:
+def _with_shown_error(
+    model: ColorModel,
+    raw: torch.Tensor,
+    target: torch.Tensor,
+    shown: torch.Tensor,
+    weight: float = READOUT_L1_WEIGHT,
+    ciede: bool = False,
+) -> torch.Tensor:
     error = ciede2000_ab(target, shown).mean() if ciede else F.l1_loss(shown, target)
     return ab_classification(model, raw, target) + weight * error / 10
 
@@ -64,22 +72,30 @@ def ciede2000_ab(ab1: torch.Tensor, ab2: torch.Tensor, eps: float = 1e-10) -> to
     lightness term vanishes and L enters nowhere else. metrics.ciede2000 is the numpy reference the tests hold this
     to; here eps keeps every sqrt and atan2 off zero so a gray truth gives no NaN gradient."""
     a1, b1, a2, b2 = ab1[:, 0], ab1[:, 1], ab2[:, 0], ab2[:, 1]
-    c_bar7 = (((a1 ** 2 + b1 ** 2 + eps).sqrt() + (a2 ** 2 + b2 ** 2 + eps).sqrt()) / 2) ** 7
-    g = 1.5 - 0.5 * (c_bar7 / (c_bar7 + 25.0 ** 7)).sqrt()          # 1 + G: stretches a* near neutral
+    c_bar7 = (((a1**2 + b1**2 + eps).sqrt() + (a2**2 + b2**2 + eps).sqrt()) / 2) ** 7
+    g = 1.5 - 0.5 * (c_bar7 / (c_bar7 + 25.0**7)).sqrt()  # 1 + G: stretches a* near neutral
     a1, a2 = g * a1, g * a2
-    c1, c2 = (a1 ** 2 + b1 ** 2 + eps).sqrt(), (a2 ** 2 + b2 ** 2 + eps).sqrt()
+    c1, c2 = (a1**2 + b1**2 + eps).sqrt(), (a2**2 + b2**2 + eps).sqrt()
     h1, h2 = torch.atan2(b1, a1 + eps) % _TAU, torch.atan2(b2, a2 + eps) % _TAU
-    dh = (h2 - h1 + torch.pi) % _TAU - torch.pi                      # the short way round
-    d_hue = 2 * (c1 * c2 + 1e-4).sqrt() * torch.sin(dh / 2)     # 1e-4: a finite slope at zero chroma
-    h_bar = torch.where((h1 - h2).abs() <= torch.pi, (h1 + h2) / 2,
-                        torch.where(h1 + h2 < _TAU, (h1 + h2) / 2 + torch.pi, (h1 + h2) / 2 - torch.pi))
-    t = (1 - 0.17 * torch.cos(h_bar - math.radians(30)) + 0.24 * torch.cos(2 * h_bar)
-         + 0.32 * torch.cos(3 * h_bar + math.radians(6)) - 0.20 * torch.cos(4 * h_bar - math.radians(63)))
+    dh = (h2 - h1 + torch.pi) % _TAU - torch.pi  # the short way round
+    d_hue = 2 * (c1 * c2 + 1e-4).sqrt() * torch.sin(dh / 2)  # 1e-4: a finite slope at zero chroma
+    h_bar = torch.where(
+        (h1 - h2).abs() <= torch.pi,
+        (h1 + h2) / 2,
+        torch.where(h1 + h2 < _TAU, (h1 + h2) / 2 + torch.pi, (h1 + h2) / 2 - torch.pi),
+    )
+    t = (
+        1
+        - 0.17 * torch.cos(h_bar - math.radians(30))
+        + 0.24 * torch.cos(2 * h_bar)
+        + 0.32 * torch.cos(3 * h_bar + math.radians(6))
+        - 0.20 * torch.cos(4 * h_bar - math.radians(63))
+    )
     cp_bar = (c1 + c2) / 2
-    r_c = 2 * (cp_bar ** 7 / (cp_bar ** 7 + 25.0 ** 7)).sqrt()
-    d_theta = math.radians(30) * torch.exp(-((torch.rad2deg(h_bar) - 275) / 25) ** 2)
+    r_c = 2 * (cp_bar**7 / (cp_bar**7 + 25.0**7)).sqrt()
+    d_theta = math.radians(30) * torch.exp(-(((torch.rad2deg(h_bar) - 275) / 25) ** 2))
     tc, th = (c2 - c1) / (1 + 0.045 * cp_bar), d_hue / (1 + 0.015 * cp_bar * t)
-    return (tc ** 2 + th ** 2 - torch.sin(2 * d_theta) * r_c * tc * th + eps).sqrt()
+    return (tc**2 + th**2 - torch.sin(2 * d_theta) * r_c * tc * th + eps).sqrt()
 
 
 def colourfulness_ab(ab: torch.Tensor) -> torch.Tensor:
@@ -89,23 +105,38 @@ def colourfulness_ab(ab: torch.Tensor) -> torch.Tensor:
     return spread + 0.3 * flat.mean(2).norm(dim=1)
 
 
-def ab_classification_vivid(model: ColorModel, raw: torch.Tensor, target: torch.Tensor,
-                            floor: float = COLOUR_FLOOR, weight: float = COLOUR_WEIGHT) -> torch.Tensor:
+def ab_classification_vivid(
+    model: ColorModel,
+    raw: torch.Tensor,
+    target: torch.Tensor,
+    floor: float = COLOUR_FLOOR,
+    weight: float = COLOUR_WEIGHT,
+) -> torch.Tensor:
     """The readout loss plus a hinge on each crop's shown colourfulness below `floor` x the truth's. L1 alone pulls
     the shown colour towards gray; a global readout knob then adds colour back everywhere alike. The hinge lets the
     network add it where it costs least accuracy, which is where it is surest."""
     return _with_colour_floor(model, raw, target, floor, weight, per_crop=True)
 
 
-def ab_classification_vivid_batch(model: ColorModel, raw: torch.Tensor, target: torch.Tensor,
-                                  floor: float = COLOUR_FLOOR, weight: float = COLOUR_WEIGHT) -> torch.Tensor:
+def ab_classification_vivid_batch(
+    model: ColorModel,
+    raw: torch.Tensor,
+    target: torch.Tensor,
+    floor: float = COLOUR_FLOOR,
+    weight: float = COLOUR_WEIGHT,
+) -> torch.Tensor:
     """As ab-classification-vivid, but the floor holds for the batch's mean colourfulness, as the colourfulness ratio
     is measured (a ratio of means): the network may leave a crop it cannot read muted and colour the ones it can."""
     return _with_colour_floor(model, raw, target, floor, weight, per_crop=False)
 
 
-def ab_classification_vivid_ciede(model: ColorModel, raw: torch.Tensor, target: torch.Tensor,
-                                  floor: float = COLOUR_FLOOR, weight: float = COLOUR_WEIGHT) -> torch.Tensor:
+def ab_classification_vivid_ciede(
+    model: ColorModel,
+    raw: torch.Tensor,
+    target: torch.Tensor,
+    floor: float = COLOUR_FLOOR,
+    weight: float = COLOUR_WEIGHT,
+) -> torch.Tensor:
     """As ab-classification-vivid, but the shown colour's error is CIEDE2000 (the metric users' eyes and `colorize
     eval` use) instead of L1 in ab: it forgives chroma errors on vivid colours and weighs hue by how visible it is,
     where L1 counts every ab unit alike. Measured worse: it restrains the rebalanced cross-entropy less, so the
@@ -113,8 +144,15 @@ def ab_classification_vivid_ciede(model: ColorModel, raw: torch.Tensor, target: 
     return _with_colour_floor(model, raw, target, floor, weight, per_crop=True, ciede=True)
 
 
-def _with_colour_floor(model: FamilyModel, raw: torch.Tensor, target: torch.Tensor, floor: float, weight: float,
-                       per_crop: bool, ciede: bool = False) -> torch.Tensor:
+def _with_colour_floor(
+    model: FamilyModel,
+    raw: torch.Tensor,
+    target: torch.Tensor,
+    floor: float,
+    weight: float,
+    per_crop: bool,
+    ciede: bool = False,
+) -> torch.Tensor:
     shown = model.readout(raw)
     want, got = floor * colourfulness_ab(target), colourfulness_ab(shown)
     if not per_crop:
@@ -133,5 +171,9 @@ LOSSES: dict[str, Callable[[ColorModel, torch.Tensor, torch.Tensor], torch.Tenso
     "ab-classification-vivid-batch": ab_classification_vivid_batch,
     "ab-classification-vivid-ciede": ab_classification_vivid_ciede,
 }
-NEEDS_READOUT = (ab_classification_readout, ab_classification_vivid, ab_classification_vivid_batch,
-                 ab_classification_vivid_ciede)
+NEEDS_READOUT = (
+    ab_classification_readout,
+    ab_classification_vivid,
+    ab_classification_vivid_batch,
+    ab_classification_vivid_ciede,
+)

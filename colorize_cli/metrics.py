@@ -16,7 +16,6 @@ _SSIM_K1, _SSIM_K2 = 0.01, 0.03
 _SSIM_WIN, _SSIM_SIGMA = 11, 1.5
 
 
-
 def _as_float(img: np.ndarray) -> np.ndarray:
     """float64 in 0..1; integer inputs are assumed to be 8-bit."""
     arr = np.asarray(img)
@@ -108,8 +107,13 @@ def _mean_hue(h1p: np.ndarray, h2p: np.ndarray, chroma_zero: np.ndarray) -> np.n
 def _weights(L_bar: np.ndarray, cp_bar: np.ndarray, h_bar: np.ndarray) -> tuple[np.ndarray, ...]:
     """The weighting functions S_L, S_C, S_H and the rotation term R_T."""
     hr = np.radians(h_bar)
-    t = (1.0 - 0.17 * np.cos(hr - np.radians(30.0)) + 0.24 * np.cos(2.0 * hr)
-         + 0.32 * np.cos(3.0 * hr + np.radians(6.0)) - 0.20 * np.cos(4.0 * hr - np.radians(63.0)))
+    t = (
+        1.0
+        - 0.17 * np.cos(hr - np.radians(30.0))
+        + 0.24 * np.cos(2.0 * hr)
+        + 0.32 * np.cos(3.0 * hr + np.radians(6.0))
+        - 0.20 * np.cos(4.0 * hr - np.radians(63.0))
+    )
     d_theta = 30.0 * np.exp(-(((h_bar - 275.0) / 25.0) ** 2))
     cp_bar7 = cp_bar**7
     r_c = 2.0 * np.sqrt(cp_bar7 / (cp_bar7 + 25.0**7))

@@ -8,6 +8,7 @@
 
 The model is only ever called through `chroma(lum)`, so this file never knows which architecture runs.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,17 +43,39 @@ from colorize_cli.imaging import ImageError, encode_image, read_image, write_ato
 from colorize_cli.progress import IMAGES, Meter, Reporter
 
 # The stream's names, then the engine's, re-exported: the stream's callers build the Engine and Options it takes.
-__all__ = ["Status", "Result", "ReadSet", "Verdict", "stream", "finish", "Writer", "WriterDied", "colorize_files",
-           "run_jobs", "log", "summary", "exit_code", "write_report",
-           "PRECISIONS", "Engine", "Options", "Precision", "check_precision", "render_shape", "render_small",
-           "set_threads", "srgb_luminance"]
+__all__ = [
+    "Status",
+    "Result",
+    "ReadSet",
+    "Verdict",
+    "stream",
+    "finish",
+    "Writer",
+    "WriterDied",
+    "colorize_files",
+    "run_jobs",
+    "log",
+    "summary",
+    "exit_code",
+    "write_report",
+    "PRECISIONS",
+    "Engine",
+    "Options",
+    "Precision",
+    "check_precision",
+    "render_shape",
+    "render_small",
+    "set_threads",
+    "srgb_luminance",
+]
 
 
 class Status(str, Enum):
     """What became of one input. A str Enum, so reports and comparisons read the plain word."""
+
     OK = "ok"
-    SKIPPED = "skipped"           # done before (or meanwhile, by another run), or not this shard's
-    CLAIMED = "claimed"           # another live run is making this output right now: not known to be done
+    SKIPPED = "skipped"  # done before (or meanwhile, by another run), or not this shard's
+    CLAIMED = "claimed"  # another live run is making this output right now: not known to be done
     FAILED = "failed"
 
     def __str__(self) -> str:
@@ -100,10 +123,17 @@ class ReadSet(Dataset):
             lum, small = prepare(img, self.opts)
         except ImageError as e:
             return {"i": i, "error": str(e), "t0": t0}
-        except Exception as e:       # MemoryError on a huge scan included: this file fails, the run goes on
+        except Exception as e:  # MemoryError on a huge scan included: this file fails, the run goes on
             return {"i": i, "error": f"{self.paths[i]}: cannot read: {_what(e)}", "t0": t0}
-        item = {"i": i, "lum": torch.from_numpy(lum), "small": torch.from_numpy(small), "alpha": img.alpha,
-                "bit_depth": img.bit_depth, "ext": img.ext, "t0": t0}
+        item = {
+            "i": i,
+            "lum": torch.from_numpy(lum),
+            "small": torch.from_numpy(small),
+            "alpha": img.alpha,
+            "bit_depth": img.bit_depth,
+            "ext": img.ext,
+            "t0": t0,
+        }
         if self.opts.keep_input:
             item["rgb"] = img.rgb
         return item
@@ -112,11 +142,12 @@ class ReadSet(Dataset):
 def _what(e: BaseException) -> str:
     """One line for an unexpected exception (a MemoryError's own message is empty)."""
     text = str(e).splitlines()[0] if str(e) else ""
-    return f"{type(e).__name__}: {text}" if text else ("out of memory" if isinstance(e, MemoryError)
-                                                       else type(e).__name__)
+    return (
+        f"{type(e).__name__}: {text}" if text else ("out of memory" if isinstance(e, MemoryError) else type(e).__name__)
+    )
 
 
-def _as_is(item: dict[str, Any]) -> dict[str, Any]:
+def _as_is(item: Any) -> Any:
     """Keep worker output as built (the default would turn numpy alpha into tensors)."""
     return item
 
@@ -124,13 +155,19 @@ def _as_is(item: dict[str, Any]) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Verdict:
     """Why admit() keeps an input from the model: skipped or claimed (with the reason) or failed (the error)."""
+
     status: Status
     message: str
 
 
-def stream(paths: list[Path], colorizer: Engine, opts: Options,
-           admit: Callable[[int], Verdict | None] = lambda i: None,
-           integer_output: bool = False, merge: bool = True) -> Iterator[tuple[int, dict[str, Any]]]:
+def stream(
+    paths: list[Path],
+    colorizer: Engine,
+    opts: Options,
+    admit: Callable[[int], Verdict | None] = lambda i: None,
+    integer_output: bool = False,
+    merge: bool = True,
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """(index, item) for every path, in input order except that batches gather photos of one render shape (so none
     is padded); item has "rgb_out" (HxWx3 float, or with integer_output the integer type of
     the input's bit depth, a quarter of the memory for writing), "error", or "verdict" (what admit(index) said instead
@@ -139,7 +176,7 @@ def stream(paths: list[Path], colorizer: Engine, opts: Options,
     before = set_threads(opts.threads)
     try:
         yield from _stream(paths, colorizer, opts, admit, integer_output, merge)
-    finally:                # an API caller's own thread settings come back after the run
+    finally:  # an API caller's own thread settings come back after the run
         torch.set_num_threads(before[0])
         cv2.setNumThreads(before[1])
 
@@ -150,18 +187,30 @@ def finish(colorizer: Engine, item: dict[str, Any], src: Path, integer_output: b
     dtype = (np.uint16 if item["bit_depth"] == 16 else np.uint8) if integer_output else np.float32
     try:
         item["rgb_out"], finite = colorizer.merge(item["lum"], item.pop("ab"), dtype)
-    except Exception as e:     # MemoryError at full resolution: this file fails, the run goes on
+    except Exception as e:  # MemoryError at full resolution: this file fails, the run goes on
         item["error"] = f"{src}: cannot colorize: {_what(e)}"
         return
     if not finite:
         item["warning"] = "model produced NaN/Inf: wrote the gray input instead"
 
 
-def _stream(paths: list[Path], colorizer: Engine, opts: Options, admit: Callable[[int], Verdict | None],
-            integer_output: bool, merge: bool) -> Iterator[tuple[int, dict[str, Any]]]:
-    loader = DataLoader(ReadSet(paths, opts), batch_size=None, collate_fn=_as_is, num_workers=opts.workers,
-                        pin_memory=colorizer.device.type == "cuda", prefetch_factor=4 if opts.workers else None)
-    buckets: dict[tuple[int, int], list[dict[str, Any]]] = {}   # by render shape: batches need no padding
+def _stream(
+    paths: list[Path],
+    colorizer: Engine,
+    opts: Options,
+    admit: Callable[[int], Verdict | None],
+    integer_output: bool,
+    merge: bool,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    loader = DataLoader(
+        ReadSet(paths, opts),
+        batch_size=None,
+        collate_fn=_as_is,
+        num_workers=opts.workers,
+        pin_memory=colorizer.device.type == "cuda",
+        prefetch_factor=4 if opts.workers else None,
+    )
+    buckets: dict[tuple[int, int], list[dict[str, Any]]] = {}  # by render shape: batches need no padding
 
     def flush(key: tuple[int, int]) -> Iterator[tuple[int, dict[str, Any]]]:
         pending = buckets.pop(key)
@@ -181,7 +230,7 @@ def _stream(paths: list[Path], colorizer: Engine, opts: Options, admit: Callable
         buckets.setdefault(key, []).append(item)
         if len(buckets[key]) >= opts.batch_size:
             yield from flush(key)
-        elif sum(map(len, buckets.values())) >= 2 * opts.batch_size:     # many shapes: bound what is held
+        elif sum(map(len, buckets.values())) >= 2 * opts.batch_size:  # many shapes: bound what is held
             yield from flush(max(buckets, key=lambda k: len(buckets[k])))
     while buckets:
         yield from flush(next(iter(buckets)))
@@ -196,9 +245,13 @@ class Writer:
     Any exception while writing one file (MemoryError included) fails that file only; should the thread itself die,
     put() and close() raise WriterDied rather than wait on a queue nobody reads."""
 
-    def __init__(self, jpeg_quality: int, on_done: Callable[[Result], None],
-                 write: Callable[[Path, bytes], None] = write_atomic,
-                 finish: Callable[[dict[str, Any], Path], None] | None = None):
+    def __init__(
+        self,
+        jpeg_quality: int,
+        on_done: Callable[[Result], None],
+        write: Callable[[Path, bytes], None] = write_atomic,
+        finish: Callable[[dict[str, Any], Path], None] | None = None,
+    ):
         self.q: queue.Queue = queue.Queue(maxsize=8)
         self.jpeg_quality, self.on_done, self.write, self.finish = jpeg_quality, on_done, write, finish
         self.died: BaseException | None = None
@@ -222,24 +275,26 @@ class Writer:
         try:
             while (job := self.q.get()) is not None:
                 self._write_one(*job)
-        except BaseException as e:      # on_done itself failed: say so to the producer instead of vanishing
+        except BaseException as e:  # on_done itself failed: say so to the producer instead of vanishing
             self.died = e
 
     def _write_one(self, res: Result, item: dict[str, Any]) -> None:
         try:
-            if "ab" in item and self.finish is not None:    # the merge, here beside the next model call
+            if "ab" in item and self.finish is not None:  # the merge, here beside the next model call
                 self.finish(item, res.src)
             if "error" in item:
                 res.status, res.error = Status.FAILED, item["error"]
             else:
                 res.warning = res.warning or item.get("warning", "")
-                data = encode_image(item["rgb_out"], item["alpha"], res.dst.suffix, item["bit_depth"],
-                                    self.jpeg_quality)
-                del item["rgb_out"]         # the full-resolution array is not needed while the bytes are written
+                assert res.dst is not None  # a job always has its output; only settled results may lack one
+                data = encode_image(
+                    item["rgb_out"], item["alpha"], res.dst.suffix, item["bit_depth"], self.jpeg_quality
+                )
+                del item["rgb_out"]  # the full-resolution array is not needed while the bytes are written
                 self.write(res.dst, data)
         except (ImageError, ValueError, OSError) as e:
             res.status, res.error = Status.FAILED, str(e).splitlines()[0]
-        except Exception as e:          # MemoryError on a huge scan included
+        except Exception as e:  # MemoryError on a huge scan included
             res.status, res.error = Status.FAILED, f"{res.src}: cannot write {res.dst}: {_what(e)}"
         res.seconds = time.perf_counter() - item["t0"]
         self.on_done(res)
@@ -252,12 +307,17 @@ class Writer:
             raise WriterDied(f"the writer stopped: {_what(self.died)}") from self.died
 
 
-def colorize_files(jobs: list[tuple[Path, Path]], colorizer: Engine, opts: Options,
-                   on_done: Callable[[Result], None], journal: Any = None) -> None:
+def colorize_files(
+    jobs: list[tuple[Path, Path]],
+    colorizer: Engine,
+    opts: Options,
+    on_done: Callable[[Result], None],
+    journal: Any = None,
+) -> None:
     """Colorize each (src, dst) pair; on_done gets one Result per job, in order of completion. With an in-place
     journal, an output that is its own input counts as done only when the journal says so."""
     claimed: dict[Path, Claim] = {}
-    lock = threading.Lock()             # the writer thread releases while the stream claims
+    lock = threading.Lock()  # the writer thread releases while the stream claims
 
     def admit(i: int) -> Verdict | None:
         """Claim the output just before the model runs, so overlapping runs share a folder instead of racing."""
@@ -276,13 +336,19 @@ def colorize_files(jobs: list[tuple[Path, Path]], colorizer: Engine, opts: Optio
 
     def finished(res: Result) -> None:
         with lock:
-            release(claimed.pop(res.dst, None))
+            release(claimed.pop(res.dst, None) if res.dst is not None else None)
         on_done(res)
 
     writer = Writer(opts.jpeg_quality, finished, finish=lambda item, src: finish(colorizer, item, src, True))
     try:
-        for i, item in stream([s for s, _ in jobs], colorizer, opts, admit if opts.claim else lambda i: None,
-                              integer_output=True, merge=False):
+        for i, item in stream(
+            [s for s, _ in jobs],
+            colorizer,
+            opts,
+            admit if opts.claim else lambda i: None,
+            integer_output=True,
+            merge=False,
+        ):
             src, dst = jobs[i]
             if "error" in item:
                 with lock:
@@ -290,8 +356,15 @@ def colorize_files(jobs: list[tuple[Path, Path]], colorizer: Engine, opts: Optio
                 on_done(Result(src, dst, Status.FAILED, time.perf_counter() - item["t0"], error=item["error"]))
             elif "verdict" in item:
                 v = item["verdict"]
-                on_done(Result(src, dst, v.status, error=v.message if v.status == Status.FAILED else "",
-                               warning="" if v.status == Status.FAILED else v.message))
+                on_done(
+                    Result(
+                        src,
+                        dst,
+                        v.status,
+                        error=v.message if v.status == Status.FAILED else "",
+                        warning="" if v.status == Status.FAILED else v.message,
+                    )
+                )
             else:
                 writer.put(Result(src, dst, Status.OK, warning=item.get("warning", "")), item)
     finally:
@@ -299,7 +372,7 @@ def colorize_files(jobs: list[tuple[Path, Path]], colorizer: Engine, opts: Optio
             writer.close()
         finally:
             with lock:
-                for held in claimed.values():     # interrupted before these were written: free them
+                for held in claimed.values():  # interrupted before these were written: free them
                     release(held)
                 claimed.clear()
 
@@ -325,8 +398,14 @@ def _announce(prog: Reporter, res: Result) -> None:
         prog.echo(f"warning: {res.src}: {res.warning}")
 
 
-def run_jobs(jobs: list[tuple[Path, Path]], settled: list[Result], colorizer: Engine, opts: Options,
-             quiet: bool, journal: Any = None) -> list[Result]:
+def run_jobs(
+    jobs: list[tuple[Path, Path]],
+    settled: list[Result],
+    colorizer: Engine,
+    opts: Options,
+    quiet: bool,
+    journal: Any = None,
+) -> list[Result]:
     """Colorize with progress; returns every result (settled first) for the summary and report. A journal
     (batch.InPlaceJournal) records each file written, before the next rerun could see it."""
     results = list(settled)
@@ -346,6 +425,7 @@ def run_jobs(jobs: list[tuple[Path, Path]], settled: list[Result], colorizer: En
             results.append(res)
             _announce(prog, res)
             prog.count(meter.add(), IMAGES)
+
     try:
         colorize_files(jobs, colorizer, opts, done, journal)
     finally:
@@ -357,8 +437,10 @@ def summary(results: list[Result], seconds: float) -> str:
     count = {s: sum(r.status == s for r in results) for s in Status}
     rate = count[Status.OK] / max(1e-9, seconds)
     claimed = f", claimed by another run {count[Status.CLAIMED]}" if count[Status.CLAIMED] else ""
-    return (f"colorized {count[Status.OK]}, skipped {count[Status.SKIPPED]} (already done){claimed}, "
-            f"failed {count[Status.FAILED]} in {seconds:.1f} s ({rate:.2f} img/s)")
+    return (
+        f"colorized {count[Status.OK]}, skipped {count[Status.SKIPPED]} (already done){claimed}, "
+        f"failed {count[Status.FAILED]} in {seconds:.1f} s ({rate:.2f} img/s)"
+    )
 
 
 def exit_code(results: list[Result]) -> int:
@@ -371,6 +453,16 @@ def exit_code(results: list[Result]) -> int:
 
 def write_report(path: Path, results: list[Result]) -> None:
     import json
-    rows = [{"input": str(r.src), "output": str(r.dst) if r.dst else None, "status": str(r.status),
-             "seconds": round(r.seconds, 4), "error": r.error or None, "warning": r.warning or None} for r in results]
+
+    rows = [
+        {
+            "input": str(r.src),
+            "output": str(r.dst) if r.dst else None,
+            "status": str(r.status),
+            "seconds": round(r.seconds, 4),
+            "error": r.error or None,
+            "warning": r.warning or None,
+        }
+        for r in results
+    ]
     write_atomic(path, json.dumps(rows, indent=1).encode())

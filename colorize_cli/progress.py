@@ -5,6 +5,7 @@ not, so a cluster log reads the same whether the run had a terminal.
     Meter (counts units: rate of this run, ETA) -> Tick -> Reporter.count (a line in Units) -> bar or stderr, and --log
     train: Reporter.update with its own line (step, loss)
 """
+
 from __future__ import annotations
 
 import sys
@@ -17,9 +18,9 @@ from colorize_cli import runlog
 
 @dataclass(frozen=True)
 class Tick:
-    done: int                          # units finished, those done by an earlier run included
-    total: int | None                  # best estimate, None if unknown
-    rate: float                        # units per second done in this run
+    done: int  # units finished, those done by an earlier run included
+    total: int | None  # best estimate, None if unknown
+    rate: float  # units per second done in this run
     eta_s: float | None
 
 
@@ -28,8 +29,8 @@ ProgressFn = Callable[[Tick], None]
 
 @dataclass(frozen=True)
 class Units:
-    noun: str                          # "images"
-    rate: str                          # "img/s"
+    noun: str  # "images"
+    rate: str  # "img/s"
 
 
 IMAGES = Units("images", "img/s")
@@ -67,8 +68,9 @@ class Meter:
 class Reporter:
     """The bar or the lines of one run. The bar starts at once when the total is known, else at the first update."""
 
-    def __init__(self, label: str, total: int | None = None, *, quiet: bool = False, every_s: float = 10.0,
-                 done: int = 0):
+    def __init__(
+        self, label: str, total: int | None = None, *, quiet: bool = False, every_s: float = 10.0, done: int = 0
+    ):
         self.label, self.total, self.quiet, self.every_s = label, total, quiet, every_s
         self.last = time.perf_counter()
         self.tty = sys.stderr.isatty()
@@ -119,8 +121,15 @@ class Reporter:
             return
         if self.bar is None:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-            self.bar = Progress(TextColumn(self.label), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=False)
+
+            self.bar = Progress(
+                TextColumn(self.label),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[info]}"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
             self.task = self.bar.add_task(self.label, total=self.total, completed=done, info=info)
             self.bar.start()
         self.bar.update(self.task, completed=done, total=self.total, info=info)

@@ -3,12 +3,12 @@
     --reference WHEN=IMAGE    WHEN: HH:MM:SS[.ms] or seconds (the first frame at or after that time, the frame
                               `ffmpeg -ss WHEN -frames:v 1` extracts), or #N (frame N, counted from 0)
 
-The reference's Lab chroma (at render size) is the frame's chroma at its frame, and is carried along optical flow forward
-and backward through the shot: up to the scene cut on either side, REACH frames, or the next reference. What travels is
-the chroma and a confidence (1 at the reference); each step multiplies the confidence by the flow's per-pixel trust, the
-stabiliser's own measure (forward-backward agreement, luminance match, inside the frame). A frame's chroma becomes
-stab + c * (ref - stab), stab being the automatic, stabilised chroma: where the flow loses track (disocclusion, fast
-motion) the model's colour fades in without a seam. Between two references of one shot both carries are blended by
+The reference's Lab chroma (at render size) is the frame's chroma at its frame, and is carried along optical flow
+forward and backward through the shot: up to the scene cut on either side, REACH frames, or the next reference. What
+travels is the chroma and a confidence (1 at the reference); each step multiplies the confidence by the flow's per-pixel
+trust, the stabiliser's own measure (forward-backward agreement, luminance match, inside the frame). A frame's chroma
+becomes stab + c * (ref - stab), stab being the automatic, stabilised chroma: where the flow loses track (disocclusion,
+fast motion) the model's colour fades in without a seam. Between two references of one shot both carries are blended by
 their confidences. The carry reads luminance only, never the model, so it can be replayed from its reference for any
 frame (a resumed segment, a folder rerun) and gives exactly the colours of an unbroken run.
 
@@ -28,6 +28,7 @@ carry see it. With the true first frame as reference this took car-roundabout fr
 automatic mode (benchmarks/RESULTS.md). The grade needs the model once per reference (`chroma`, render-size luminance
 -> chroma), on luminance the loader reads, so a replay gives the same grade.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -47,26 +48,27 @@ from colorize_cli.imaging import ImageError, read_image
 from colorize_cli.video.options import Flow
 from colorize_cli.video.stabilize import ChromaStabilizer, features
 
-REACH = 300               # frames a reference is carried each way at most (12.5 s at 24 fps)
-ASPECT_TOLERANCE = 0.02   # relative difference of width/height allowed between a reference and its frame
-MIN_CORRELATION = 0.5     # of reference and frame luminance; below: a different shot or the wrong time
-FADED = 1e-3              # a carry whose confidence is below this everywhere is dropped
+REACH = 300  # frames a reference is carried each way at most (12.5 s at 24 fps)
+ASPECT_TOLERANCE = 0.02  # relative difference of width/height allowed between a reference and its frame
+MIN_CORRELATION = 0.5  # of reference and frame luminance; below: a different shot or the wrong time
+FADED = 1e-3  # a carry whose confidence is below this everywhere is dropped
 # The flow's per-pixel confidence (video.ChromaStabilizer._warp) -> a carry step's trust: 0 below, 1 above, linear.
 # Lenient on purpose: the stabiliser's confidence is a soft blend weight (about 0.8 a step on moving DAVIS footage),
 # and multiplied along a carry it faded a reference out within 20 frames; the carried colour itself stayed within
 # 2-5 ab units of the truth. (0, 1), i.e. the raw confidence, gained 2.3 dB over the automatic mode on the DAVIS
 # clips, (0.1, 0.5) 3.2 dB, this 3.6 dB (benchmarks/RESULTS.md).
 TRUST = (0.02, 0.15)
-GRADE_RIDGE = 1.0         # per pixel, on the a, b and 100 L terms (their variances are 10^2-10^3): a light pull to none
+GRADE_RIDGE = 1.0  # per pixel, on the a, b and 100 L terms (their variances are 10^2-10^3): a light pull to none
 
-Chroma = Callable[[np.ndarray], np.ndarray]   # render-size luminance (h, w) -> the model's chroma (2, h, w)
+Chroma = Callable[[np.ndarray], np.ndarray]  # render-size luminance (h, w) -> the model's chroma (2, h, w)
 
-Loader = Callable[[int, int], Iterator[np.ndarray]]   # (first, count) -> render-size luminance of those frames
+Loader = Callable[[int, int], Iterator[np.ndarray]]  # (first, count) -> render-size luminance of those frames
 
 
 @dataclass(frozen=True)
 class ReferenceSpec:
     """One --reference as typed: a frame number or a time, and the colour image of that frame."""
+
     text: str
     path: Path
     frame: int | None = None
@@ -112,16 +114,20 @@ def mismatch(spec: ReferenceSpec, rgb: np.ndarray, frame_lum: np.ndarray, frame:
     """Why the reference cannot be a colouring of this frame (other shape, other picture), or None if it can."""
     (h, w), (fh, fw) = rgb.shape[:2], frame_lum.shape
     if abs((w / h) / (fw / fh) - 1) > ASPECT_TOLERANCE:
-        return (f"{spec.path}: reference is {w}x{h} ({w / h:.2f}:1) but the frames are {fw}x{fh} ({fw / fh:.2f}:1); "
-                f"give a colour image of the whole frame")
+        return (
+            f"{spec.path}: reference is {w}x{h} ({w / h:.2f}:1) but the frames are {fw}x{fh} ({fw / fh:.2f}:1); "
+            f"give a colour image of the whole frame"
+        )
     small = (max(8, round(64 * fw / min(fh, fw))), max(8, round(64 * fh / min(fh, fw))))
     a = cv2.resize(color.srgb_luminance(rgb), small, interpolation=cv2.INTER_AREA)
     b = cv2.resize(frame_lum.astype(np.float32), small, interpolation=cv2.INTER_AREA)
     a, b = a - a.mean(), b - b.mean()
     corr = float((a * b).sum() / max(1e-9, np.sqrt((a * a).sum() * (b * b).sum())))
     if corr < MIN_CORRELATION:
-        return (f"{spec.path}: does not look like frame {frame} (luminance correlation {corr:.2f}): the wrong time, "
-                f"or a frame of another shot?")
+        return (
+            f"{spec.path}: does not look like frame {frame} (luminance correlation {corr:.2f}): the wrong time, "
+            f"or a frame of another shot?"
+        )
     return None
 
 
@@ -136,20 +142,21 @@ def reference_chroma(rgb: np.ndarray, frame_hw: tuple[int, int], render_size: in
 @dataclass
 class Reference:
     frame: int
-    ab: np.ndarray          # (2, h, w) Lab chroma at render size
+    ab: np.ndarray  # (2, h, w) Lab chroma at render size
     name: str = ""
 
 
 @dataclass(frozen=True)
 class Grade:
     """The colour correction one reference shows for the model in its shot: ab + [a, b, 100 L, 1] @ m."""
-    m: np.ndarray           # (4, 2) float64
+
+    m: np.ndarray  # (4, 2) float64
 
     @staticmethod
-    def fit(model_ab: np.ndarray, lum: np.ndarray, ref_ab: np.ndarray, ridge: float = GRADE_RIDGE) -> "Grade":
+    def fit(model_ab: np.ndarray, lum: np.ndarray, ref_ab: np.ndarray, ridge: float = GRADE_RIDGE) -> Grade:
         x = _design(model_ab, lum)
         y = (ref_ab - model_ab).reshape(2, -1).T.astype(np.float64)
-        reg = ridge * len(x) * np.diag([1.0, 1.0, 1.0, 0.0])     # the offset is free: a cast is the commonest error
+        reg = ridge * len(x) * np.diag([1.0, 1.0, 1.0, 0.0])  # the offset is free: a cast is the commonest error
         return Grade(np.linalg.solve(x.T @ x + reg, x.T @ y))
 
     def __call__(self, ab: np.ndarray, lum: np.ndarray) -> np.ndarray:
@@ -192,7 +199,7 @@ class _Carrier(ChromaStabilizer):
             self.reset()
             self.alive = False
             return None
-        if self.prev_ab is None:                        # faded: only the cut test runs
+        if self.prev_ab is None:  # faded: only the cut test runs
             self.prev_lum, self.prev_hist = blurred, hist
             return None
         flow_img, scale = self._flow_image(blurred)
@@ -206,8 +213,8 @@ class _Carrier(ChromaStabilizer):
 
 @dataclass
 class _Forward:
-    index: int              # which reference
-    frame: int              # the frame `value` belongs to
+    index: int  # which reference
+    frame: int  # the frame `value` belongs to
     carrier: _Carrier
     value: np.ndarray | None
 
@@ -215,6 +222,7 @@ class _Forward:
 @dataclass
 class _Now:
     """What the references give one frame: the carried stacks, and the references whose shot holds it."""
+
     frame: int
     carried: list[np.ndarray]
     shots: list[int]
@@ -227,14 +235,15 @@ class ReferenceGuide:
     through `load`. `first` is the first frame of the span: backward carries stop there. Without `chroma` (the model
     at render size) there is no grade."""
 
-    def __init__(self, refs: list[Reference], load: Loader, first: int = 0, reach: int = REACH,
-                 chroma: Chroma | None = None):
+    def __init__(
+        self, refs: list[Reference], load: Loader, first: int = 0, reach: int = REACH, chroma: Chroma | None = None
+    ):
         self.refs = sorted(refs, key=lambda r: r.frame)
         self.frames = [r.frame for r in self.refs]
         self.load, self.first, self.reach, self.chroma = load, first, reach, chroma
         self._fwd: _Forward | None = None
         self._back_index: int | None = None
-        self._back: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}   # None: in the shot, nothing carried
+        self._back: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}  # None: in the shot, nothing carried
         self._grades: dict[int, Grade | None] = {}
         self._now: _Now | None = None
 
@@ -242,9 +251,12 @@ class ReferenceGuide:
         """The model's chroma of this frame graded by the references whose shot holds it (ab itself if none)."""
         now = self._at(frame, lum)
         lum = np.asarray(lum, np.float32)
-        graded = [(k, g(ab, lum)) for k in now.shots
-                  if (g := self._grade(k)) is not None and self.refs[k].ab.shape[1:] == ab.shape[1:]]
-        if len(graded) == 2:       # between two references of one shot: each weighs by its nearness
+        graded = [
+            (k, g(ab, lum))
+            for k in now.shots
+            if (g := self._grade(k)) is not None and self.refs[k].ab.shape[1:] == ab.shape[1:]
+        ]
+        if len(graded) == 2:  # between two references of one shot: each weighs by its nearness
             (k0, g0), (k1, g1) = graded
             w = (frame - self.frames[k0]) / max(1, self.frames[k1] - self.frames[k0])
             return ((1 - w) * g0 + w * g1).astype(np.float32)
@@ -309,7 +321,7 @@ class ReferenceGuide:
             value = carrier.start(lum, ref.ab) if i == 0 else carrier.carry(lum)
             if not carrier.alive or i == frame - ref.frame:
                 return _Forward(k, ref.frame + i if carrier.alive else frame, carrier, value)
-        carrier.alive = False                         # the loader stopped short: a frame could not be read
+        carrier.alive = False  # the loader stopped short: a frame could not be read
         return _Forward(k, frame, carrier, None)
 
     # --------------------------------------------------------------------------------------------- backward
@@ -337,13 +349,18 @@ class ReferenceGuide:
         self._back_index, self._back = k, {}
         lums = [np.rint(lum * 255).astype(np.uint8) for lum in self.load(lo, ref.frame - lo + 1)]
         if len(lums) != ref.frame - lo + 1:
-            return                                     # a frame could not be read: no backward carry
+            return  # a frame could not be read: no backward carry
         carrier = _Carrier()
         carrier.start(lums[-1].astype(np.float32) / 255, ref.ab)
         for j in range(ref.frame - 1, max(lo, now) - 1, -1):
             value = carrier.carry(lums[j - lo].astype(np.float32) / 255)
             if not carrier.alive:
                 break
-            self._back[j] = None if value is None else (
-                np.clip(np.rint(value[:2]), -128, 127).astype(np.int8),
-                np.rint(np.clip(value[2], 0, 1) * 255).astype(np.uint8))
+            self._back[j] = (
+                None
+                if value is None
+                else (
+                    np.clip(np.rint(value[:2]), -128, 127).astype(np.int8),
+                    np.rint(np.clip(value[2], 0, 1) * 255).astype(np.uint8),
+                )
+            )

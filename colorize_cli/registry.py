@@ -2,6 +2,7 @@
 
 Adding an architecture is one file in models/ that decorates its builder with @register_model.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -21,12 +22,12 @@ DEFAULT_RENDER_SIZE = 192
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    builder: Callable[..., "ColorModel"]
-    color_space: str          # what the network predicts: "lab" (ab), "rgb" or "yuv"
-    loss: str                 # key into colorize_cli.losses.LOSSES
+    builder: Callable[..., ColorModel]
+    color_space: str  # what the network predicts: "lab" (ab), "rgb" or "yuv"
+    loss: str  # key into colorize_cli.losses.LOSSES
     description: str
-    render_size: int = DEFAULT_RENDER_SIZE    # short side the network sees at inference
-    train_size: int = 128     # crop size for training
+    render_size: int = DEFAULT_RENDER_SIZE  # short side the network sees at inference
+    train_size: int = 128  # crop size for training
     lr: float = 1e-3
     kwargs: dict = field(default_factory=dict)
 
@@ -36,17 +37,20 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 def register_model(name: str, **spec) -> Callable:
     """Decorator for a builder (class or function) returning a ColorModel."""
+
     def wrap(builder: Callable) -> Callable:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
         _REGISTRY[name] = ModelSpec(name=name, builder=builder, **spec)
         return builder
+
     return wrap
 
 
 def _load_all() -> None:
     """Import every module in models/ once so their decorators run."""
     from colorize_cli import models
+
     for info in pkgutil.iter_modules(models.__path__):
         importlib.import_module(f"colorize_cli.models.{info.name}")
 
@@ -63,8 +67,9 @@ def get_spec(name: str) -> ModelSpec:
     return _REGISTRY[name]
 
 
-def create_model(name: str, pretrained_backbone: bool = False, **overrides) -> "ColorModel":
-    """Build an untrained model; pretrained_backbone loads the pip-installed ImageNet encoder where the model has one."""
+def create_model(name: str, pretrained_backbone: bool = False, **overrides) -> ColorModel:
+    """Build an untrained model; pretrained_backbone loads the pip-installed ImageNet encoder where the model
+    has one."""
     spec = get_spec(name)
     model = spec.builder(pretrained_backbone=pretrained_backbone, **{**spec.kwargs, **overrides})
     model.spec = spec

@@ -3,6 +3,7 @@ each, stamped with the local time and host:pid (several workers may share one lo
 
 A logger with no handler until open_log, so code may note lines whether or not a log was asked for.
 """
+
 from __future__ import annotations
 
 import logging
@@ -13,7 +14,7 @@ from pathlib import Path
 
 LOG = logging.getLogger("colorize_cli.runlog")
 LOG.addHandler(logging.NullHandler())
-LOG.propagate = False               # never onto the terminal through the root logger
+LOG.propagate = False  # never onto the terminal through the root logger
 LOG.setLevel(logging.INFO)
 
 

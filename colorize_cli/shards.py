@@ -9,6 +9,7 @@
 None of them set: the whole folder. `--shard none` takes the whole folder even inside such a job.
 Pure: it reads the mapping it is given, so tests can set any scheme.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,9 +23,9 @@ class ShardError(ValueError):
 
 @dataclass(frozen=True)
 class Shard:
-    index: int          # 0-based
+    index: int  # 0-based
     count: int
-    source: str         # where it came from, for the run's first line
+    source: str  # where it came from, for the run's first line
 
     def __str__(self) -> str:
         return f"{self.index + 1}/{self.count}"
@@ -49,10 +50,11 @@ def from_env(env: Mapping[str, str]) -> Shard | None:
     if "SLURM_ARRAY_TASK_ID" in env:
         return _slurm(env)
     if "JOB_COMPLETION_INDEX" in env:
-        return _checked(_int(env, "JOB_COMPLETION_INDEX"), _int(env, "COLORIZE_SHARDS",
-                                                                  "the Job's completions, which Kubernetes does not "
-                                                                  "pass to the pod"),
-                        "Kubernetes Indexed Job (JOB_COMPLETION_INDEX, COLORIZE_SHARDS)")
+        return _checked(
+            _int(env, "JOB_COMPLETION_INDEX"),
+            _int(env, "COLORIZE_SHARDS", "the Job's completions, which Kubernetes does not pass to the pod"),
+            "Kubernetes Indexed Job (JOB_COMPLETION_INDEX, COLORIZE_SHARDS)",
+        )
     if int(env.get("WORLD_SIZE", "1") or 1) > 1:
         return _checked(_int(env, "RANK"), _int(env, "WORLD_SIZE"), "torchrun (RANK, WORLD_SIZE)")
     return None
@@ -68,8 +70,10 @@ def _slurm(env: Mapping[str, str]) -> Shard:
         count = (_int(env, "SLURM_ARRAY_TASK_MAX", "or SLURM_ARRAY_TASK_COUNT") - low) // max(step, 1) + 1
     index, off_grid = divmod(task - low, max(step, 1))
     if off_grid:
-        raise ShardError(f"SLURM_ARRAY_TASK_ID={task} is not on the array's grid (min {low}, step {step}); an array "
-                         f"given as a list of ids needs --shard K/N")
+        raise ShardError(
+            f"SLURM_ARRAY_TASK_ID={task} is not on the array's grid (min {low}, step {step}); an array "
+            f"given as a list of ids needs --shard K/N"
+        )
     return _checked(index, count, "Slurm array (SLURM_ARRAY_TASK_ID)")
 
 

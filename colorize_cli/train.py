@@ -4,6 +4,7 @@ Determinism is designed in so `--resume` continues bit-for-bit: the data order i
 each sample's augmentation is seeded by (seed, epoch, index), and a checkpoint stores the position in the epoch with the
 model, optimizer, scheduler and RNG states. Checkpoints hold tensors and plain values only (loadable with weights_only).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,9 +34,9 @@ from colorize_cli.registry import create_model, get_spec
 from colorize_cli.weights import WeightsError, load_checkpoint, save_weights
 from colorize_cli.zoo import pick_device
 
-GRAY_CHROMA = 4.0   # mean |ab| below this: the "colour" photo is gray or near-gray and teaches nothing
-# With keep_muted, only photos of one hue at most are dropped (grayscale, sepia or other toning): the spread of ab across
-# that hue (the smaller principal axis) stays under this on a 64x64 copy. Muted colour photos (overcast streets,
+GRAY_CHROMA = 4.0  # mean |ab| below this: the "colour" photo is gray or near-gray and teaches nothing
+# With keep_muted, only photos of one hue at most are dropped (grayscale, sepia or other toning): the spread of ab
+# across that hue (the smaller principal axis) stays under this on a 64x64 copy. Muted colour photos (overcast streets,
 # concrete, dark clothes: 12% of train/) are kept; 0.2% of train/ fall under it, synthetic sepia of val/ mostly does.
 HUE_SPREAD = 0.75
 
@@ -47,26 +48,26 @@ class TrainConfig:
     name: str = ""
     out: str = "runs/run"
     epochs: int = 1
-    steps: int = 0              # total optimizer steps; 0 -> from epochs
+    steps: int = 0  # total optimizer steps; 0 -> from epochs
     batch_size: int = 32
-    crop: int = 0               # 0 -> the architecture's train_size
-    lr: float = 0.0             # 0 -> the architecture's lr
-    loss: str = ""              # key into losses.LOSSES; empty -> the architecture's
+    crop: int = 0  # 0 -> the architecture's train_size
+    lr: float = 0.0  # 0 -> the architecture's lr
+    loss: str = ""  # key into losses.LOSSES; empty -> the architecture's
     weight_decay: float = 1e-4
     warmup: int = 200
     workers: int = 2
-    val: str = ""               # folder for validation; empty -> held out from data by hash
+    val: str = ""  # folder for validation; empty -> held out from data by hash
     val_percent: float = 2.0
     val_images: int = 128
     seed: int = 0
     ckpt_every: int = 500
     val_every: int = 500
-    limit: int = 0              # use at most this many training images (0 = all)
-    keep_muted: bool = False    # drop only grayscale and toned photos (HUE_SPREAD), not muted colour ones
+    limit: int = 0  # use at most this many training images (0 = all)
+    keep_muted: bool = False  # drop only grayscale and toned photos (HUE_SPREAD), not muted colour ones
     group_balance: float = 1.0  # sample each file-name group in proportion to its size ** this (1: as the data)
     pretrained_backbone: bool = True
-    init: str = ""              # weights (.safetensors or a shipped name) to fine-tune from; empty -> fresh model
-    init_images: int = 0        # images the --init weights had already seen (filled in from their metadata)
+    init: str = ""  # weights (.safetensors or a shipped name) to fine-tune from; empty -> fresh model
+    init_images: int = 0  # images the --init weights had already seen (filled in from their metadata)
     device: str = "auto"
     amp: bool = True
     quiet: bool = False
@@ -137,6 +138,7 @@ def group_weights(files: list[Path], balance: float) -> torch.Tensor | None:
     if balance == 1.0:
         return None
     from colorize_cli.evaluate import prefix
+
     groups = [prefix(f) for f in files]
     sizes = {g: groups.count(g) for g in set(groups)}
     return torch.tensor([sizes[g] ** (balance - 1.0) for g in groups], dtype=torch.float64)
@@ -152,9 +154,9 @@ class CropSet(Dataset):
         return len(self.files)
 
     def __getitem__(self, key: tuple[int, ...] | int) -> torch.Tensor:
-        epoch, i, *draw = key if isinstance(key, tuple) else (0, key)   # draw: a photo drawn twice gets two crops
+        epoch, i, *draw = key if isinstance(key, tuple) else (0, key)  # draw: a photo drawn twice gets two crops
         rgb = _decode_rgb(self.files[i])
-        if rgb is None:   # vanished or damaged since the scan: a neutral sample keeps the batch shape
+        if rgb is None:  # vanished or damaged since the scan: a neutral sample keeps the batch shape
             return torch.full((3, self.crop, self.crop), 0.5)
         rng = np.random.default_rng([self.seed, epoch, i, *draw])
         rgb = self._random_crop(rgb, rng) if self.train else self._centre_crop(rgb)
@@ -162,24 +164,25 @@ class CropSet(Dataset):
 
     def _random_crop(self, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         h, w = rgb.shape[:2]
-        side = int(rng.uniform(0.55, 1.0) * min(h, w))     # scale jitter: objects appear at many sizes
+        side = int(rng.uniform(0.55, 1.0) * min(h, w))  # scale jitter: objects appear at many sizes
         y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-        out = cv2.resize(rgb[y:y + side, x:x + side], (self.crop, self.crop), interpolation=cv2.INTER_AREA)
+        out = cv2.resize(rgb[y : y + side, x : x + side], (self.crop, self.crop), interpolation=cv2.INTER_AREA)
         return out[:, ::-1] if rng.random() < 0.5 else out
 
     def _centre_crop(self, rgb: np.ndarray) -> np.ndarray:
         h, w = rgb.shape[:2]
         side = min(h, w)
         y, x = (h - side) // 2, (w - side) // 2
-        return cv2.resize(rgb[y:y + side, x:x + side], (self.crop, self.crop), interpolation=cv2.INTER_AREA)
+        return cv2.resize(rgb[y : y + side, x : x + side], (self.crop, self.crop), interpolation=cv2.INTER_AREA)
 
 
 class EpochSampler(Sampler):
     """Yields (epoch, index) forever from a per-epoch seeded permutation, from a given position, sharded by rank.
     With weights, each epoch is n seeded draws with replacement instead, yielded as (epoch, index, draw)."""
 
-    def __init__(self, n: int, seed: int, start: int = 0, rank: int = 0, world: int = 1,
-                 weights: torch.Tensor | None = None):
+    def __init__(
+        self, n: int, seed: int, start: int = 0, rank: int = 0, world: int = 1, weights: torch.Tensor | None = None
+    ):
         self.n, self.seed, self.start, self.rank, self.world = n, seed, start, rank, world
         self.weights = weights
 
@@ -190,11 +193,11 @@ class EpochSampler(Sampler):
             epoch, k = divmod(pos, per_epoch)
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             if self.weights is None:
-                order = torch.randperm(self.n, generator=g)[self.rank::self.world][:per_epoch].tolist()
+                order = torch.randperm(self.n, generator=g)[self.rank :: self.world][:per_epoch].tolist()
                 yield from ((epoch, i) for i in order[k:])
             else:
                 drawn = torch.multinomial(self.weights, self.n, True, generator=g)
-                draws = list(enumerate(drawn.tolist()))[self.rank::self.world][:per_epoch]
+                draws = list(enumerate(drawn.tolist()))[self.rank :: self.world][:per_epoch]
                 yield from ((epoch, i, j) for j, i in draws[k:])
             pos = (epoch + 1) * per_epoch
 
@@ -202,11 +205,13 @@ class EpochSampler(Sampler):
 # ------------------------------------------------------------------------------------------------------- helpers
 def lr_lambda(warmup: int, total: int):
     """Linear warm-up then cosine decay to 5%."""
+
     def f(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         t = min(1.0, (step - warmup) / max(1, total - warmup))
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
+
     return f
 
 
@@ -264,11 +269,13 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = max(1, len(self.train_files) // (cfg.batch_size * self.dist.world))
         self.total = cfg.steps or cfg.epochs * steps_per_epoch
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(min(cfg.warmup, self.total // 10 + 1), self.total))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lr_lambda(min(cfg.warmup, self.total // 10 + 1), self.total)
+        )
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.step = 0
         self.history: list[dict[str, Any]] = []
-        self.running: list[float] = []      # losses since the last record
+        self.running: list[float] = []  # losses since the last record
         if resume is not None:
             self._restore(resume)
 
@@ -279,6 +286,7 @@ class Trainer:
             return create_model(self.cfg.arch)
         if self.cfg.init:
             from colorize_cli.zoo import load_model
+
             model = load_model(self.cfg.init).train()
             self.cfg.init_images = int(model.meta.get("images_seen") or 0)
             if model.spec.name != self.cfg.arch:
@@ -306,6 +314,7 @@ class Trainer:
         if self.dist.world == 1:
             return model
         from torch.nn.parallel import DistributedDataParallel
+
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
 
@@ -329,24 +338,32 @@ class Trainer:
             raise ValueError(f"{root}: no colour images to train on")
         if self.dist.main:
             kind = "grayscale or toned" if self.cfg.keep_muted else "near-gray"
-            self.log(f"training on {len(train)} colour images ({gray} {kind} and {bad} unreadable skipped), "
-                     f"validating on {len(val)}")
+            self.log(
+                f"training on {len(train)} colour images ({gray} {kind} and {bad} unreadable skipped), "
+                f"validating on {len(val)}"
+            )
             write_atomic(listing, json.dumps({"train": [str(p) for p in train], "val": [str(p) for p in val]}).encode())
         return train, val
 
     # ---------------------------------------------------------------------------------------------- checkpoints
     def state(self) -> dict[str, Any]:
         return {
-            "config": asdict(self.cfg), "arch": self.cfg.arch, "step": self.step, "world": self.dist.world,
-            "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-            "scheduler": self.sched.state_dict(), "scaler": self.scaler.state_dict(),
-            "torch_rng": torch.get_rng_state(), "history": json.dumps(self.history),
+            "config": asdict(self.cfg),
+            "arch": self.cfg.arch,
+            "step": self.step,
+            "world": self.dist.world,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "history": json.dumps(self.history),
             "running": json.dumps(self.running),
         }
 
     def save(self, name: str = "last.ckpt") -> Path:
         path = self.out / name
-        tmp = temp_file(path)            # unique: two trainers pointed at one folder never share a temporary
+        tmp = temp_file(path)  # unique: two trainers pointed at one folder never share a temporary
         try:
             torch.save(self.state(), tmp)
             os.replace(tmp, path)
@@ -369,11 +386,24 @@ class Trainer:
     def loader(self) -> DataLoader:
         ds = CropSet(self.train_files, self.crop, self.cfg.seed, train=True)
         start = self.step * self.cfg.batch_size
-        sampler = EpochSampler(len(ds), self.cfg.seed, start, self.dist.rank, self.dist.world,
-                               group_weights(self.train_files, self.cfg.group_balance))
-        return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.workers,
-                          pin_memory=self.device.type == "cuda", persistent_workers=self.cfg.workers > 0,
-                          prefetch_factor=4 if self.cfg.workers else None, worker_init_fn=_train_worker)
+        sampler = EpochSampler(
+            len(ds),
+            self.cfg.seed,
+            start,
+            self.dist.rank,
+            self.dist.world,
+            group_weights(self.train_files, self.cfg.group_balance),
+        )
+        return DataLoader(
+            ds,
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            num_workers=self.cfg.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=self.cfg.workers > 0,
+            prefetch_factor=4 if self.cfg.workers else None,
+            worker_init_fn=_train_worker,
+        )
 
     def train_step(self, rgb: torch.Tensor) -> float:
         rgb = rgb.to(self.device, non_blocking=True)
@@ -395,6 +425,7 @@ class Trainer:
     def validate(self) -> dict[str, float]:
         """Mean validation loss, plus a gray | predicted | truth grid and a loss curve in the run folder."""
         from colorize_cli.trainviz import save_grid, save_loss_curve
+
         if not self.val_files:
             return {}
         self.model.eval()
@@ -407,8 +438,11 @@ class Trainer:
             raw = self.model(lum)
             losses.append(float(self.loss(self.model, raw, self.model.target(rgb))) * len(rgb))
             if first is None:
-                first = (lum[:8].cpu(), color.merge_luminance(lum[:8], self.model.to_chroma(raw[:8], lum[:8])).cpu(),
-                         rgb[:8].cpu())
+                first = (
+                    lum[:8].cpu(),
+                    color.merge_luminance(lum[:8], self.model.to_chroma(raw[:8], lum[:8])).cpu(),
+                    rgb[:8].cpu(),
+                )
         val_loss = sum(losses) / len(ds)
         if first is not None:
             save_grid(self.out / f"val_{self.step:07d}.png", *first)
@@ -443,6 +477,7 @@ class Trainer:
 
     def _loop(self, stop: dict) -> None:
         from colorize_cli.progress import Reporter
+
         if self.step >= self.total:
             return
         data = iter(self.loader())
@@ -453,12 +488,22 @@ class Trainer:
                 loss = self.train_step(next(data))
                 self.running.append(loss)
                 ips = (self.step - seen0) * self.cfg.batch_size * self.dist.world / max(1e-9, time.time() - t0)
-                bar.update(self.step, f"step {self.step}/{self.total} loss {loss:.4f} {ips:.1f} img/s",
-                           f"loss {loss:.4f}  {ips:.1f} img/s")
+                bar.update(
+                    self.step,
+                    f"step {self.step}/{self.total} loss {loss:.4f} {ips:.1f} img/s",
+                    f"loss {loss:.4f}  {ips:.1f} img/s",
+                )
                 if self.dist.main and (self.step % self.cfg.val_every == 0 or self.step == self.total):
-                    self.record({"step": self.step, "loss": sum(self.running) / len(self.running),
-                                 "lr": self.sched.get_last_lr()[0], "images_per_s": ips, "world": self.dist.world,
-                                 **self.validate()})
+                    self.record(
+                        {
+                            "step": self.step,
+                            "loss": sum(self.running) / len(self.running),
+                            "lr": self.sched.get_last_lr()[0],
+                            "images_per_s": ips,
+                            "world": self.dist.world,
+                            **self.validate(),
+                        }
+                    )
                     self.running = []
                 if self.dist.main and self.step % self.cfg.ckpt_every == 0:
                     self.save()
@@ -489,12 +534,20 @@ def export(ckpt_path: Path, dest: Path, half: bool = True, readout: dict[str, fl
     cfg, spec = ck["config"], get_spec(ck["arch"])
     history = json.loads(ck["history"])
     last_val = next((r["val_loss"] for r in reversed(history) if "val_loss" in r), None)
-    meta = {"name": cfg.get("name") or spec.name, "architecture": spec.name, "color_space": spec.color_space,
-            "loss": cfg.get("loss") or spec.loss,
-            "render_size": spec.render_size, "train_size": cfg["crop"] or spec.train_size,
-            "training_data": cfg["data"], "init": cfg.get("init", ""),
-            "images_seen": int(ck["step"]) * cfg["batch_size"] * int(ck.get("world", 1)) + cfg.get("init_images", 0),
-            "step": int(ck["step"]), "val_loss": last_val, "format": "colorize_cli-weights-1"}
+    meta = {
+        "name": cfg.get("name") or spec.name,
+        "architecture": spec.name,
+        "color_space": spec.color_space,
+        "loss": cfg.get("loss") or spec.loss,
+        "render_size": spec.render_size,
+        "train_size": cfg["crop"] or spec.train_size,
+        "training_data": cfg["data"],
+        "init": cfg.get("init", ""),
+        "images_seen": int(ck["step"]) * cfg["batch_size"] * int(ck.get("world", 1)) + cfg.get("init_images", 0),
+        "step": int(ck["step"]),
+        "val_loss": last_val,
+        "format": "colorize_cli-weights-1",
+    }
     meta.update({k: float(state[k]) for k in ("temperature", "prior_correction") if k in state})
     save_weights(dest, state, meta, half=half)
     return meta

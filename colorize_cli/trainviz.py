@@ -1,5 +1,6 @@
 """What a training run shows a person: validation grids and a loss curve (PNG, via cv2); its progress goes through
 colorize_cli/progress.py."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,8 +35,10 @@ def save_loss_curve(path: Path, history: list[dict], size: tuple[int, int] = (64
     lo, hi = min(values), max(values) + 1e-9
     s0, s1 = min(steps), max(steps) + 1e-9
     for k, col in series:
-        xy = np.array([[40 + (s - s0) / (s1 - s0) * (w - 60), h - 30 - (v - lo) / (hi - lo) * (h - 60)]
-                       for s, v in pts[k]], np.int32)
+        xy = np.array(
+            [[40 + (s - s0) / (s1 - s0) * (w - 60), h - 30 - (v - lo) / (hi - lo) * (h - 60)] for s, v in pts[k]],
+            np.int32,
+        )
         if len(xy):
             cv2.polylines(img, [xy], False, col, 2)
         cv2.putText(img, k, (w - 120, 20 + 18 * (k == "val_loss")), cv2.FONT_HERSHEY_SIMPLEX, 0.5, col, 1)

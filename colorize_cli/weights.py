@@ -4,6 +4,7 @@ A weights file carries its architecture name, colour space, training data, step 
 and a sha256 of its tensor payload, so a truncated or tampered file is refused before any tensor reaches a model.
 Shipped files are also listed with their whole-file sha256 in weights/SHA256SUMS.txt.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,7 +28,8 @@ def _weights_dir() -> Path:
     if checkout.is_dir():
         return checkout
     from importlib.resources import files
-    return Path(str(files("colorize_cli").joinpath("_weights")))    # wheels install unzipped: a real folder
+
+    return Path(str(files("colorize_cli").joinpath("_weights")))  # wheels install unzipped: a real folder
 
 
 WEIGHTS_DIR = _weights_dir()
@@ -58,15 +60,16 @@ def file_sha256(path: Path) -> str:
 def save_weights(path: Path, state: dict[str, torch.Tensor], meta: dict[str, Any], half: bool = True) -> None:
     """Write state (floats in fp16 when half) with metadata, atomically."""
     from safetensors.torch import save_file
+
     tensors = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu() for k, v in state.items()}
-    header = {k: json.dumps(v) for k, v in meta.items()}   # every value JSON, so strings round-trip unchanged
+    header = {k: json.dumps(v) for k, v in meta.items()}  # every value JSON, so strings round-trip unchanged
     header["payload_sha256"] = json.dumps(_payload_digest(tensors))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=header)
-        os.chmod(tmp, 0o644)                  # mkstemp makes it private; weights are meant to be shared
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; weights are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -76,6 +79,7 @@ def save_weights(path: Path, state: dict[str, torch.Tensor], meta: dict[str, Any
 def read_metadata(path: Path) -> dict[str, Any]:
     """The header metadata only (cheap: no tensors are read)."""
     from safetensors import safe_open
+
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = f.metadata() or {}
@@ -94,6 +98,7 @@ def _maybe_json(v: str) -> Any:
 def load_weights(path: Path, expect_arch: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read and verify a weights file; raise WeightsError with a one-line reason on any problem."""
     from safetensors.torch import load_file
+
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: weights file not found")
@@ -118,7 +123,7 @@ def _check_listed_sum(path: Path) -> None:
     listed = {}
     for line in sums.read_text().splitlines():
         fields = line.split(maxsplit=1)
-        if len(fields) == 2:                      # "<sha256>  <name>" or "<sha256> *<name>"
+        if len(fields) == 2:  # "<sha256>  <name>" or "<sha256> *<name>"
             listed[fields[1].lstrip("*")] = fields[0]
     want = listed.get(path.name)
     if want and want != file_sha256(path):

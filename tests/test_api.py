@@ -1,4 +1,5 @@
 """The Python API: arrays in, arrays out, and files through the very path the CLI takes."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -60,8 +61,10 @@ def test_colorize_file_writes_what_the_cli_writes(colorizer: Colorizer, gray: np
     src = tmp_path / "scan.png"
     cv2.imwrite(str(src), gray)
     colorizer.colorize_file(src, tmp_path / "api" / "scan.png")
-    res = CliRunner().invoke(app, ["image", str(src), "-o", str(tmp_path / "cli"), "--render-size", "64",
-                                   "--workers", "0", "--device", "cpu"])
+    res = CliRunner().invoke(
+        app,
+        ["image", str(src), "-o", str(tmp_path / "cli"), "--render-size", "64", "--workers", "0", "--device", "cpu"],
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "api" / "scan.png").read_bytes() == (tmp_path / "cli" / "scan.png").read_bytes()
 

@@ -1,4 +1,5 @@
 """The ImageNet classifier behind `colorize eval`'s agreement column: the wheel's EfficientNet-Lite0, read right."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,7 +21,7 @@ def test_preprocess_centre_crops_any_shape_to_the_network_input(shape: tuple[int
     rgb = np.random.default_rng(0).random((*shape, 3)).astype(np.float32)
     x = preprocess(rgb)
     assert x.shape == (3, SIZE, SIZE) and x.dtype == torch.float32
-    assert -1.0 <= float(x.min()) < -0.5 and 0.5 < float(x.max()) <= 1.0     # 0..1 mapped onto -1..1
+    assert -1.0 <= float(x.min()) < -0.5 and 0.5 < float(x.max()) <= 1.0  # 0..1 mapped onto -1..1
 
 
 def test_classifier_names_imagenet_photos(classifier: Classifier):

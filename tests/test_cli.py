@@ -1,4 +1,5 @@
 """End-to-end CLI tests on small real images with the shipped default model."""
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,7 @@ def test_dir_colorizes_keeps_size_luminance_alpha_depth(photo_dir: Path, tmp_pat
     (photo_dir / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     report = tmp_path / "report.json"
     res = run("dir", photo_dir, "-o", out, "--report", report, "--workers", "1")
-    assert res.exit_code == 1, res.output          # one bad file -> exit 1, the rest still done
+    assert res.exit_code == 1, res.output  # one bad file -> exit 1, the rest still done
     assert "broken.jpg" in res.output
     records = {Path(r["input"]).name: r for r in json.loads(report.read_text())}
     assert records["broken.jpg"]["status"] == "failed" and "broken.jpg" in records["broken.jpg"]["error"]
@@ -70,7 +71,7 @@ def test_outputs_are_coloured(photo_dir: Path, tmp_path: Path):
     out = tmp_path / "out"
     assert run("dir", photo_dir, "-o", out, "--workers", "0").exit_code == 0
     lab = cv2.cvtColor(cv2.imread(str(out / sorted(os.listdir(out))[0])), cv2.COLOR_BGR2Lab).astype(np.float32)
-    assert np.abs(lab[..., 1:] - 128).mean() > 2.0   # not gray
+    assert np.abs(lab[..., 1:] - 128).mean() > 2.0  # not gray
 
 
 def test_rerun_skips_then_overwrite_redoes(photo_dir: Path, tmp_path: Path):
@@ -88,12 +89,12 @@ def test_recursive_mirrors_tree_and_ignores_output_inside_input(photo_dir: Path)
     sub = photo_dir / "box 1" / "ünïcode"
     sub.mkdir(parents=True)
     (photo_dir / "sepia.jpg").rename(sub / "-dash name.jpg")
-    out = photo_dir / "colour"                       # inside the input folder on purpose
+    out = photo_dir / "colour"  # inside the input folder on purpose
     n = sum(p.is_file() for p in photo_dir.rglob("*"))
     assert run("dir", photo_dir, "-o", out, "-r", "--format", "png", "--workers", "0").exit_code == 0
     assert (out / "box 1" / "ünïcode" / "-dash name.png").is_file()
     res = run("dir", photo_dir, "-o", out, "-r", "--format", "png", "--workers", "0")
-    assert "colorized 0" in res.output and f"skipped {n}" in res.output   # our outputs are not inputs
+    assert "colorized 0" in res.output and f"skipped {n}" in res.output  # our outputs are not inputs
 
 
 def test_format_jpg_and_image_command(photo_dir: Path, tmp_path: Path):
@@ -110,13 +111,16 @@ def test_input_files_are_never_modified(photo_dir: Path, tmp_path: Path):
     assert before == {p.name: p.read_bytes() for p in photo_dir.iterdir()}
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["dir", "nowhere", "-o", "x"], "input folder not found"),
-    (["dir", ".", "--model", "no-such-model"], "unknown model 'no-such-model'; valid models: "),
-    (["dir", ".", "-o", "."], "is the input folder"),
-    (["dir", ".", "--shard", "3/2"], "--shard"),
-    (["dir", ".", "-o", "out", "--precision", "fp8"], "unknown precision 'fp8'; valid: auto, fp32, bf16, fp16"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["dir", "nowhere", "-o", "x"], "input folder not found"),
+        (["dir", ".", "--model", "no-such-model"], "unknown model 'no-such-model'; valid models: "),
+        (["dir", ".", "-o", "."], "is the input folder"),
+        (["dir", ".", "--shard", "3/2"], "--shard"),
+        (["dir", ".", "-o", "out", "--precision", "fp8"], "unknown precision 'fp8'; valid: auto, fp32, bf16, fp16"),
+    ],
+)
 def test_usage_errors_exit_2_with_one_line(args, needle, tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = run(*args)
@@ -147,7 +151,7 @@ def test_keep_tones_shows_the_network_a_faded_print_as_it_is(tmp_path: Path):
     src = ROOT / "examples" / "originals" / "1880Paris.jpg"
     gray = cv2.imread(str(src), cv2.IMREAD_GRAYSCALE)[:192, :256].astype(np.float32)
     faded = tmp_path / "faded.png"
-    cv2.imwrite(str(faded), np.round(60 + gray * 0.55).astype(np.uint8))       # blacks lifted, whites dulled
+    cv2.imwrite(str(faded), np.round(60 + gray * 0.55).astype(np.uint8))  # blacks lifted, whites dulled
     outs = {}
     for flag in ([], ["--keep-tones"]):
         out = tmp_path / ("kept" if flag else "stretched")
@@ -155,7 +159,7 @@ def test_keep_tones_shows_the_network_a_faded_print_as_it_is(tmp_path: Path):
         assert res.exit_code == 0, res.output
         outs[bool(flag)] = read_image(out / "faded.png").rgb
         assert np.abs(lum_of(out / "faded.png") - lum_of(faded)).mean() < 1.0
-    assert np.abs(outs[True] - outs[False]).mean() > 0.002                      # measured 0.008 at writing
+    assert np.abs(outs[True] - outs[False]).mean() > 0.002  # measured 0.008 at writing
 
 
 def test_threads_option_is_on_every_photo_and_film_command_and_refuses_negatives(tmp_path: Path):

@@ -1,4 +1,6 @@
-"""colorize_cli.color: the torch and numpy / OpenCV sides held to each other, to independent code and published values."""
+"""colorize_cli.color: the torch and numpy / OpenCV sides held to each other, to independent code and
+published values."""
+
 from __future__ import annotations
 
 import cv2
@@ -25,7 +27,7 @@ def _random_rgb(seed: int, h: int = 64, w: int = 48) -> np.ndarray:
     rng = np.random.default_rng(seed)
     rgb = rng.random((h, w, 3))
     rgb[0, :8] = [[0, 0, 0], [1, 1, 1], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [1, 0, 1]]
-    rgb[1] = rng.uniform(0.0, 0.08, (w, 3))           # dark: both sides of the sRGB and the Lab knees
+    rgb[1] = rng.uniform(0.0, 0.08, (w, 3))  # dark: both sides of the sRGB and the Lab knees
     rgb[2, :3] = [[0.04045, 0.04045, 0.04045], [0.04, 0.05, 0.03], [0.5, 0.5, 0.5]]
     return rgb.astype(np.float32)
 
@@ -38,13 +40,16 @@ def test_rgb_to_lab_matches_independent_numpy(seed):
     np.testing.assert_allclose(ours, ref, atol=1e-3, rtol=0)
 
 
-@pytest.mark.parametrize("rgb, lab", [
-    ((1.0, 1.0, 1.0), (100.0, 0.0, 0.0)),
-    ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0)),
-    ((1.0, 0.0, 0.0), (53.2408, 80.0925, 67.2032)),     # sRGB primaries, D65 (Lindbloom)
-    ((0.0, 1.0, 0.0), (87.7347, -86.1827, 83.1793)),
-    ((0.0, 0.0, 1.0), (32.2970, 79.1875, -107.8602)),
-])
+@pytest.mark.parametrize(
+    "rgb, lab",
+    [
+        ((1.0, 1.0, 1.0), (100.0, 0.0, 0.0)),
+        ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0)),
+        ((1.0, 0.0, 0.0), (53.2408, 80.0925, 67.2032)),  # sRGB primaries, D65 (Lindbloom)
+        ((0.0, 1.0, 0.0), (87.7347, -86.1827, 83.1793)),
+        ((0.0, 0.0, 1.0), (32.2970, 79.1875, -107.8602)),
+    ],
+)
 def test_rgb_to_lab_reference_values(rgb, lab):
     out = color.rgb_to_lab(torch.tensor(rgb, dtype=torch.float64).view(1, 3, 1, 1)).flatten()
     assert torch.allclose(out, torch.tensor(lab, dtype=torch.float64), atol=0.01), out
@@ -72,7 +77,7 @@ def test_yuv_round_trip_and_gray_has_no_chroma():
     gray = torch.linspace(0, 1, 11).view(1, 1, 1, 11).expand(1, 3, 1, 11)
     gyuv = color.rgb_to_yuv(gray)
     assert torch.allclose(gyuv[:, 0], gray[:, 0], atol=1e-6)
-    assert gyuv[:, 1:].abs().max().item() < 1e-4      # the published BT.601 U row sums to 1e-5, not 0
+    assert gyuv[:, 1:].abs().max().item() < 1e-4  # the published BT.601 U row sums to 1e-5, not 0
 
 
 def test_yuv_to_rgb_clips():
@@ -88,12 +93,12 @@ def _unclipped_mask(lab: torch.Tensor) -> torch.Tensor:
 
 def test_merge_luminance_keeps_l_for_random_l_and_ab():
     g = torch.Generator().manual_seed(0)
-    lum = torch.rand(2, 1, 40, 36, generator=g)                 # L 0..100
-    ab = torch.rand(2, 2, 40, 36, generator=g) * 60 - 30       # a,b in -30..30
+    lum = torch.rand(2, 1, 40, 36, generator=g)  # L 0..100
+    ab = torch.rand(2, 2, 40, 36, generator=g) * 60 - 30  # a,b in -30..30
     out = color.merge_luminance(lum, ab)
     assert out.shape == (2, 3, 40, 36)
     mask = _unclipped_mask(torch.cat([lum * 100, ab], 1))
-    assert mask.float().mean().item() > 0.3                    # the check below must cover many pixels
+    assert mask.float().mean().item() > 0.3  # the check below must cover many pixels
     err = (color.rgb_to_lab(out)[:, 0] - lum[:, 0] * 100).abs()
     assert err[mask].max().item() < 0.05
 
@@ -108,7 +113,7 @@ def test_merge_luminance_of_real_colours_reproduces_them():
 
 def test_merge_luminance_upsamples_quarter_size_chroma():
     g = torch.Generator().manual_seed(1)
-    lum = 0.2 + 0.6 * torch.rand(1, 1, 36, 28, generator=g)    # mid L keeps most moderate ab in gamut
+    lum = 0.2 + 0.6 * torch.rand(1, 1, 36, 28, generator=g)  # mid L keeps most moderate ab in gamut
     ab = torch.rand(1, 2, 9, 7, generator=g) * 30 - 15
     out = color.merge_luminance(lum, ab)
     assert out.shape == (1, 3, 36, 28)
@@ -166,8 +171,9 @@ def test_rgb_to_lab_never_nan(values):
     assert torch.isfinite(lum).all()
 
 
-_LAB = st.tuples(st.floats(-10, 110, allow_nan=False), st.floats(-200, 200, allow_nan=False),
-                 st.floats(-200, 200, allow_nan=False))
+_LAB = st.tuples(
+    st.floats(-10, 110, allow_nan=False), st.floats(-200, 200, allow_nan=False), st.floats(-200, 200, allow_nan=False)
+)
 
 
 @settings(max_examples=50, deadline=None)
@@ -183,26 +189,31 @@ def test_lab_to_rgb_always_in_unit_range(labs):
 
 @pytest.mark.parametrize("h,H", [(9, 36), (7, 50), (48, 1000), (5, 5)])
 def test_upsample_rows_strips_join_into_the_whole_upsampling(h, H):
-    """Any split of the rows gives exactly the rows of one bilinear upsampling: strips of a huge scan join seamlessly."""
+    """Any split of the rows gives exactly the rows of one bilinear upsampling: strips of a huge scan join
+    seamlessly."""
     ab = torch.randn(2, h, 13, generator=torch.Generator().manual_seed(h)) * 40
     whole = color.upsample(ab[None], (H, 13))[0]
     cuts = [0, 1, H // 3, H // 3 + 1, H - 1, H]
     strips = torch.cat([color.upsample_rows(ab, H, a, b) for a, b in zip(cuts, cuts[1:]) if b > a], 1)
     assert strips.shape == whole.shape
-    assert (strips - whole).abs().max().item() < 1e-3      # ab units: float rounding only
-
+    assert (strips - whole).abs().max().item() < 1e-3  # ab units: float rounding only
 
 
 @pytest.mark.parametrize("seed", [0, 3])
 def test_numpy_and_torch_sides_agree(seed):
-    """One formula, two runtimes: linear light, Lab and luminance from numpy match torch's (whose matrix is float32) closely."""
+    """One formula, two runtimes: linear light, Lab and luminance from numpy match torch's (whose matrix is
+    float32) closely."""
     rgb = _random_rgb(seed)
     np.testing.assert_allclose(color.srgb_to_linear_np(rgb), _hw3(color.srgb_to_linear(_nchw(rgb))), atol=1e-6, rtol=0)
     lab64 = color.rgb_to_lab_np(rgb.astype(np.float64))
     np.testing.assert_allclose(lab64, _hw3(color.rgb_to_lab(_nchw(rgb.astype(np.float64)))), atol=1e-4, rtol=0)
     y = rgb[..., :1].astype(np.float32)
-    np.testing.assert_allclose(color.luminance_from_y(y[..., 0]), color.rgb_to_luminance(_nchw(np.repeat(
-        color.linear_to_srgb(torch.from_numpy(y)).numpy(), 3, 2)))[0, 0].numpy(), atol=2e-5, rtol=0)
+    np.testing.assert_allclose(
+        color.luminance_from_y(y[..., 0]),
+        color.rgb_to_luminance(_nchw(np.repeat(color.linear_to_srgb(torch.from_numpy(y)).numpy(), 3, 2)))[0, 0].numpy(),
+        atol=2e-5,
+        rtol=0,
+    )
 
 
 def test_one_set_of_constants():
@@ -211,8 +222,12 @@ def test_one_set_of_constants():
     ramp = np.repeat((np.arange(256, dtype=np.float32) * np.float32(1 / 255))[:, None], 3, 1)[None]
     np.testing.assert_array_equal(color.gray_table(256), color.srgb_luminance(ramp)[0])
     g16 = np.array([[0, 1, 257, 30000, 65535]], np.uint16)
-    np.testing.assert_allclose(color.gray_luminance(g16)[0], color.srgb_luminance(
-        np.repeat((g16[0].astype(np.float32) / 65535)[:, None], 3, 1)[None])[0], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(
+        color.gray_luminance(g16)[0],
+        color.srgb_luminance(np.repeat((g16[0].astype(np.float32) / 65535)[:, None], 3, 1)[None])[0],
+        atol=1e-6,
+        rtol=0,
+    )
 
 
 def test_opencv_merge_matches_torch_merge():

@@ -1,5 +1,6 @@
 """The CUDA paths: a GPU gives the CPU's colours (fp16 and bf16 autocast, channels_last), film frames and training run
 there. Skipped on machines without a GPU (CI has none); real photos come from examples/ so they run anywhere."""
+
 from __future__ import annotations
 
 import shutil
@@ -43,6 +44,7 @@ def cpu_outputs(tmp_path_factory):
         if name not in made:
             made[name] = colorize_all(name, CPU, "fp32", tmp_path_factory.mktemp(f"cpu-{name}"))
         return made[name]
+
     return get
 
 
@@ -65,14 +67,16 @@ def moving_frames(n: int = 12) -> list[np.ndarray]:
     gray = cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
     h, w = gray.shape[:2]
     side = min(h, w) * 3 // 4
-    return [gray[:side, 3 * i: 3 * i + side].copy() for i in range(n)]
+    return [gray[:side, 3 * i : 3 * i + side].copy() for i in range(n)]
 
 
 def test_film_frames_on_gpu_match_cpu():
     frames = moving_frames()
     model = load_model("unet-lab")
-    cpu, gpu = (list(video.colorize_frames(frames, Engine(model, dev, precision), video.ChromaStabilizer(),
-                                           batch_size=4)) for dev, precision in ((CPU, "fp32"), (GPU, "auto")))
+    cpu, gpu = (
+        list(video.colorize_frames(frames, Engine(model, dev, precision), video.ChromaStabilizer(), batch_size=4))
+        for dev, precision in ((CPU, "fp32"), (GPU, "auto"))
+    )
     assert len(gpu) == len(frames)
     diffs = [metrics.mean_ciede2000(g, c) for g, c in zip(gpu, cpu)]
     print("film CIEDE2000 GPU vs CPU per frame:", [round(d, 3) for d in diffs])
@@ -86,12 +90,25 @@ def test_training_on_gpu_learns_resumes_and_exports(tmp_path):
     data.mkdir()
     for p in sorted((ROOT / "examples" / "colorized").glob("*.jpg")):
         shutil.copy(p, data / p.name)
-    cfg = TrainConfig(data=str(data), val=str(data), out=str(tmp_path / "run"), crop=64, batch_size=4, workers=0,
-                      steps=40, warmup=2, init="unet-lab", val_every=1000, ckpt_every=1000, quiet=True, device="cuda")
+    cfg = TrainConfig(
+        data=str(data),
+        val=str(data),
+        out=str(tmp_path / "run"),
+        crop=64,
+        batch_size=4,
+        workers=0,
+        steps=40,
+        warmup=2,
+        init="unet-lab",
+        val_every=1000,
+        ckpt_every=1000,
+        quiet=True,
+        device="cuda",
+    )
     trainer = Trainer(cfg)
     assert trainer.use_amp and next(trainer.model.parameters()).is_cuda
     before = trainer.validate()["val_loss"]
-    trainer.run(stop_at=20)                               # as if stopped after step 20's checkpoint
+    trainer.run(stop_at=20)  # as if stopped after step 20's checkpoint
     resumed = Trainer(cfg, resume=load_checkpoint(tmp_path / "run" / "last.ckpt"))
     assert resumed.step == 20
     resumed.run()

@@ -1,4 +1,5 @@
 """`colorize eval`: figures per model beside the gray baseline, checked against independent formulas."""
+
 from __future__ import annotations
 
 import json
@@ -30,11 +31,26 @@ def test_eval_reports_models_and_gray_baseline(tmp_path: Path):
     for p in pick(VAL, 3, "cbsd68_*.png"):
         shutil.copy(p, truth / p.name)
     gray = cv2.cvtColor(cv2.imread(str(truth / sorted(os.listdir(truth))[0])), cv2.COLOR_BGR2GRAY)
-    cv2.imwrite(str(truth / "zz_gray.png"), gray)             # no colour to recover: left out and listed
+    cv2.imwrite(str(truth / "zz_gray.png"), gray)  # no colour to recover: left out and listed
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- eval-table:start -->\nold\n<!-- eval-table:end -->\nrest\n")
-    res = CliRunner().invoke(app, ["eval", str(truth), "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv"),
-                                   "--grid", str(tmp_path / "g.png"), "--readme", str(readme), "--workers", "0"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            str(truth),
+            "--json",
+            str(tmp_path / "r.json"),
+            "--csv",
+            str(tmp_path / "r.csv"),
+            "--grid",
+            str(tmp_path / "g.png"),
+            "--readme",
+            str(readme),
+            "--workers",
+            "0",
+        ],
+    )
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "r.json").read_text())
     gray, model = report["results"]["gray (input)"], report["results"]["unet-lab"]
@@ -60,11 +76,12 @@ def test_eval_groups_by_prefix_and_reports_classifier_agreement(tmp_path: Path):
 
     truth = tmp_path / "truth"
     truth.mkdir()
-    names = ["face_1.png", "face_2.png", "house_1.png", "plain.png"]      # a name without "_" is its own group
+    names = ["face_1.png", "face_2.png", "house_1.png", "plain.png"]  # a name without "_" is its own group
     for src, name in zip(pick(VAL, 4, "cbsd68_*.png"), names):
         shutil.copy(src, truth / name)
-    res = CliRunner().invoke(app, ["eval", str(truth), "--group-by", "prefix", "--json", str(tmp_path / "r.json"),
-                                   "--workers", "0"])
+    res = CliRunner().invoke(
+        app, ["eval", str(truth), "--group-by", "prefix", "--json", str(tmp_path / "r.json"), "--workers", "0"]
+    )
     assert res.exit_code == 0, res.output
     assert "by file-name prefix" in res.output and "house" in res.output
     report = json.loads((tmp_path / "r.json").read_text())
@@ -72,7 +89,7 @@ def test_eval_groups_by_prefix_and_reports_classifier_agreement(tmp_path: Path):
     assert {g: v["images"] for g, v in groups.items()} == {"face": 2, "house": 1, "plain": 1}
     for row in ("gray (input)", "unet-lab"):
         overall = report["results"][row]
-        for key in ("psnr", "ciede2000", "classifier_agreement"):      # the groups partition the images
+        for key in ("psnr", "ciede2000", "classifier_agreement"):  # the groups partition the images
             weighted = sum(v["images"] * v["results"][row][key] for v in groups.values()) / report["images"]
             assert abs(weighted - overall[key]) < 1e-9
     # gray's agreement, recomputed independently: top-1 class of the neutral image against the truth's
@@ -83,15 +100,17 @@ def test_eval_groups_by_prefix_and_reports_classifier_agreement(tmp_path: Path):
     assert report["results"]["gray (input)"]["classifier_agreement"] == pytest.approx(np.mean(hits))
     house = groups["house"]
     assert house["results"]["unet-lab"]["colorfulness_ratio"] == pytest.approx(
-        house["results"]["unet-lab"]["colorfulness"] / house["truth_colorfulness"])
+        house["results"]["unet-lab"]["colorfulness"] / house["truth_colorfulness"]
+    )
 
 
 def test_eval_without_classifier_leaves_the_column_out(tmp_path: Path):
     truth = tmp_path / "truth"
     truth.mkdir()
     shutil.copy(pick(VAL, 1, "cbsd68_*.png")[0], truth / "a.png")
-    res = CliRunner().invoke(app, ["eval", str(truth), "--no-classifier", "--json", str(tmp_path / "r.json"),
-                                   "--workers", "0"])
+    res = CliRunner().invoke(
+        app, ["eval", str(truth), "--no-classifier", "--json", str(tmp_path / "r.json"), "--workers", "0"]
+    )
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "r.json").read_text())
     assert "classifier_agreement" not in report["results"]["unet-lab"] and "groups" not in report

@@ -31,9 +31,7 @@ from colorize_cli.imaging import (
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 VAL_PNG = DATA / "val" / "cset5_bird.png"
 OLD_JPG = DATA / "historical" / "1850Geography.jpg"
-needs_data = pytest.mark.skipif(
-    not (VAL_PNG.is_file() and OLD_JPG.is_file()), reason="shared data not available"
-)
+needs_data = pytest.mark.skipif(not (VAL_PNG.is_file() and OLD_JPG.is_file()), reason="shared data not available")
 
 
 def _cv_rgb(data: bytes | Path) -> np.ndarray:
@@ -296,9 +294,7 @@ def _bad_files(tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
-@pytest.mark.parametrize(
-    "kind", ["zero", "truncated", "text", "garbage_png", "truncated_png", "missing", "directory"]
-)
+@pytest.mark.parametrize("kind", ["zero", "truncated", "text", "garbage_png", "truncated_png", "missing", "directory"])
 def test_bad_inputs_raise_image_error_naming_file(tmp_path: Path, kind: str) -> None:
     path = _bad_files(tmp_path)[kind]
     with pytest.raises(ImageError) as info:
@@ -319,9 +315,7 @@ def test_messages_say_what_is_wrong(tmp_path: Path) -> None:
 
 
 @needs_data
-@pytest.mark.parametrize(
-    "name", ["фото 照片.png", "with space.png", "-leading-dash.png", "--help.png"]
-)
+@pytest.mark.parametrize("name", ["фото 照片.png", "with space.png", "-leading-dash.png", "--help.png"])
 def test_awkward_file_names(tmp_path: Path, name: str) -> None:
     src = Path(shutil.copy(VAL_PNG, tmp_path / name))
     assert read_image(src).rgb.shape == _cv_rgb(VAL_PNG).shape
@@ -403,8 +397,21 @@ def test_write_atomic_read_only_dir(tmp_path: Path) -> None:
 
 
 def _tree(root: Path) -> None:
-    names = ["b.png", "a.JPG", "c.txt", "z.webp", "noext", ".out.png.1234.tmp", ".x.png.tmp",
-             "._mac.jpg", "sub/d.tif", "sub/a.jpeg", "sub/deeper/e.BMP", "b/c.png", "out/result.png"]
+    names = [
+        "b.png",
+        "a.JPG",
+        "c.txt",
+        "z.webp",
+        "noext",
+        ".out.png.1234.tmp",
+        ".x.png.tmp",
+        "._mac.jpg",
+        "sub/d.tif",
+        "sub/a.jpeg",
+        "sub/deeper/e.BMP",
+        "b/c.png",
+        "out/result.png",
+    ]
     for rel in names:
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
@@ -424,8 +431,16 @@ def test_iter_images_flat_sorted_and_filtered(tmp_path: Path) -> None:
 def test_iter_images_recursive_order_and_exclude(tmp_path: Path) -> None:
     _tree(tmp_path)
     got = _rel(list(iter_images(tmp_path, recursive=True)), tmp_path)
-    assert got == ["a.JPG", "b/c.png", "b.png", "out/result.png", "sub/a.jpeg", "sub/d.tif",
-                   "sub/deeper/e.BMP", "z.webp"]
+    assert got == [
+        "a.JPG",
+        "b/c.png",
+        "b.png",
+        "out/result.png",
+        "sub/a.jpeg",
+        "sub/d.tif",
+        "sub/deeper/e.BMP",
+        "z.webp",
+    ]
     # exclude given by another spelling of the same folder still works
     excl = tmp_path / "sub" / ".." / "out"
     got = _rel(list(iter_images(tmp_path, recursive=True, exclude=excl)), tmp_path)

@@ -68,9 +68,7 @@ def test_ciede2000_sharma_table_vectorised():
 def test_ciede2000_symmetric_and_zero_on_identity(rng):
     data = np.array(SHARMA_PAIRS)
     # The paper's table is symmetric in the pair order.
-    np.testing.assert_allclose(
-        metrics.ciede2000(data[:, 3:6], data[:, 0:3]), data[:, 6], atol=1e-4, rtol=0
-    )
+    np.testing.assert_allclose(metrics.ciede2000(data[:, 3:6], data[:, 0:3]), data[:, 6], atol=1e-4, rtol=0)
     lab = rng.uniform([0, -100, -100], [100, 100, 100], size=(4, 5, 3))
     assert metrics.ciede2000(lab, lab).shape == (4, 5)
     np.testing.assert_allclose(metrics.ciede2000(lab, lab), 0.0, atol=1e-12)
@@ -164,10 +162,7 @@ def _ssim_loop(x: np.ndarray, y: np.ndarray) -> float:
                         syy += k * b * b
                         sxy += k * a * b
                 vx, vy, cov = sxx - mx * mx, syy - my * my, sxy - mx * my
-                vals.append(
-                    ((2 * mx * my + c1) * (2 * cov + c2))
-                    / ((mx * mx + my * my + c1) * (vx + vy + c2))
-                )
+                vals.append(((2 * mx * my + c1) * (2 * cov + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2)))
     return sum(vals) / len(vals)
 
 

@@ -1,4 +1,5 @@
 """The photo stream: shape buckets, strip-wise merge at full resolution, quantised output."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -38,7 +39,7 @@ def test_merge_in_strips_matches_the_whole_image_merge(monkeypatch):
     lum = 0.1 + 0.8 * torch.rand(203, 157, generator=g)
     ab = torch.rand(2, 51, 40, generator=g) * 60 - 30
     whole = color.merge_luminance(lum[None, None], ab[None])[0].permute(1, 2, 0).numpy()
-    monkeypatch.setattr(engine, "MERGE_PIXELS", 157 * 7 + 3)          # 7 rows a strip, a ragged last one
+    monkeypatch.setattr(engine, "MERGE_PIXELS", 157 * 7 + 3)  # 7 rows a strip, a ragged last one
     colorizer = pipeline.Engine(torch.nn.Identity(), torch.device("cpu"))
     rgb, finite = colorizer.merge(lum, ab)
     assert finite and rgb.dtype == np.float32 and np.abs(rgb - whole).max() < 1e-4
@@ -51,6 +52,7 @@ def test_merge_in_strips_matches_the_whole_image_merge(monkeypatch):
 def test_bf16_network_stays_close_to_fp32(one_thread):
     """Autocast (bf16 here, fp16 on CUDA) changes the shipped model's colours by little: the readout stays fp32."""
     from colorize_cli.zoo import load_model
+
     img = cv2.imread(str(pick(VAL, 1, "cbsd68_*.png")[0]), cv2.IMREAD_GRAYSCALE)
     small = torch.from_numpy(cv2.resize(img, (96, 64)).astype(np.float32) / 255)
     model = load_model("unet-lab")
@@ -66,6 +68,7 @@ def test_bf16_network_stays_close_to_fp32(one_thread):
 def test_compiled_network_gives_the_eager_colours(one_thread):
     """--compile: torch.compile'd network (CPU inductor here, one render shape) matches the eager one."""
     from colorize_cli.zoo import load_model
+
     small = torch.rand(48, 64, generator=torch.Generator().manual_seed(5))
     model = load_model("unet-lab")
     cpu = torch.device("cpu")
@@ -100,6 +103,7 @@ def test_a_faded_print_is_stretched_to_the_range_the_network_learnt():
 def test_precision_and_device_words_parse_to_their_enums():
     """--precision and --device stay plain words on the command line and in Options; inside they are Enums."""
     from colorize_cli.zoo import DeviceKind, pick_device
+
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert pipeline.check_precision("bf16") is pipeline.Precision.BF16 == "bf16"
     assert [p.autocast(cuda) for p in pipeline.Precision] == [torch.float16, None, torch.bfloat16, torch.float16]
@@ -153,6 +157,7 @@ def test_gray_sources_get_the_luminance_of_their_float_rgb():
     """The lookup-table luminance of 8- and 16-bit gray samples is srgb_luminance of the same pixels as float RGB,
     and prepare() gives the same render copy either way."""
     from colorize_cli.imaging import from_array
+
     g8 = np.arange(256, dtype=np.uint8).reshape(16, 16)
     g16 = np.random.default_rng(0).integers(0, 65536, (40, 50), dtype=np.uint16)
     for gray, top in ((g8, 255), (g16, 65535)):
@@ -181,6 +186,7 @@ def test_threads_split_the_cores_and_come_back_after_a_run(tmp_path: Path):
         def chroma(self, smalls):
             seen.append(torch.get_num_threads())
             return super().chroma(smalls)
+
     list(pipeline.stream([src], Spy(), pipeline.Options(render_size=16, workers=0, threads=before + 1)))
     assert seen == [before + 1] and torch.get_num_threads() == before
 
@@ -190,6 +196,7 @@ def test_decode_workers_start_after_opencv_used_its_threads(tmp_path):
     (cv2.setNumThreads in a forked child hangs on the parent's pool): `colorize dir` with a worker finishes."""
     import subprocess
     import sys
+
     src = tmp_path / "in"
     src.mkdir()
     cv2.imwrite(str(src / "a.png"), np.full((40, 60), 128, np.uint8))
@@ -201,8 +208,10 @@ def test_decode_workers_start_after_opencv_used_its_threads(tmp_path):
         "from colorize_cli.cli import app\n"
         "r = CliRunner().invoke(app, ['dir', sys.argv[1], '-o', sys.argv[2], '--workers', '1', '--threads', '2',"
         " '--quiet'])\n"
-        "sys.exit(r.exit_code)\n")
-    res = subprocess.run([sys.executable, "-c", code, str(src), str(tmp_path / "out")], timeout=300,
-                         capture_output=True, text=True)
+        "sys.exit(r.exit_code)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(src), str(tmp_path / "out")], timeout=300, capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     assert (tmp_path / "out" / "a.png").exists()

@@ -1,5 +1,6 @@
 """The one progress reporter of dir, video and train (colorize_cli/progress.py), off a terminal: plain lines when due
 and at the end, nothing but errors when quiet, every due line and message into --log."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,7 +28,7 @@ def test_off_a_terminal_a_line_only_when_due_and_at_the_end(capsys):
         rep.count(Tick(done, 5, 1.0, 5.0 - done), IMAGES)
     rep.close()
     assert capsys.readouterr().err.splitlines() == ["5/5 images, 1.00 img/s, ETA 0 s"]
-    rep = Reporter("train", 3, every_s=0.0)                       # every update due
+    rep = Reporter("train", 3, every_s=0.0)  # every update due
     for step in range(1, 4):
         rep.update(step, f"step {step}/3", "bar only")
     assert capsys.readouterr().err.splitlines() == ["step 1/3", "step 2/3", "step 3/3"]
@@ -39,7 +40,7 @@ def test_quiet_prints_only_messages_and_the_log_gets_everything(tmp_path: Path, 
     try:
         with Reporter("colorize", quiet=True, every_s=3600) as rep:
             report = rep.counting(FRAMES)
-            report(Tick(1, 2, 4.0, 0.25))                         # not due: neither printed nor logged
+            report(Tick(1, 2, 4.0, 0.25))  # not due: neither printed nor logged
             rep.echo("error: a.png: truncated")
             report(Tick(2, 2, 4.0, 0.0))
     finally:

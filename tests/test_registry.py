@@ -1,4 +1,5 @@
 """The model registry, the model contract (forward, chroma, target, loss, gradients) and unet-lab's ab bins/prior."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -67,7 +68,7 @@ def test_forward_backward_chroma_and_loss(name):
         ab = model.eval().chroma(lum)
     assert ab.shape == (2, 2, 48, 40)
     assert ab.dtype == torch.float32 and torch.isfinite(ab).all()
-    assert ab.abs().max().item() < 130          # Lab chroma, not logits or a normalised value
+    assert ab.abs().max().item() < 130  # Lab chroma, not logits or a normalised value
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -140,7 +141,7 @@ BINS = unet_lab.gamut_bins()
 def test_gamut_bins_count_and_grid():
     assert 150 <= len(BINS) <= 330
     assert BINS.shape == (len(BINS), 2)
-    assert torch.equal(BINS, torch.round(BINS / 10) * 10)        # centres on the 10-unit grid
+    assert torch.equal(BINS, torch.round(BINS / 10) * 10)  # centres on the 10-unit grid
     assert len({tuple(b) for b in BINS.tolist()}) == len(BINS)  # no duplicates
     assert [0.0, 0.0] in BINS.tolist()
     assert BINS.abs().max().item() <= 110
@@ -151,9 +152,9 @@ def test_every_gamut_bin_is_reachable():
     q = len(BINS)
     ls = torch.arange(1, 100, dtype=torch.float64)
     ab = BINS.double()
-    lab = torch.cat([ls.repeat_interleave(q)[:, None], ab.repeat(len(ls), 1)], 1)      # (99*Q,3)
+    lab = torch.cat([ls.repeat_interleave(q)[:, None], ab.repeat(len(ls), 1)], 1)  # (99*Q,3)
     rgb = color.lab_to_rgb(lab.T[None, :, :, None], clip=False)[0, :, :, 0].T
-    excess = (torch.relu(-rgb) + torch.relu(rgb - 1)).amax(1).view(len(ls), q)          # distance outside the cube
+    excess = (torch.relu(-rgb) + torch.relu(rgb - 1)).amax(1).view(len(ls), q)  # distance outside the cube
     best = excess.argmin(0)
     assert (excess.min(0).values <= 1e-3).all(), BINS[excess.min(0).values > 1e-3]
     # The colour found, clipped into the cube, really has (about) that ab by the independent numpy conversion.
@@ -261,7 +262,7 @@ def test_colourfulness_in_ab_is_zero_for_gray_and_scales_with_chroma():
     assert losses.colourfulness_ab(gray).max() < 1e-2
     ab = torch.randn(2, 2, 5, 5, generator=torch.Generator().manual_seed(1)) * 20 + 5
     assert torch.allclose(losses.colourfulness_ab(2 * ab), 2 * losses.colourfulness_ab(ab), rtol=1e-4)
-    flat = torch.ones(1, 2, 4, 4) * torch.tensor([30.0, 40.0]).view(1, 2, 1, 1)        # one colour: mean term only
+    flat = torch.ones(1, 2, 4, 4) * torch.tensor([30.0, 40.0]).view(1, 2, 1, 1)  # one colour: mean term only
     assert torch.allclose(losses.colourfulness_ab(flat), torch.tensor([0.3 * 50.0]), atol=1e-2)
 
 
@@ -270,10 +271,11 @@ def test_vivid_loss_only_adds_where_the_shown_colour_falls_short(unet):
     truth's; below it the shortfall counts, and descending it makes the shown colour more colourful."""
     logits = torch.randn(2, len(unet.bins), 4, 4, generator=torch.Generator().manual_seed(2)) * 3
     shown = unet.readout(logits).detach()
-    dull = shown * 0.5                                       # truth less colourful than shown: no extra term
-    assert torch.allclose(losses.ab_classification_vivid(unet, logits, dull),
-                          losses.ab_classification_readout(unet, logits, dull))
-    vivid = shown * 3                                        # truth far more colourful: the shortfall is added
+    dull = shown * 0.5  # truth less colourful than shown: no extra term
+    assert torch.allclose(
+        losses.ab_classification_vivid(unet, logits, dull), losses.ab_classification_readout(unet, logits, dull)
+    )
+    vivid = shown * 3  # truth far more colourful: the shortfall is added
     base = losses.ab_classification_readout(unet, logits, vivid)
     gap = losses.COLOUR_FLOOR * losses.colourfulness_ab(vivid) - losses.colourfulness_ab(shown)
     extra = losses.ab_classification_vivid(unet, logits, vivid) - base
@@ -290,14 +292,15 @@ def test_vivid_batch_loss_floors_the_batch_mean_not_each_crop(unet):
     the batch falls short, exactly the shortfall of the means counts."""
     logits = torch.randn(2, len(unet.bins), 4, 4, generator=torch.Generator().manual_seed(3)) * 3
     shown = unet.readout(logits).detach()
-    mixed = shown * torch.tensor([0.2, 1.5]).view(2, 1, 1, 1)        # crop 0 duller than shown, crop 1 short of it
+    mixed = shown * torch.tensor([0.2, 1.5]).view(2, 1, 1, 1)  # crop 0 duller than shown, crop 1 short of it
     base = losses.ab_classification_readout(unet, logits, mixed)
     assert losses.ab_classification_vivid(unet, logits, mixed) > base + 1e-3
     assert torch.allclose(losses.ab_classification_vivid_batch(unet, logits, mixed), base)
     vivid = shown * 3
     gap = losses.COLOUR_FLOOR * losses.colourfulness_ab(vivid).mean() - losses.colourfulness_ab(shown).mean()
-    extra = (losses.ab_classification_vivid_batch(unet, logits, vivid)
-             - losses.ab_classification_readout(unet, logits, vivid))
+    extra = losses.ab_classification_vivid_batch(unet, logits, vivid) - losses.ab_classification_readout(
+        unet, logits, vivid
+    )
     assert gap > 0 and torch.allclose(extra, losses.COLOUR_WEIGHT * gap / 10, atol=1e-4)
 
 
@@ -306,7 +309,7 @@ def test_torch_ciede2000_matches_the_numpy_metric_and_has_finite_gradients():
     at equal lightness, including gray truths and near-equal colours, and a gray truth gives no NaN gradient."""
     g = torch.Generator().manual_seed(5)
     truth = torch.randn(3, 2, 20, 20, generator=g, dtype=torch.float64) * 40
-    truth[0, :, :5] = 0                                                   # gray truths
+    truth[0, :, :5] = 0  # gray truths
     pred = torch.randn(3, 2, 20, 20, generator=g, dtype=torch.float64) * 40
     pred[1] = truth[1] + torch.randn(2, 20, 20, generator=g, dtype=torch.float64) * 2
     lum = torch.full((3, 1, 20, 20), 50.0, dtype=torch.float64)
@@ -324,8 +327,9 @@ def test_vivid_ciede_loss_swaps_the_l1_for_ciede2000(unet):
     logits = torch.randn(2, len(unet.bins), 4, 4, generator=torch.Generator().manual_seed(6)) * 3
     shown = unet.readout(logits).detach()
     for truth in (shown * 0.5, shown * 3, shown.flip(1)):
-        floor = losses.ab_classification_vivid(unet, logits, truth) - losses.ab_classification_readout(unet, logits,
-                                                                                                        truth)
+        floor = losses.ab_classification_vivid(unet, logits, truth) - losses.ab_classification_readout(
+            unet, logits, truth
+        )
         error = losses.ciede2000_ab(truth, shown).mean() / 10
         want = losses.ab_classification(unet, logits, truth) + losses.READOUT_L1_WEIGHT * error + floor
         assert torch.allclose(losses.ab_classification_vivid_ciede(unet, logits, truth), want, atol=1e-4)

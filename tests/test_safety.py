@@ -3,6 +3,7 @@
 Each test reproduces a way an input was lost or a run misreported before (issue 19), on files made here, so none
 needs ../shared.
 """
+
 from __future__ import annotations
 
 import errno
@@ -44,8 +45,20 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 def clip(path: Path, audio: bool = False) -> Path:
     """A 2-second 160x120 test film made by ffmpeg itself (with a sine sound track if asked)."""
-    args = [FF, "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-            "testsrc=size=160x120:rate=10", "-t", "2"]
+    args = [
+        FF,
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=10",
+        "-t",
+        "2",
+    ]
     if audio:
         args += ["-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-c:a", "aac", "-shortest"]
     subprocess.run([*args, "-pix_fmt", "yuv420p", str(path)], check=True)
@@ -61,8 +74,8 @@ def test_video_never_deletes_a_source_named_like_a_temporary(tmp_path: Path, mon
     res = runner.invoke(app, ["video", "reel.partial.mp4", "-o", "reel.mp4", "--render-size", "32", "-q"])
     assert res.exit_code == 0, res.output
     assert src.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["reel.mp4", "reel.partial.mp4"]   # no temporaries left
-    assert (tmp_path / "reel.mp4").stat().st_mode & 0o777 == claims.FILE_MODE      # a new file's mode, not mkstemp's
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reel.mp4", "reel.partial.mp4"]  # no temporaries left
+    assert (tmp_path / "reel.mp4").stat().st_mode & 0o777 == claims.FILE_MODE  # a new file's mode, not mkstemp's
 
 
 def test_video_temporaries_are_unique_hidden_and_never_an_input(tmp_path: Path):
@@ -77,7 +90,7 @@ def test_video_temporaries_are_unique_hidden_and_never_an_input(tmp_path: Path):
 def test_overlapping_video_runs_on_one_film_are_refused_as_claimed(tmp_path: Path):
     src = clip(tmp_path / "film.mp4")
     dst = tmp_path / "film_colour.mp4"
-    held = claims.claim(dst)                    # this live process is "the other run"
+    held = claims.claim(dst)  # this live process is "the other run"
     work = tmp_path / f".{dst.name}.segments"
     work.mkdir()
     (work / "seg_00000.mp4").write_bytes(b"another run's segment")
@@ -100,6 +113,7 @@ def test_video_refuses_a_source_inside_a_segment_folder(tmp_path: Path):
 
 def test_clearing_a_segment_folder_removes_only_its_own_files(tmp_path: Path):
     from colorize_cli.video.segments import clear_segments
+
     work = tmp_path / ".out.mp4.segments"
     work.mkdir()
     for name in ("seg_00000.mp4", "seg_00001.mp4", "manifest.json", "concat.txt"):
@@ -124,8 +138,8 @@ def test_in_place_never_writes_over_another_input(tmp_path: Path):
     line = next(ln for ln in res.output.splitlines() if "refused" in ln)
     assert "a.jpg" in line and "a.png" in line
     after = snapshot(d)
-    assert after["a.jpg"] == before["a.jpg"]                       # never deleted or touched
-    assert after["a.png"] != before["a.png"]                       # replaced by its own result, not by a.jpg's
+    assert after["a.jpg"] == before["a.jpg"]  # never deleted or touched
+    assert after["a.png"] != before["a.png"]  # replaced by its own result, not by a.jpg's
     own = cv2.imread(str(d / "a.png"), cv2.IMREAD_COLOR)
     gray_a_png = cv2.imdecode(np.frombuffer(before["a.png"], np.uint8), cv2.IMREAD_GRAYSCALE)
     assert np.abs(cv2.cvtColor(own, cv2.COLOR_BGR2GRAY).astype(int) - gray_a_png).mean() < 3
@@ -137,7 +151,7 @@ def test_in_place_rerun_does_not_colorize_its_own_outputs_again(tmp_path: Path):
         photo(d / f"p{i}.png", i)
     assert runner.invoke(app, ["dir", str(d), "--in-place", *FAST]).exit_code == 0
     done = snapshot(d)
-    photo(d / "p3.png", 3)                                          # the interrupted run never reached this one
+    photo(d / "p3.png", 3)  # the interrupted run never reached this one
     res = runner.invoke(app, ["dir", str(d), "--in-place", *FAST])
     assert res.exit_code == 0, res.output
     assert "colorized 1, skipped 3" in res.output
@@ -160,7 +174,7 @@ def test_an_edited_in_place_result_is_done_again(tmp_path: Path):
     d = tmp_path / "f"
     photo(d / "a.png", 1)
     assert runner.invoke(app, ["dir", str(d), "--in-place", *FAST]).exit_code == 0
-    photo(d / "a.png", 7, (44, 60))                                 # the user put a new scan under that name
+    photo(d / "a.png", 7, (44, 60))  # the user put a new scan under that name
     res = runner.invoke(app, ["dir", str(d), "--in-place", *FAST])
     assert res.exit_code == 0 and "colorized 1" in res.output
 
@@ -177,6 +191,7 @@ def test_a_memory_error_while_writing_fails_that_file_and_the_run_goes_on(tmp_pa
             raise MemoryError
         encode.calls += 1
         return real(rgb, alpha, ext, depth, quality)
+
     encode.calls = 0
     monkeypatch.setattr(pipeline, "encode_image", encode)
     res = runner.invoke(app, ["dir", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *FAST])
@@ -195,6 +210,7 @@ def test_a_memory_error_in_the_merge_fails_that_file_only(tmp_path: Path, monkey
         if lum.shape[0] == 80:
             raise MemoryError
         return real(self, lum, ab, dtype)
+
     monkeypatch.setattr(pipeline.Engine, "merge", merge)
     res = runner.invoke(app, ["dir", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *FAST])
     assert res.exit_code == 1 and "big.png: cannot colorize: out of memory" in res.output
@@ -204,11 +220,12 @@ def test_a_memory_error_in_the_merge_fails_that_file_only(tmp_path: Path, monkey
 def test_a_writer_whose_thread_dies_stops_the_run_instead_of_hanging():
     def on_done(res):
         raise RuntimeError("report sink broke")
+
     writer = pipeline.Writer(95, on_done, write=lambda path, data: None)
     item = {"rgb_out": np.zeros((4, 4, 3), np.uint8), "alpha": None, "bit_depth": 8, "t0": time.perf_counter()}
     t0 = time.perf_counter()
     with pytest.raises(pipeline.WriterDied, match="report sink broke"):
-        for _ in range(100):                    # far more than the queue holds
+        for _ in range(100):  # far more than the queue holds
             writer.put(pipeline.Result(Path("a.png"), Path("o.png"), pipeline.Status.OK), dict(item))
         writer.close()
     assert time.perf_counter() - t0 < 10
@@ -224,6 +241,7 @@ def test_claim_errors_are_per_file_errors(tmp_path: Path, monkeypatch):
         if str(path).endswith(".p1.png" + claims.LOCK_SUFFIX):
             raise OSError(errno.EROFS, "Read-only file system", str(path))
         return real(path, flags, *a, **k)
+
     monkeypatch.setattr(claims.os, "open", deny)
     res = runner.invoke(app, ["dir", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *FAST])
     assert res.exit_code == 1, res.output
@@ -232,7 +250,7 @@ def test_claim_errors_are_per_file_errors(tmp_path: Path, monkeypatch):
 
 
 def test_a_name_too_long_for_a_plain_lock_name_still_works(tmp_path: Path):
-    name = "x" * 240 + ".png"                  # the file fits (244 bytes); ".NAME.colorize-lock" would not
+    name = "x" * 240 + ".png"  # the file fits (244 bytes); ".NAME.colorize-lock" would not
     photo(tmp_path / "in" / name, 1)
     res = runner.invoke(app, ["dir", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *FAST])
     assert res.exit_code == 0, res.output
@@ -247,15 +265,15 @@ def test_locks_tell_a_reused_pid_and_a_reboot_from_a_live_owner(tmp_path: Path):
     dst = tmp_path / "x.png"
     lock = claims.lock_path(dst)
     parent = os.getppid()
-    lock.write_text(_lock_text(parent, claims.start_time(parent)))          # live owner
+    lock.write_text(_lock_text(parent, claims.start_time(parent)))  # live owner
     assert claims.claim(dst) is None
-    lock.write_text(_lock_text(parent, "1"))                                 # that pid, but another process now
+    lock.write_text(_lock_text(parent, "1"))  # that pid, but another process now
     held = claims.claim(dst)
     assert held is not None and claims.Owner.parse(lock.read_text()).pid == os.getpid()
     claims.release(held)
     assert not lock.exists()
     lock.write_text(_lock_text(parent, claims.start_time(parent), boot="an-earlier-boot"))
-    assert claims.claim(dst) is not None                                     # before a reboot: dead
+    assert claims.claim(dst) is not None  # before a reboot: dead
 
 
 def test_release_leaves_a_lock_it_no_longer_owns(tmp_path: Path):
@@ -273,7 +291,7 @@ def test_takeover_never_removes_a_fresh_lock(tmp_path: Path, monkeypatch):
     lock = claims.lock_path(dst)
     dead = _lock_text(4_000_000, "1")
     fresh = _lock_text(os.getppid(), claims.start_time(os.getppid()), token="fresh")
-    lock.write_text(fresh)                  # between our look and our rename, another run took it over
+    lock.write_text(fresh)  # between our look and our rename, another run took it over
     claims._take_over(lock, dead)
     assert lock.read_text() == fresh and [p.name for p in tmp_path.iterdir()] == [lock.name]
 
@@ -283,8 +301,9 @@ def test_claimed_by_another_run_is_its_own_status_and_exit_code(tmp_path: Path):
     photo(tmp_path / "in" / "b.png", 2)
     held = claims.claim(tmp_path / "out" / "b.png")
     try:
-        res = runner.invoke(app, ["dir", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *FAST,
-                                  "--report", str(tmp_path / "r.json")])
+        res = runner.invoke(
+            app, ["dir", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *FAST, "--report", str(tmp_path / "r.json")]
+        )
     finally:
         claims.release(held)
     assert res.exit_code == 3, res.output
@@ -342,8 +361,10 @@ def test_eval_never_writes_a_report_over_an_input(tmp_path: Path):
 
 def test_train_never_writes_into_its_data(tmp_path: Path):
     photo(tmp_path / "data" / "a.png", 1)
-    for extra in (["--out", str(tmp_path / "data" / "runs")],
-                  ["--out", str(tmp_path / "run"), "--export", str(tmp_path / "data" / "m.safetensors")]):
+    for extra in (
+        ["--out", str(tmp_path / "data" / "runs")],
+        ["--out", str(tmp_path / "run"), "--export", str(tmp_path / "data" / "m.safetensors")],
+    ):
         res = runner.invoke(app, ["train", str(tmp_path / "data"), "--steps", "1", *extra])
         assert res.exit_code == 2 and "inside the data folder" in res.output
     assert snapshot(tmp_path / "data").keys() == {"a.png"}
@@ -353,7 +374,8 @@ def test_train_never_writes_into_its_data(tmp_path: Path):
 @pytest.mark.parametrize("command", ["dir", "eval", "video"])
 def test_a_device_this_machine_lacks_is_a_usage_error(tmp_path: Path, monkeypatch, device: str, command: str):
     import torch
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)    # one GPU, so cuda:7 is out of range
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # one GPU, so cuda:7 is out of range
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     photo(tmp_path / "in" / "a.png", 1)
     target = str(tmp_path / "in" / "a.png") if command == "video" else str(tmp_path / "in")

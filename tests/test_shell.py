@@ -1,5 +1,6 @@
 """The command in shells, scripts and clusters: whole model names and JSON for scripts, shards from a scheduler's
 environment, dry runs, config files, logs, review sheets and shell completion."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,9 @@ def run(*args, **kw):
 def colorize(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The command as a script runs it: a subprocess with no terminal."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "colorize_cli", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "colorize_cli", *map(str, args)], capture_output=True, text=True, env=full_env, cwd=cwd
+    )
 
 
 # ------------------------------------------------------------------------------------------------------- models
@@ -36,7 +38,7 @@ def test_models_names_are_whole_in_a_narrow_pipe():
     assert out.returncode == 0, out.stderr
     shipped = sorted(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))
     lines = out.stdout.splitlines()
-    for name in shipped:                         # `colorize models | grep NAME` finds the model's own row
+    for name in shipped:  # `colorize models | grep NAME` finds the model's own row
         assert any(line.split("│")[1].strip() == name for line in lines if line.count("│") > 2), name
     assert "…" not in out.stdout
 
@@ -57,11 +59,25 @@ def test_models_json_for_scripts():
 
 
 # ------------------------------------------------------------------------------------------------------- shards
-SCHEMES = {   # scheme -> the environment of each of its workers
-    "slurm count": [{"SLURM_ARRAY_TASK_ID": str(i), "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "1",
-                     "SLURM_ARRAY_TASK_MAX": "4"} for i in range(1, 5)],
-    "slurm min/max/step": [{"SLURM_ARRAY_TASK_ID": str(i), "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "14",
-                            "SLURM_ARRAY_TASK_STEP": "2"} for i in range(0, 15, 2)],
+SCHEMES = {  # scheme -> the environment of each of its workers
+    "slurm count": [
+        {
+            "SLURM_ARRAY_TASK_ID": str(i),
+            "SLURM_ARRAY_TASK_COUNT": "4",
+            "SLURM_ARRAY_TASK_MIN": "1",
+            "SLURM_ARRAY_TASK_MAX": "4",
+        }
+        for i in range(1, 5)
+    ],
+    "slurm min/max/step": [
+        {
+            "SLURM_ARRAY_TASK_ID": str(i),
+            "SLURM_ARRAY_TASK_MIN": "0",
+            "SLURM_ARRAY_TASK_MAX": "14",
+            "SLURM_ARRAY_TASK_STEP": "2",
+        }
+        for i in range(0, 15, 2)
+    ],
     "kubernetes": [{"JOB_COMPLETION_INDEX": str(i), "COLORIZE_SHARDS": "5"} for i in range(5)],
     "torchrun": [{"RANK": str(i), "WORLD_SIZE": "3", "LOCAL_RANK": str(i)} for i in range(3)],
 }
@@ -71,6 +87,7 @@ SCHEMES = {   # scheme -> the environment of each of its workers
 def test_every_file_is_covered_once_under_each_scheme(scheme: str):
     from colorize_cli.batch import plan
     from colorize_cli.shards import resolve
+
     pairs = [(Path(f"box{i % 7}/scan {i:04d}.tif"), Path(f"/out/box{i % 7}/scan {i:04d}.tif")) for i in range(300)]
     taken = []
     for env in SCHEMES[scheme]:
@@ -82,14 +99,24 @@ def test_every_file_is_covered_once_under_each_scheme(scheme: str):
     assert sorted(taken) == sorted(src for src, _ in pairs)
 
 
-@pytest.mark.parametrize("env, needle", [
-    ({"JOB_COMPLETION_INDEX": "0"}, "COLORIZE_SHARDS is not set"),
-    ({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "8",
-      "SLURM_ARRAY_TASK_STEP": "2"}, "not on the array's grid"),
-    ({"SLURM_ARRAY_TASK_ID": "5"}, "SLURM_ARRAY_TASK_MAX is not set"),
-    ({"JOB_COMPLETION_INDEX": "4", "COLORIZE_SHARDS": "4"}, "outside 0..3"),
-    ({"RANK": "x", "WORLD_SIZE": "2"}, "RANK='x' is not a whole number"),
-])
+@pytest.mark.parametrize(
+    "env, needle",
+    [
+        ({"JOB_COMPLETION_INDEX": "0"}, "COLORIZE_SHARDS is not set"),
+        (
+            {
+                "SLURM_ARRAY_TASK_ID": "3",
+                "SLURM_ARRAY_TASK_MIN": "0",
+                "SLURM_ARRAY_TASK_MAX": "8",
+                "SLURM_ARRAY_TASK_STEP": "2",
+            },
+            "not on the array's grid",
+        ),
+        ({"SLURM_ARRAY_TASK_ID": "5"}, "SLURM_ARRAY_TASK_MAX is not set"),
+        ({"JOB_COMPLETION_INDEX": "4", "COLORIZE_SHARDS": "4"}, "outside 0..3"),
+        ({"RANK": "x", "WORLD_SIZE": "2"}, "RANK='x' is not a whole number"),
+    ],
+)
 def test_bad_scheduler_variables_are_one_line_usage_errors(env, needle, tmp_path: Path):
     res = run("dir", tmp_path, "-o", tmp_path / "o", env=env)
     assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output
@@ -97,10 +124,11 @@ def test_bad_scheduler_variables_are_one_line_usage_errors(env, needle, tmp_path
 
 def test_shard_resolution_order_and_overrides():
     from colorize_cli.shards import resolve
+
     both = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "3", "RANK": "0", "WORLD_SIZE": "2"}
     assert str(resolve(None, both)) == "3/3" and "Slurm" in resolve(None, both).source
-    assert str(resolve("2/5", both)) == "2/5"            # by hand wins
-    assert resolve("none", both) is None                  # the whole folder even inside an array job
+    assert str(resolve("2/5", both)) == "2/5"  # by hand wins
+    assert resolve("none", both) is None  # the whole folder even inside an array job
     assert resolve("auto", {"WORLD_SIZE": "1", "RANK": "0"}) is None
     assert resolve("auto", {}) is None
 
@@ -111,6 +139,7 @@ def small_dir(tmp_path: Path) -> Path:
     """Six small gray photos (no shared data needed)."""
     import cv2
     import numpy as np
+
     d = tmp_path / "in"
     d.mkdir()
     rng = np.random.default_rng(0)
@@ -126,20 +155,21 @@ def tree(folder: Path) -> list[str]:
 
 def test_dry_run_reports_each_verdict_and_writes_nothing(small_dir: Path, tmp_path: Path):
     import shutil
+
     out = tmp_path / "out"
     res = run("dir", small_dir, "-o", out, "--dry-run")
     assert res.exit_code == 0, res.output
-    assert not out.exists()                                        # not even the folder
+    assert not out.exists()  # not even the folder
     assert "would colorize 6, skip 0" in res.output
 
     out.mkdir()
-    (out / "p1.png").write_bytes(b"done before")                  # done
+    (out / "p1.png").write_bytes(b"done before")  # done
     lock = claims.lock_path(out / "p2.png")
-    held = claims.claim(out / "p2.png")                           # a live run (this process) holds it
-    shutil.copy(small_dir / "p3.png", small_dir / "p3.jpg")        # --format png: p3.jpg and p3.png collide
+    held = claims.claim(out / "p2.png")  # a live run (this process) holds it
+    shutil.copy(small_dir / "p3.png", small_dir / "p3.jpg")  # --format png: p3.jpg and p3.png collide
     before = tree(out), tree(small_dir), lock.stat().st_mtime_ns
     res = run("dir", small_dir, "-o", out, "--format", "png", "--dry-run")
-    assert res.exit_code == 1, res.output                          # a real run would fail on the collision
+    assert res.exit_code == 1, res.output  # a real run would fail on the collision
     lines = res.output.splitlines()
     assert any(line.startswith("skip (done)") and line.endswith("p1.png") for line in lines)
     assert any(line.startswith("skip (claimed by another run)") and line.endswith("p2.png") for line in lines)
@@ -152,8 +182,14 @@ def test_dry_run_reports_each_verdict_and_writes_nothing(small_dir: Path, tmp_pa
 def test_dry_run_under_a_scheduler_lists_each_file_in_one_shard(small_dir: Path, tmp_path: Path):
     seen = []
     for i in range(3):
-        res = run("dir", small_dir, "-o", tmp_path / "o", "--dry-run",
-                  env={"JOB_COMPLETION_INDEX": str(i), "COLORIZE_SHARDS": "3"})
+        res = run(
+            "dir",
+            small_dir,
+            "-o",
+            tmp_path / "o",
+            "--dry-run",
+            env={"JOB_COMPLETION_INDEX": str(i), "COLORIZE_SHARDS": "3"},
+        )
         assert res.exit_code == 0 and f"shard {i + 1}/3 from Kubernetes" in res.output
         seen += [line.split()[1] for line in res.output.splitlines() if line.startswith("colorize ")]
     assert sorted(seen) == sorted(str(p) for p in small_dir.iterdir())
@@ -185,19 +221,22 @@ def test_config_files_give_defaults_and_the_command_line_wins(small_dir: Path, t
     (small_dir / "sub").mkdir()
     (small_dir / "p5.png").rename(small_dir / "sub" / "p5.png")
     res = run("dir", small_dir, "-o", tmp_path / "o", "--dry-run", env=env)
-    assert outputs_listed(res) == [f"p{i}.jpg" for i in range(6)]      # the user's file: jpg, recursive
+    assert outputs_listed(res) == [f"p{i}.jpg" for i in range(6)]  # the user's file: jpg, recursive
     (work / "colorize.toml").write_text('[dir]\nformat = "png"\n\n[image]\nworkers = 0\n')
     res = run("dir", small_dir, "-o", tmp_path / "o", "--dry-run", env=env)
-    assert outputs_listed(res) == [f"p{i}.png" for i in range(6)]      # the working folder's file wins, per key
+    assert outputs_listed(res) == [f"p{i}.png" for i in range(6)]  # the working folder's file wins, per key
     res = run("dir", small_dir, "-o", tmp_path / "o", "--dry-run", "--format", "jpg", "--no-recursive", env=env)
-    assert outputs_listed(res) == [f"p{i}.jpg" for i in range(5)]      # the command line wins over both
+    assert outputs_listed(res) == [f"p{i}.jpg" for i in range(5)]  # the command line wins over both
 
 
-@pytest.mark.parametrize("text, needle", [
-    ('[dir]\nformatt = "jpg"\n', "[dir] 'formatt' is not an option of `colorize dir`"),
-    ('[colourise]\nworkers = 1\n', "no command 'colourise'"),
-    ('[dir\nworkers = 1\n', "cannot read config"),
-])
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ('[dir]\nformatt = "jpg"\n', "[dir] 'formatt' is not an option of `colorize dir`"),
+        ("[colourise]\nworkers = 1\n", "no command 'colourise'"),
+        ("[dir\nworkers = 1\n", "cannot read config"),
+    ],
+)
 def test_a_bad_config_file_is_a_one_line_usage_error(text, needle, small_dir: Path, tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "colorize.toml").write_text(text)
@@ -224,6 +263,7 @@ def test_install_completion_writes_a_script_that_completes_commands_and_options(
 # ---------------------------------------------------------------------------------------------------------- log
 def test_log_appends_stamped_progress_and_every_error(small_dir: Path, tmp_path: Path):
     import re
+
     (small_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png")
     log = tmp_path / "run.log"
     log.write_text("an earlier line\n")
@@ -231,15 +271,15 @@ def test_log_appends_stamped_progress_and_every_error(small_dir: Path, tmp_path:
     assert res.exit_code == 1
     run("dir", tmp_path / "missing", "-o", tmp_path / "o", "--log", log)
     lines = log.read_text().splitlines()
-    assert lines[0] == "an earlier line"                                       # appended, never truncated
+    assert lines[0] == "an earlier line"  # appended, never truncated
     stamp = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d \[[^\]]+:\d+\] ")
     assert all(stamp.match(line) for line in lines[1:]), lines
     text = "\n".join(lines)
-    assert re.search(r"error: .*broken\.png", text)                             # a file's error
-    assert "7/7 images" in text                                                 # progress, though --quiet
-    assert "colorized 6, skipped 0 (already done), failed 1" in text             # the summary
-    assert "error: " in lines[-1] and "missing: input folder not found" in lines[-1]   # a usage error too
-    assert "7/7 images" not in res.output                                       # the terminal stayed quiet
+    assert re.search(r"error: .*broken\.png", text)  # a file's error
+    assert "7/7 images" in text  # progress, though --quiet
+    assert "colorized 6, skipped 0 (already done), failed 1" in text  # the summary
+    assert "error: " in lines[-1] and "missing: input folder not found" in lines[-1]  # a usage error too
+    assert "7/7 images" not in res.output  # the terminal stayed quiet
 
 
 # ---------------------------------------------------------------------------------------------------- vividness
@@ -250,6 +290,7 @@ def test_vividness_scales_the_colour_and_keeps_the_lightness(tmp_path: Path):
     from colorize_cli.imaging import read_image
     from colorize_cli.metrics import colorfulness
     from colorize_cli.pipeline import srgb_luminance
+
     src = tmp_path / "paris.png"
     cv2.imwrite(str(src), cv2.imread(str(ROOT / "examples" / "originals" / "1880Paris.jpg"))[:200, :300])
     cf = {}
@@ -263,10 +304,13 @@ def test_vividness_scales_the_colour_and_keeps_the_lightness(tmp_path: Path):
     assert cf["0.5"] < 0.8 * cf["1"] and cf["1.5"] > 1.2 * cf["1"], cf
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["--vividness", "0.5", "--model", "unet-rgb"], "--vividness works with the classification models"),
-    (["--vividness", "2.5"], "--vividness"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--vividness", "0.5", "--model", "unet-rgb"], "--vividness works with the classification models"),
+        (["--vividness", "2.5"], "--vividness"),
+    ],
+)
 def test_vividness_usage_errors(args, needle, small_dir: Path, tmp_path: Path):
     res = run("dir", small_dir, "-o", tmp_path / "o", "--workers", "0", *args)
     assert res.exit_code == 2 and needle in res.output and "Traceback" not in res.output
@@ -275,6 +319,7 @@ def test_vividness_usage_errors(args, needle, small_dir: Path, tmp_path: Path):
 # ----------------------------------------------------------------------------------------------- contact sheet
 def test_contact_sheet_html_shows_before_after_and_marks_failures(small_dir: Path, tmp_path: Path):
     import re
+
     (small_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not a png")
     sheet = tmp_path / "review.html"
     res = run("dir", small_dir, "-o", tmp_path / "o", "--workers", "0", "--contact-sheet", sheet)
@@ -296,20 +341,21 @@ def test_contact_sheet_images_come_in_pages(small_dir: Path, tmp_path: Path, mon
 
     from colorize_cli import contact_sheet as cs
     from colorize_cli.imaging import read_image
+
     monkeypatch.setattr(cs, "COLUMNS", 2)
     monkeypatch.setattr(cs, "PAGE_ROWS", 1)
-    (small_dir / "a-broken.png").write_bytes(b"not a png")      # sorts first: the first cell
+    (small_dir / "a-broken.png").write_bytes(b"not a png")  # sorts first: the first cell
     sheet = tmp_path / "review.png"
     res = run("dir", small_dir, "-o", tmp_path / "o", "--workers", "0", "--contact-sheet", sheet)
     assert res.exit_code == 1
     pages = [sheet] + [tmp_path / f"review-{k}.png" for k in (2, 3, 4)]
-    assert sorted(tmp_path.glob("review*.png")) == sorted(pages)              # 7 files, 2 a page
+    assert sorted(tmp_path.glob("review*.png")) == sorted(pages)  # 7 files, 2 a page
     first = (read_image(sheet).rgb * 255).round()
     assert first.shape == (cs.CELL_H, 2 * cs.CELL_W, 3)
     red = (first[..., 0] > 180) & (first[..., 1] < 40) & (first[..., 2] < 40)
-    assert red[:, : cs.CELL_W].sum() > 500 and red[:, cs.CELL_W:].sum() == 0    # the failed cell is framed red
-    after = first[cs.PAD: cs.PAD + cs.THUMB, cs.CELL_W + 2 * cs.PAD + cs.THUMB: cs.CELL_W + 2 * cs.PAD + 2 * cs.THUMB]
-    assert np.abs(after[..., 0] - after[..., 2]).mean() > 2                       # a colour thumbnail
+    assert red[:, : cs.CELL_W].sum() > 500 and red[:, cs.CELL_W :].sum() == 0  # the failed cell is framed red
+    after = first[cs.PAD : cs.PAD + cs.THUMB, cs.CELL_W + 2 * cs.PAD + cs.THUMB : cs.CELL_W + 2 * cs.PAD + 2 * cs.THUMB]
+    assert np.abs(after[..., 0] - after[..., 2]).mean() > 2  # a colour thumbnail
 
 
 def test_contact_sheet_wants_a_known_suffix(small_dir: Path, tmp_path: Path):
@@ -321,26 +367,50 @@ def test_contact_sheet_wants_a_known_suffix(small_dir: Path, tmp_path: Path):
 def test_the_wheel_carries_the_weights_and_finds_them_under_any_prefix(tmp_path: Path):
     """Built from this checkout, installed with --target (a prefix the code cannot guess), run from elsewhere."""
     pytest.importorskip("setuptools")
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                            "-w", str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True)
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert built.returncode == 0, built.stderr
     wheel = next((tmp_path / "dist").glob("colorize_film-*.whl"))
     target = tmp_path / "target"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                    str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     env = {**os.environ, "PYTHONPATH": str(target)}
-    out = subprocess.run([sys.executable, "-m", "colorize_cli", "models", "--json"], capture_output=True, text=True,
-                         env=env, cwd=tmp_path, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "colorize_cli", "models", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=True,
+    )
     rows = {r["name"]: r for r in json.loads(out.stdout)}
     lab = Path(rows["unet-lab"]["file"])
     assert lab.is_relative_to(target / "colorize_cli" / "_weights")
     assert rows["unet-lab"]["sha256"] == file_sha256(ROOT / "weights" / "unet-lab.safetensors")
-    assert rows["unet-lab"]["measured"]                         # metrics.json came along too
+    assert rows["unet-lab"]["measured"]  # metrics.json came along too
 
 
 def test_film_progress_goes_to_the_log_even_when_quiet(tmp_path: Path):
     from colorize_cli import runlog
     from colorize_cli.progress import FRAMES, Reporter, Tick
+
     log = tmp_path / "film.log"
     runlog.open_log(log)
     try:
@@ -350,12 +420,13 @@ def test_film_progress_goes_to_the_log_even_when_quiet(tmp_path: Path):
     finally:
         runlog.close_log()
     lines = log.read_text().splitlines()
-    assert len(lines) == 1 and lines[0].endswith("10/10 frames, 25.00 frames/s, ETA 0 s")   # the final line only
+    assert len(lines) == 1 and lines[0].endswith("10/10 frames, 25.00 frames/s, ETA 0 s")  # the final line only
 
 
 def test_the_slurm_example_runs_a_folder_across_its_array(small_dir: Path, tmp_path: Path):
     """examples/slurm_array.sh as each of its 8 array tasks would run it (colorize shimmed to a dry run)."""
     import re
+
     script = (ROOT / "examples" / "slurm_array.sh").read_text()
     tasks = int(re.search(r"#SBATCH --array=1-(\d+)", script).group(1))
     shim = tmp_path / "bin" / "colorize"
@@ -364,10 +435,20 @@ def test_the_slurm_example_runs_a_folder_across_its_array(small_dir: Path, tmp_p
     shim.chmod(0o755)
     seen = []
     for task in range(1, tasks + 1):
-        env = {"PATH": f"{shim.parent}:{os.environ['PATH']}", "PYTHONPATH": str(ROOT), "SLURM_ARRAY_TASK_ID": str(task),
-               "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_MAX": str(tasks), "SLURM_ARRAY_TASK_COUNT": str(tasks)}
-        out = subprocess.run(["bash", str(ROOT / "examples" / "slurm_array.sh"), str(small_dir), str(tmp_path / "out")],
-                             capture_output=True, text=True, env={**os.environ, **env})
+        env = {
+            "PATH": f"{shim.parent}:{os.environ['PATH']}",
+            "PYTHONPATH": str(ROOT),
+            "SLURM_ARRAY_TASK_ID": str(task),
+            "SLURM_ARRAY_TASK_MIN": "1",
+            "SLURM_ARRAY_TASK_MAX": str(tasks),
+            "SLURM_ARRAY_TASK_COUNT": str(tasks),
+        }
+        out = subprocess.run(
+            ["bash", str(ROOT / "examples" / "slurm_array.sh"), str(small_dir), str(tmp_path / "out")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env},
+        )
         assert out.returncode == 0 and f"shard {task}/{tasks} from Slurm" in out.stderr, out.stderr
         seen += [line.split()[1] for line in out.stdout.splitlines() if line.startswith("colorize ")]
     assert sorted(seen) == sorted(str(p) for p in small_dir.iterdir())
@@ -375,6 +456,7 @@ def test_the_slurm_example_runs_a_folder_across_its_array(small_dir: Path, tmp_p
 
 def test_the_kubernetes_example_tells_colorize_its_completions():
     import re
+
     yaml = (ROOT / "examples" / "k8s-indexed-job.yaml").read_text()
     assert "completionMode: Indexed" in yaml
     completions = re.search(r"^\s*completions: (\d+)", yaml, re.M).group(1)
@@ -385,6 +467,7 @@ def test_the_kubernetes_example_tells_colorize_its_completions():
 
 def test_every_option_has_help_and_is_in_the_readme():
     import typer
+
     command = typer.main.get_command(app)
     ctx = command.make_context("colorize", ["models"], resilient_parsing=True)
     readme = (ROOT / "README.md").read_text()
@@ -394,6 +477,7 @@ def test_every_option_has_help_and_is_in_the_readme():
             if param.param_type_name != "option":
                 continue
             no_help += [] if param.help else [f"{name} {param.opts[0]}"]
-            undocumented += [f"{name} {o}" for o in (*param.opts, *param.secondary_opts)
-                             if o.startswith("--") and o not in readme]
+            undocumented += [
+                f"{name} {o}" for o in (*param.opts, *param.secondary_opts) if o.startswith("--") and o not in readme
+            ]
     assert not no_help and not undocumented, (no_help, undocumented)

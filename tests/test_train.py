@@ -1,4 +1,5 @@
 """Training: the loop learns on real photos, resumes bit-for-bit, and exports weights the registry serves."""
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,17 @@ def small_set(tmp_path_factory) -> tuple[Path, Path]:
 
 
 def config(data: tuple[Path, Path], out: Path, **kw) -> TrainConfig:
-    base = dict(data=str(data[0]), val=str(data[1]), out=str(out), crop=64, batch_size=8, workers=0,
-                val_every=1000, ckpt_every=1000, quiet=True)
+    base = dict(
+        data=str(data[0]),
+        val=str(data[1]),
+        out=str(out),
+        crop=64,
+        batch_size=8,
+        workers=0,
+        val_every=1000,
+        ckpt_every=1000,
+        quiet=True,
+    )
     return TrainConfig(**{**base, **kw})
 
 
@@ -50,7 +60,7 @@ def test_resume_reproduces_uninterrupted_run(small_set, tmp_path: Path):
     whole = Trainer(config(small_set, tmp_path / "a", steps=6, val_every=2))
     whole.run()
     part = Trainer(config(small_set, tmp_path / "b", steps=6, val_every=2))
-    part.run(stop_at=3)                                  # as if killed after step 3's checkpoint
+    part.run(stop_at=3)  # as if killed after step 3's checkpoint
     resumed = Trainer(part.cfg, resume=load_checkpoint(tmp_path / "b" / "last.ckpt"))
     assert resumed.step == 3
     resumed.run()
@@ -68,9 +78,9 @@ def test_export_is_served_by_name_or_path(small_set, tmp_path: Path, monkeypatch
     with torch.inference_mode():
         ab = model.chroma(torch.rand(1, 1, 64, 48))
     assert ab.shape == (1, 2, 64, 48) and torch.isfinite(ab).all()
-    export(tmp_path / "last.ckpt", dest, readout={"temperature": 0.3})   # readout chosen after training
-    monkeypatch.setattr("colorize_cli.zoo.WEIGHTS_DIR", tmp_path)            # exported into the weights folder:
-    monkeypatch.setattr("colorize_cli.weights.WEIGHTS_DIR", tmp_path)        # served by its name
+    export(tmp_path / "last.ckpt", dest, readout={"temperature": 0.3})  # readout chosen after training
+    monkeypatch.setattr("colorize_cli.zoo.WEIGHTS_DIR", tmp_path)  # exported into the weights folder:
+    monkeypatch.setattr("colorize_cli.weights.WEIGHTS_DIR", tmp_path)  # served by its name
     assert "mine" in available_models() and float(load_model("mine").temperature) > 0.29
     assert abs(float(load_model(str(dest)).temperature) - 0.3) < 1e-3 and read_metadata(dest)["temperature"] > 0.29
 
@@ -81,14 +91,14 @@ def test_init_fine_tunes_from_weights_and_keeps_their_prior(small_set, tmp_path:
     export(tmp_path / "a" / "last.ckpt", src, half=False)
     tuned = Trainer(config(small_set, tmp_path / "b", steps=3, init=str(src)))
     start = load_model(str(src)).state_dict()
-    for k, v in tuned.model.state_dict().items():           # starts exactly at the given weights...
+    for k, v in tuned.model.state_dict().items():  # starts exactly at the given weights...
         assert torch.equal(v, start[k]), k
     tuned.run()
     after = tuned.model.state_dict()
-    assert not torch.equal(after["head.weight"], start["head.weight"])          # ...and learns from there
-    assert torch.equal(after["class_weights"], start["class_weights"])          # the readout's prior is kept
+    assert not torch.equal(after["head.weight"], start["head.weight"])  # ...and learns from there
+    assert torch.equal(after["class_weights"], start["class_weights"])  # the readout's prior is kept
     meta = export(tmp_path / "b" / "last.ckpt", tmp_path / "b.safetensors")
-    assert meta["images_seen"] == (2 + 3) * 8 and meta["init"] == str(src)      # the whole history is counted
+    assert meta["images_seen"] == (2 + 3) * 8 and meta["init"] == str(src)  # the whole history is counted
 
 
 def test_init_rejects_weights_of_another_architecture(small_set, tmp_path: Path):
@@ -114,12 +124,14 @@ def test_keep_muted_keeps_muted_colour_and_drops_gray_and_sepia(tmp_path: Path):
     bgr = cv2.imread(str(pick(VAL, 1, "cbsd68_101087.png")[0]))
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255
     lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2Lab)
-    lab[..., 1:] *= 0.25                                          # the same scene in a muted palette
+    lab[..., 1:] *= 0.25  # the same scene in a muted palette
     muted = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1)
     gray = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY).astype(np.float32)[..., None] / 255
     sepia = np.clip(gray * np.array([1.0, 0.9, 0.7], np.float32), 0, 1)
     for name, img in (("colour", rgb), ("muted", muted), ("sepia", sepia), ("gray", np.repeat(gray, 3, 2))):
-        cv2.imwrite(str(tmp_path / f"{name}.png"), cv2.cvtColor(np.round(img * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+        cv2.imwrite(
+            str(tmp_path / f"{name}.png"), cv2.cvtColor(np.round(img * 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+        )
     files = sorted(tmp_path.iterdir())
     kept, _, dropped = keep_colour(files, workers=0)
     assert sorted(p.name for p in kept) == ["colour.png", "sepia.png"] and dropped == 2
@@ -129,36 +141,62 @@ def test_keep_muted_keeps_muted_colour_and_drops_gray_and_sepia(tmp_path: Path):
 
 def test_group_balance_evens_out_groups_and_resumes_in_place():
     files = [Path(f"scene_{i}.jpg") for i in range(90)] + [Path(f"face_{i}.jpg") for i in range(10)]
-    assert group_weights(files, 1.0) is None                              # as the data: the plain permutation
+    assert group_weights(files, 1.0) is None  # as the data: the plain permutation
     weights = group_weights(files, 0.0)
-    assert float(weights[:90].sum()) == pytest.approx(float(weights[90:].sum()))   # each group equally often
+    assert float(weights[:90].sum()) == pytest.approx(float(weights[90:].sum()))  # each group equally often
     sampler = EpochSampler(len(files), seed=3, weights=weights)
     draws = [next(it) for it in [iter(sampler)] for _ in range(1000)]
     faces = sum(files[i].name.startswith("face") for _, i, _ in draws) / len(draws)
-    assert 0.4 < faces < 0.6                                              # 0.1 without balancing
-    assert len({(e, j) for e, _, j in draws}) == len(draws)               # each draw its own crop seed
+    assert 0.4 < faces < 0.6  # 0.1 without balancing
+    assert len({(e, j) for e, _, j in draws}) == len(draws)  # each draw its own crop seed
     later = iter(EpochSampler(len(files), seed=3, start=250, weights=weights))
-    assert [next(later) for _ in range(100)] == draws[250:350]            # a resume continues the same draws
+    assert [next(later) for _ in range(100)] == draws[250:350]  # a resume continues the same draws
     sqrt = group_weights(files, 0.5)
     assert float(sqrt[90:].sum() / sqrt[:90].sum()) == pytest.approx((10 / 90) ** 0.5)
 
 
 def test_two_process_ddp_on_cpu(small_set, tmp_path: Path):
     """torchrun with two CPU processes (gloo): both ranks train, rank 0 validates, checkpoints and exports."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "-m", "colorize_cli", "train",
-           str(small_set[0]), "--val", str(small_set[1]), "--steps", "2", "--crop", "64", "--batch-size", "4",
-           "--workers", "0", "--val-every", "2", "--out", str(tmp_path / "run"), "--export", str(tmp_path / "w.safetensors")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "colorize_cli",
+        "train",
+        str(small_set[0]),
+        "--val",
+        str(small_set[1]),
+        "--steps",
+        "2",
+        "--crop",
+        "64",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--val-every",
+        "2",
+        "--out",
+        str(tmp_path / "run"),
+        "--export",
+        str(tmp_path / "w.safetensors"),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["world"] == 2 and rows[-1]["step"] == 2
-    assert read_metadata(tmp_path / "w.safetensors")["images_seen"] == 2 * 4 * 2   # steps x batch x ranks
+    assert read_metadata(tmp_path / "w.safetensors")["images_seen"] == 2 * 4 * 2  # steps x batch x ranks
 
 
 def test_loss_option_is_checked_against_the_architecture(small_set, tmp_path: Path):
     """--loss: an unknown name is a usage error; a readout loss on a model without a readout is a clear error."""
     from typer.testing import CliRunner
+
     from colorize_cli.cli import app
+
     res = CliRunner().invoke(app, ["train", str(small_set[0]), "--loss", "nonsense", "--out", str(tmp_path / "a")])
     assert res.exit_code == 2 and "unknown loss 'nonsense'" in res.output
     with pytest.raises(ValueError, match="needs a classification model"):

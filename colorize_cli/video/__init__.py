@@ -52,17 +52,51 @@ Frame folders (`colorize video frames/ -o colour_frames/`): the images (sorted b
 the input's name and format and is written atomically. A rerun skips frames already written; stabilisation restarts
 (after a WARMUP-frame warm-up) at the first missing frame.
 """
+
 from __future__ import annotations
 
 from colorize_cli.progress import ProgressFn, Tick
 from colorize_cli.video.core import colorize_frames, colorize_items, frame_luminance, model_chroma
 from colorize_cli.video.ffmpeg import VideoInfo, decode, probe
-from colorize_cli.video.options import (DEFAULT_STRENGTH, WARMUP, Flow, VideoClaimed, VideoError, VideoOptions,
-                                        VideoResult, default_output, parse_time, segments_dir, summary)
+from colorize_cli.video.options import (
+    DEFAULT_STRENGTH,
+    WARMUP,
+    Flow,
+    VideoClaimed,
+    VideoError,
+    VideoOptions,
+    VideoResult,
+    default_output,
+    parse_time,
+    segments_dir,
+    summary,
+)
 from colorize_cli.video.run import check_paths, is_done, run
 from colorize_cli.video.stabilize import ChromaStabilizer
 
-__all__ = ["DEFAULT_STRENGTH", "WARMUP", "ChromaStabilizer", "Flow", "ProgressFn", "Tick", "VideoClaimed",
-           "VideoError", "VideoInfo", "VideoOptions", "VideoResult", "check_paths", "colorize_frames", "colorize_items",
-           "decode", "default_output", "frame_luminance", "is_done", "model_chroma", "parse_time", "probe", "run",
-           "segments_dir", "summary"]
+__all__ = [
+    "DEFAULT_STRENGTH",
+    "WARMUP",
+    "ChromaStabilizer",
+    "Flow",
+    "ProgressFn",
+    "Tick",
+    "VideoClaimed",
+    "VideoError",
+    "VideoInfo",
+    "VideoOptions",
+    "VideoResult",
+    "check_paths",
+    "colorize_frames",
+    "colorize_items",
+    "decode",
+    "default_output",
+    "frame_luminance",
+    "is_done",
+    "model_chroma",
+    "parse_time",
+    "probe",
+    "run",
+    "segments_dir",
+    "summary",
+]

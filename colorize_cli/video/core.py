@@ -4,6 +4,7 @@ guide frame by frame between them, the merge with each frame's own full-resoluti
     frames -> frame_luminance (full res) -> render_small -> model chroma (one call per batch, key frames only)
            -> ChromaStabilizer.step -> ReferenceGuide.apply -> Engine.merge -> RGB
 """
+
 from __future__ import annotations
 
 import queue
@@ -24,7 +25,7 @@ from colorize_cli.video.ffmpeg import Encoder, VideoInfo
 from colorize_cli.video.options import VideoOptions, VideoResult
 from colorize_cli.video.stabilize import ChromaStabilizer, np32
 
-if TYPE_CHECKING:     # reference.py builds on ChromaStabilizer, so it is imported where it is used
+if TYPE_CHECKING:  # reference.py builds on ChromaStabilizer, so it is imported where it is used
     from colorize_cli.reference import ReferenceGuide
 
 
@@ -56,16 +57,22 @@ def frame_luminance(frame: np.ndarray) -> np.ndarray:
 @dataclass
 class Item:
     key: Any
-    lum: np.ndarray                  # full-resolution luminance (H,W) 0..1
-    emit: bool = True                # False: warm-up frame, stabiliser only
-    reset: bool = False              # restart the stabiliser before this frame
+    lum: np.ndarray  # full-resolution luminance (H,W) 0..1
+    emit: bool = True  # False: warm-up frame, stabiliser only
+    reset: bool = False  # restart the stabiliser before this frame
     alpha: np.ndarray | None = None  # frame folders: what the output keeps of the input file
     bit_depth: int = 8
 
 
-def colorize_items(items: Iterable[Item], colorizer: Engine, stabilizer: ChromaStabilizer, render_size: int,
-                   batch_size: int, dtype: type = np.float32,
-                   guide: ReferenceGuide | None = None) -> Iterator[tuple[Item, np.ndarray]]:
+def colorize_items(
+    items: Iterable[Item],
+    colorizer: Engine,
+    stabilizer: ChromaStabilizer,
+    render_size: int,
+    batch_size: int,
+    dtype: type = np.float32,
+    guide: ReferenceGuide | None = None,
+) -> Iterator[tuple[Item, np.ndarray]]:
     """(item, RGB HxWx3 as float 0..1 or quantised to dtype) for every item with emit, in order. The model sees
     batches; the stabiliser and the merge run frame by frame between them (the stabiliser is sequential by nature).
     With a guide (references, item keys being frame indices) its colour replaces the stabilised one where it reaches,
@@ -81,8 +88,8 @@ def colorize_items(items: Iterable[Item], colorizer: Engine, stabilizer: ChromaS
         for it, small, key in zip(batch, smalls, keys):
             if it.reset:
                 stabilizer.reset()
-            model_ab = next(chroma) if key else None
-            if model_ab is not None and guide is not None:     # graded as the shot's reference shows, if any
+            model_ab: torch.Tensor | np.ndarray | None = next(chroma) if key else None
+            if model_ab is not None and guide is not None:  # graded as the shot's reference shows, if any
                 model_ab = guide.correct(it.key, small, np32(model_ab))
             ab = stabilizer.step(small, model_ab)
             guided = guide.apply(it.key, small, ab) if guide is not None else None
@@ -106,14 +113,22 @@ def model_chroma(colorizer: Engine) -> Callable[[np.ndarray], np.ndarray]:
     return lambda lum: np32(colorizer.chroma([torch.from_numpy(np.ascontiguousarray(lum, np.float32))])[0])
 
 
-def colorize_frames(frames: Iterable[np.ndarray], colorizer: Engine, stabilizer: ChromaStabilizer,
-                    render_size: int = DEFAULT_RENDER_SIZE, batch_size: int = 8, warmup: int = 0,
-                    guide: ReferenceGuide | None = None, first: int = 0) -> Iterator[np.ndarray]:
+def colorize_frames(
+    frames: Iterable[np.ndarray],
+    colorizer: Engine,
+    stabilizer: ChromaStabilizer,
+    render_size: int = DEFAULT_RENDER_SIZE,
+    batch_size: int = 8,
+    warmup: int = 0,
+    guide: ReferenceGuide | None = None,
+    first: int = 0,
+) -> Iterator[np.ndarray]:
     """uint8 RGB frames in -> colorized uint8 RGB frames out, streaming; the first `warmup` frames only prime the
     stabiliser and are not yielded. `first`: the index of the first frame in the film (for the guide)."""
     items = (Item(first + i, frame_luminance(f), emit=i >= warmup) for i, f in enumerate(frames))
-    for _, rgb in colorize_items(ahead(items, 2 * batch_size), colorizer, stabilizer, render_size, batch_size,
-                                 np.uint8, guide):
+    for _, rgb in colorize_items(
+        ahead(items, 2 * batch_size), colorizer, stabilizer, render_size, batch_size, np.uint8, guide
+    ):
         yield rgb
 
 
@@ -136,7 +151,7 @@ def ahead(source: Iterable[Any], depth: int) -> Iterator[Any]:
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
             q.put((_DONE, e))
         finally:
-            getattr(source, "close", lambda: None)()     # on this thread: the decoder's pipe is closed here
+            getattr(source, "close", lambda: None)()  # on this thread: the decoder's pipe is closed here
 
     t = threading.Thread(target=produce, name="film-decode", daemon=True)
     t.start()
@@ -150,16 +165,26 @@ def ahead(source: Iterable[Any], depth: int) -> Iterator[Any]:
             yield x
     finally:
         stop.set()
-        while t.is_alive():          # unblock a producer waiting on a full queue, then let it see stop
+        while t.is_alive():  # unblock a producer waiting on a full queue, then let it see stop
             try:
                 q.get(timeout=0.05)
             except queue.Empty:
                 pass
 
 
-def encode_video(frames: Iterator[np.ndarray], tmp: Path, info: VideoInfo, colorizer: Engine, opts: VideoOptions,
-                 stab: ChromaStabilizer, meter: Meter, codec: str, warmup: int = 0, first: int = 0,
-                 guide: ReferenceGuide | None = None) -> int:
+def encode_video(
+    frames: Iterator[np.ndarray],
+    tmp: Path,
+    info: VideoInfo,
+    colorizer: Engine,
+    opts: VideoOptions,
+    stab: ChromaStabilizer,
+    meter: Meter,
+    codec: str,
+    warmup: int = 0,
+    first: int = 0,
+    guide: ReferenceGuide | None = None,
+) -> int:
     """Colorize frames (the first is frame `first` of the film) into a video-only file; returns the number written."""
     enc = sink = None
     try:
@@ -167,6 +192,7 @@ def encode_video(frames: Iterator[np.ndarray], tmp: Path, info: VideoInfo, color
             if enc is None:
                 enc = Encoder(tmp, rgb.shape[1], rgb.shape[0], info.fps, codec, opts.crf, opts.preset)
                 sink = Behind(enc.write, opts.batch_size)
+            assert sink is not None  # made with the encoder
             sink.put(rgb)
             meter.add()
         if sink is not None:
@@ -217,5 +243,3 @@ class Behind:
 def nonfinite_warning(stab: ChromaStabilizer, result: VideoResult) -> None:
     if stab.nonfinite:
         result.warnings.append(f"model produced NaN/Inf on {stab.nonfinite} frames: left gray")
-
-

@@ -5,6 +5,7 @@ the temporaries and renames that keep the output name whole.
     read_frames (rgb24 pipe, seeking half a frame early so no frame is gained or lost) -> Encoder (video only)
     -> mux (video copied, audio copied or re-encoded) -> check_count -> commit (fsync + rename)
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,8 +33,9 @@ def ffmpeg_exe() -> str:
 
 @functools.lru_cache(maxsize=1)
 def encoders() -> frozenset[str]:
-    out = subprocess.run([ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True, text=True,
-                         errors="replace").stdout
+    out = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True, text=True, errors="replace"
+    ).stdout
     return frozenset(m.group(1) for m in re.finditer(r"^\s*[VAS][A-Z.]{5}\s+(\S+)", out, re.M))
 
 
@@ -43,9 +45,9 @@ class VideoInfo:
     width: int
     height: int
     fps: Fraction
-    duration: float                  # container duration in seconds (0 if unknown)
-    audio: str | None                # audio codec name, None without audio
-    packets: int | None              # video frames in the file (packet count), None if unknown
+    duration: float  # container duration in seconds (0 if unknown)
+    audio: str | None  # audio codec name, None without audio
+    packets: int | None  # video frames in the file (packet count), None if unknown
 
 
 _TRUNCATED = re.compile(r"partial file|truncat|moov atom not found|end of file|invalid data found", re.I)
@@ -100,14 +102,30 @@ def probe(path: Path | str) -> VideoInfo:
     width, height = meta["size"]
     fps = _exact_fps(float(meta.get("fps") or 0)) if meta.get("fps") else Fraction(25)
     packets = scan(path)
-    return VideoInfo(path, int(width), int(height), fps, float(meta.get("duration") or 0), meta.get("audio_codec"),
-                     packets)
+    return VideoInfo(
+        path, int(width), int(height), fps, float(meta.get("duration") or 0), meta.get("audio_codec"), packets
+    )
 
 
 def scan(path: Path) -> int | None:
     """Video packet count of a file; VideoError if ffmpeg finds it truncated or unreadable."""
-    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-stats", "-i", str(path),
-           "-map", "0:v:0", "-c", "copy", "-f", "null", "-"]
+    cmd = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-stats",
+        "-i",
+        str(path),
+        "-map",
+        "0:v:0",
+        "-c",
+        "copy",
+        "-f",
+        "null",
+        "-",
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, errors="replace")
     text = p.stderr.replace("\r", "\n")
     bad = [ln for ln in text.splitlines() if _TRUNCATED.search(ln)]
@@ -162,7 +180,7 @@ def _codec_args(codec: str, crf: int, preset: str | None = None) -> list[str]:
     if preset and codec in PRESET_CODECS:
         args += ["-preset", preset]
     if codec == "libvpx-vp9":
-        args += ["-b:v", "0", "-row-mt", "1"]        # constant quality mode
+        args += ["-b:v", "0", "-row-mt", "1"]  # constant quality mode
     return args
 
 
@@ -172,14 +190,23 @@ class Encoder:
     width x height (padding or cropping would change it). 4:4:4 plays in ffmpeg-based players and VLC, not in every
     hardware or browser player; give the film even dimensions where that matters."""
 
-    def __init__(self, path: Path, width: int, height: int, fps: Fraction, codec: str, crf: int,
-                 preset: str | None = None):
+    def __init__(
+        self, path: Path, width: int, height: int, fps: Fraction, codec: str, crf: int, preset: str | None = None
+    ):
         self.path, self.frames = path, 0
         pix = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
         tags = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
-        self.gen = imageio_ffmpeg.write_frames(str(path), (width, height), fps=fps, codec=codec, pix_fmt_out=pix,
-                                               quality=None, macro_block_size=1, ffmpeg_log_level="error",
-                                               output_params=_codec_args(codec, crf, preset) + tags)
+        self.gen = imageio_ffmpeg.write_frames(
+            str(path),
+            (width, height),
+            fps=fps,
+            codec=codec,
+            pix_fmt_out=pix,
+            quality=None,
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+            output_params=_codec_args(codec, crf, preset) + tags,
+        )
         self.gen.send(None)
 
     def write(self, rgb: np.ndarray) -> None:
@@ -194,8 +221,12 @@ class Encoder:
 
 
 def _run_ffmpeg(args: list[str]) -> tuple[bool, str]:
-    p = subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", *args],
-                       capture_output=True, text=True, errors="replace")
+    p = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", *args],
+        capture_output=True,
+        text=True,
+        errors="replace",
+    )
     return p.returncode == 0, p.stderr
 
 
@@ -210,8 +241,10 @@ def mux(video_in: list[str], info: VideoInfo, span: tuple[float, float | None], 
         trim = (["-ss", f"{start:.6f}"] if start > 0 else []) + (["-t", f"{duration:.6f}"] if duration else [])
         base = [*video_in, *trim, "-i", str(info.path), "-map", "0:v:0", "-map", "1:a?", "-c:v", "copy"]
         fallback = ("libopus" if "libopus" in encoders() else "libvorbis") if ext == ".webm" else "aac"
-        attempts = [[*base, "-c:a", "copy", *flags, str(dst_tmp)],
-                    [*base, "-c:a", fallback, "-b:a", "192k", *flags, str(dst_tmp)]]
+        attempts = [
+            [*base, "-c:a", "copy", *flags, str(dst_tmp)],
+            [*base, "-c:a", fallback, "-b:a", "192k", *flags, str(dst_tmp)],
+        ]
     err = ""
     for args in attempts:
         ok, err = _run_ffmpeg(args)
@@ -251,4 +284,3 @@ def temp_beside(beside: Path, source: Path) -> Path:
     if os.path.samefile(tmp, source):
         raise VideoError(f"{tmp}: temporary name is the source's; refusing to write")
     return tmp
-

@@ -2,6 +2,7 @@
 has the input's name and format and is written atomically. A rerun skips frames already written; stabilisation
 restarts (after a WARMUP-frame warm-up) at the first missing frame, and after a frame that cannot be read or written.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,6 +24,7 @@ from colorize_cli.video.stabilize import ChromaStabilizer
 @dataclass
 class _Folder:
     """A folder's frames, their outputs, which are to be written (todo) and which to run (todo or warm-up)."""
+
     files: list[Path]
     dsts: list[Path]
     todo: list[bool]
@@ -42,7 +44,7 @@ def _plan(src: Path, dst: Path, opts: VideoOptions) -> _Folder:
         raise VideoError(f"{clash[0]}: refused: its output {clash[1]} is an input frame, {clash[2]}; nothing written")
     todo = [opts.overwrite or not d.exists() for d in dsts]
     # run a frame if it is to be written, or if one of the next WARMUP frames is (warm-up for the stabiliser)
-    run_it = [any(todo[i:i + WARMUP + 1]) for i in range(len(files))]
+    run_it = [any(todo[i : i + WARMUP + 1]) for i in range(len(files))]
     return _Folder(files, dsts, todo, run_it)
 
 
@@ -59,13 +61,15 @@ def _items(folder: _Folder, result: VideoResult) -> Iterator[Item]:
             result.failed.append(str(e))
             fresh = True
             continue
-        yield Item(i, srgb_luminance(img.rgb), emit=folder.todo[i], reset=fresh, alpha=img.alpha,
-                   bit_depth=img.bit_depth)
+        yield Item(
+            i, srgb_luminance(img.rgb), emit=folder.todo[i], reset=fresh, alpha=img.alpha, bit_depth=img.bit_depth
+        )
         fresh = False
 
 
-def colorize_folder(src: Path, dst: Path, colorizer: Engine, opts: VideoOptions,
-                    progress: ProgressFn | None = None) -> VideoResult:
+def colorize_folder(
+    src: Path, dst: Path, colorizer: Engine, opts: VideoOptions, progress: ProgressFn | None = None
+) -> VideoResult:
     """Every image in `src` (sorted by name) is a frame; outputs get the same names in `dst`. A frame that cannot be
     read or written is reported in result.failed and the stabiliser restarts after it."""
     t0 = time.perf_counter()
@@ -80,8 +84,9 @@ def colorize_folder(src: Path, dst: Path, colorizer: Engine, opts: VideoOptions,
     meter = Meter(len(folder.files), result.reused, progress)
     stab = ChromaStabilizer(opts.strength, key_every=opts.key_every, flow=opts.flow)
     guide = references.folder_guide(folder.files, opts, refs, colorizer)
-    for it, rgb in colorize_items(_items(folder, result), colorizer, stab, opts.render_size, opts.batch_size,
-                                  guide=guide):
+    for it, rgb in colorize_items(
+        _items(folder, result), colorizer, stab, opts.render_size, opts.batch_size, guide=guide
+    ):
         out = folder.dsts[it.key]
         try:
             write_atomic(out, encode_image(rgb, it.alpha, out.suffix, it.bit_depth, opts.jpeg_quality))

@@ -1,5 +1,6 @@
 """What a film run is asked and what it answers: options, results, errors, and what follows from the options alone
 (times, output names and codecs, the frame window, the summary line)."""
+
 from __future__ import annotations
 
 import enum
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
 
 
 DEFAULT_STRENGTH = 0.7
-DEFAULT_KEY_EVERY = 4             # no worse in PSNR, steadier in CDC than every frame (benchmarks/RESULTS.md)
-WARMUP = 8                      # frames run through model + stabiliser before a resumed segment, not written
+DEFAULT_KEY_EVERY = 4  # no worse in PSNR, steadier in CDC than every frame (benchmarks/RESULTS.md)
+WARMUP = 8  # frames run through model + stabiliser before a resumed segment, not written
 VIDEO_EXTENSIONS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9"}
 CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"}
 PRESET_CODECS = {"libx264", "libx265"}
@@ -31,6 +32,7 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 class Flow(enum.Enum):
     """Dense optical flow method: DIS (OpenCV's fast preset, ~7x cheaper than Farneback at flow size and no worse
     in PSNR/CDC on the DAVIS clips: benchmarks/RESULTS.md, "Film speed") or Farneback (the method before)."""
+
     DIS = "dis"
     FARNEBACK = "farneback"
 
@@ -50,37 +52,38 @@ class VideoOptions:
     strength: float = DEFAULT_STRENGTH
     key_every: int = DEFAULT_KEY_EVERY  # run the model on every K-th frame, carry chroma along the flow between
     crf: int = 18
-    preset: str | None = None          # x264/x265 speed preset; None: the encoder's own (medium)
-    codec: str | None = None           # None: by the output's extension
-    start: float | None = None         # seconds
+    preset: str | None = None  # x264/x265 speed preset; None: the encoder's own (medium)
+    codec: str | None = None  # None: by the output's extension
+    start: float | None = None  # seconds
     end: float | None = None
-    segment_seconds: float = 0.0       # 0: one pass; > 0: resumable segments
+    segment_seconds: float = 0.0  # 0: one pass; > 0: resumable segments
     overwrite: bool = False
-    jpeg_quality: int = 95             # frame folders
-    references: tuple[ReferenceSpec, ...] = ()   # --reference: colour images of frames, carried through their shots
-    flow: Flow = Flow.DIS              # the stabiliser's optical flow (Farneback: the method before, for comparison)
+    jpeg_quality: int = 95  # frame folders
+    references: tuple[ReferenceSpec, ...] = ()  # --reference: colour images of frames, carried through their shots
+    flow: Flow = Flow.DIS  # the stabiliser's optical flow (Farneback: the method before, for comparison)
 
 
 @dataclass
 class VideoResult:
     src: Path
     dst: Path
-    status: Status = Status.OK         # OK, or SKIPPED (the output was already there)
-    frames: int = 0                    # frames colorized and written in this run
-    reused: int = 0                    # frames already done (finished segments, existing frame files)
+    status: Status = Status.OK  # OK, or SKIPPED (the output was already there)
+    frames: int = 0  # frames colorized and written in this run
+    reused: int = 0  # frames already done (finished segments, existing frame files)
     seconds: float = 0.0
-    failed: list[str] = field(default_factory=list)    # frame folders: one line per unreadable/unwritable frame
+    failed: list[str] = field(default_factory=list)  # frame folders: one line per unreadable/unwritable frame
     warnings: list[str] = field(default_factory=list)
-    cuts: int = 0                      # scene cuts the stabiliser reset at
+    cuts: int = 0  # scene cuts the stabiliser reset at
 
 
 @dataclass
 class Window:
     """The frames to colorize: [first, first + count) by index (count None: to the end) and, for the audio, the same
     span in seconds."""
+
     first: int
     count: int | None
-    total: int | None                # expected frames, for progress
+    total: int | None  # expected frames, for progress
 
     def audio_span(self, fps: Fraction) -> tuple[float, float | None]:
         return self.first / float(fps), None if self.count is None else self.count / float(fps)
@@ -99,7 +102,7 @@ def window(info: VideoInfo, opts: VideoOptions) -> Window:
 
 
 def parse_time(text: str | None) -> float | None:
-    """"HH:MM:SS[.ms]", "MM:SS[.ms]" or seconds -> seconds; None stays None; ValueError for anything else."""
+    """ "HH:MM:SS[.ms]", "MM:SS[.ms]" or seconds -> seconds; None stays None; ValueError for anything else."""
     if text is None or str(text).strip() == "":
         return None
     parts = str(text).strip().split(":")

@@ -1,6 +1,7 @@
 """Glue between colorize_cli/reference.py and the film and folder streams: check every --reference against its frame
 before any work, fingerprint them for resume, and build the ReferenceGuide with a loader that decodes luminance again.
 reference.py builds on ChromaStabilizer, so it is imported where it is used."""
+
 from __future__ import annotations
 
 import contextlib
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 def check_references(opts: VideoOptions, folder: bool) -> None:
     """Before any work: every reference image readable, frame folders' references given by number."""
     from colorize_cli import reference
+
     for spec in opts.references:
         if folder:
             spec.frame_at(None)
@@ -43,6 +45,7 @@ def fingerprint(specs: Iterable[ReferenceSpec]) -> list[list]:
 def _reference(spec: ReferenceSpec, lum: np.ndarray, frame: int, render_size: int) -> Reference:
     """Load a reference and check it against its frame's luminance; VideoError naming it if it does not fit."""
     from colorize_cli import reference
+
     try:
         rgb = reference.load_rgb(spec)
     except ValueError as e:
@@ -89,13 +92,16 @@ def _render_lums(info: VideoInfo, render_size: int, first: int, count: int) -> I
         yield render_small(frame_luminance(f), render_size, tones=False)
 
 
-def film_guide(info: VideoInfo, opts: VideoOptions, refs: list[Reference] | None, first: int,
-               colorizer: Engine) -> ReferenceGuide | None:
+def film_guide(
+    info: VideoInfo, opts: VideoOptions, refs: list[Reference] | None, first: int, colorizer: Engine
+) -> ReferenceGuide | None:
     if not refs:
         return None
     from colorize_cli.reference import ReferenceGuide
-    return ReferenceGuide(list(refs), functools.partial(_render_lums, info, opts.render_size), first,
-                          chroma=model_chroma(colorizer))
+
+    return ReferenceGuide(
+        list(refs), functools.partial(_render_lums, info, opts.render_size), first, chroma=model_chroma(colorizer)
+    )
 
 
 def folder_references(files: list[Path], opts: VideoOptions, result: VideoResult) -> list[Reference]:
@@ -116,7 +122,7 @@ def folder_references(files: list[Path], opts: VideoOptions, result: VideoResult
 
 def _folder_lums(files: list[Path], render_size: int, first: int, count: int) -> Iterator[np.ndarray]:
     """A guide's loader for a frame folder; stops at a frame that cannot be read."""
-    for f in files[first:first + count]:
+    for f in files[first : first + count]:
         try:
             img = read_image(f)
         except ImageError:
@@ -124,10 +130,13 @@ def _folder_lums(files: list[Path], render_size: int, first: int, count: int) ->
         yield render_small(srgb_luminance(img.rgb), render_size, tones=False)
 
 
-def folder_guide(files: list[Path], opts: VideoOptions, refs: list[Reference],
-                 colorizer: Engine) -> ReferenceGuide | None:
+def folder_guide(
+    files: list[Path], opts: VideoOptions, refs: list[Reference], colorizer: Engine
+) -> ReferenceGuide | None:
     if not refs:
         return None
     from colorize_cli.reference import ReferenceGuide
-    return ReferenceGuide(refs, functools.partial(_folder_lums, files, opts.render_size),
-                          chroma=model_chroma(colorizer))
+
+    return ReferenceGuide(
+        refs, functools.partial(_folder_lums, files, opts.render_size), chroma=model_chroma(colorizer)
+    )

@@ -9,6 +9,7 @@ not depend on where a run was stopped. Anything that affects the picture (model,
 codec, crf, trims, segment length, references, the source file) is in the manifest's options: a change discards the old
 segments. Boundaries are found by seeking in time: exact for constant-frame-rate sources.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -21,12 +22,20 @@ from typing import TYPE_CHECKING, Any
 from colorize_cli.claims import is_temp_name
 from colorize_cli.imaging import write_atomic
 from colorize_cli.pipeline import Engine
-from colorize_cli.video import references
 from colorize_cli.progress import Meter, ProgressFn
+from colorize_cli.video import references
 from colorize_cli.video.core import encode_video, nonfinite_warning
 from colorize_cli.video.ffmpeg import VideoInfo, check_count, commit, mux, read_frames, temp_beside, unlink
-from colorize_cli.video.options import (WARMUP, VideoError, VideoOptions, VideoResult, Window, output_codec,
-                                        segments_dir, window)
+from colorize_cli.video.options import (
+    WARMUP,
+    VideoError,
+    VideoOptions,
+    VideoResult,
+    Window,
+    output_codec,
+    segments_dir,
+    window,
+)
 from colorize_cli.video.stabilize import ChromaStabilizer
 
 if TYPE_CHECKING:
@@ -38,6 +47,7 @@ _SEGMENT_FILE = re.compile(r"^(seg_\d{5}\.[a-z0-9]+|manifest\.json|concat\.txt)$
 @dataclass
 class _Film:
     """What every segment of one run shares."""
+
     info: VideoInfo
     dst: Path
     colorizer: Engine
@@ -45,13 +55,14 @@ class _Film:
     refs: list[Reference] | None
     win: Window
     codec: str
-    per: int                         # frames per segment
+    per: int  # frames per segment
 
 
 @dataclass
 class _Book:
     """The segment folder and its manifest: the options the segments were made with, the finished ones (index ->
     frames) and, once the end of the film has been reached, the index of the last one."""
+
     work: Path
     ext: str
     options: dict[str, Any]
@@ -77,13 +88,26 @@ def _model_id(colorizer: Engine) -> str:
 def _options(film: _Film) -> dict[str, Any]:
     """Everything that affects the picture: a manifest made with other options is discarded."""
     opts, win, st = film.opts, film.win, film.info.path.stat()
-    return {"version": 1, "source": str(film.info.path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "model": _model_id(film.colorizer), "render_size": opts.render_size, "strength": opts.strength,
-            "key_every": opts.key_every,
-            "codec": film.codec, "crf": opts.crf, "preset": opts.preset, "first": win.first, "count": win.count,
-            "segment_frames": film.per,
-            "fps": str(film.info.fps), "ext": film.dst.suffix.lower(), "warmup": WARMUP,
-            **({"references": references.fingerprint(opts.references)} if opts.references else {})}
+    return {
+        "version": 1,
+        "source": str(film.info.path.resolve()),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "model": _model_id(film.colorizer),
+        "render_size": opts.render_size,
+        "strength": opts.strength,
+        "key_every": opts.key_every,
+        "codec": film.codec,
+        "crf": opts.crf,
+        "preset": opts.preset,
+        "first": win.first,
+        "count": win.count,
+        "segment_frames": film.per,
+        "fps": str(film.info.fps),
+        "ext": film.dst.suffix.lower(),
+        "warmup": WARMUP,
+        **({"references": references.fingerprint(opts.references)} if opts.references else {}),
+    }
 
 
 def _open_book(work: Path, ext: str, options: dict[str, Any], result: VideoResult) -> _Book:
@@ -114,8 +138,23 @@ def _encode_segment(film: _Film, book: _Book, k: int, stab: ChromaStabilizer, me
         tmp = temp_beside(seg, info.path)
         seg_first = win.first + k * per - warm
         guide = references.film_guide(info, film.opts, film.refs, win.first, film.colorizer)
-        n = encode_video(read_frames(info, seg_first, warm + want), tmp, info, film.colorizer, film.opts, stab, meter,
-                         film.codec, warmup=warm, first=seg_first, guide=guide) if want else 0
+        n = (
+            encode_video(
+                read_frames(info, seg_first, warm + want),
+                tmp,
+                info,
+                film.colorizer,
+                film.opts,
+                stab,
+                meter,
+                film.codec,
+                warmup=warm,
+                first=seg_first,
+                guide=guide,
+            )
+            if want
+            else 0
+        )
         if n:
             check_count(tmp, n, film.dst)
             commit(tmp, seg)
@@ -147,26 +186,49 @@ def _join(film: _Film, book: _Book) -> None:
     """Every finished segment, in order, plus the audio -> the output, renamed into place."""
     order = book.finished()
     if not order or order != list(range(len(order))):
-        raise VideoError(f"{film.info.path}: no video frames between --start and --end" if not order
-                         else f"{book.work}: segments missing; delete the folder and run again")
+        raise VideoError(
+            f"{film.info.path}: no video frames between --start and --end"
+            if not order
+            else f"{book.work}: segments missing; delete the folder and run again"
+        )
     listing = book.work / "concat.txt"
     listing.write_text("".join(f"file '{book.path(i).name}'\n" for i in order))
     out_tmp = None
     try:
         out_tmp = temp_beside(film.dst, film.info.path)
-        mux(["-f", "concat", "-safe", "0", "-i", str(listing)], film.info, film.win.audio_span(film.info.fps),
-            out_tmp, film.dst)
+        mux(
+            ["-f", "concat", "-safe", "0", "-i", str(listing)],
+            film.info,
+            film.win.audio_span(film.info.fps),
+            out_tmp,
+            film.dst,
+        )
         check_count(out_tmp, sum(book.done[i] for i in order), film.dst)
         commit(out_tmp, film.dst)
     finally:
         unlink(out_tmp)
 
 
-def segmented(info: VideoInfo, dst: Path, colorizer: Engine, opts: VideoOptions, progress: ProgressFn | None,
-              result: VideoResult, refs: list[Reference] | None = None) -> None:
+def segmented(
+    info: VideoInfo,
+    dst: Path,
+    colorizer: Engine,
+    opts: VideoOptions,
+    progress: ProgressFn | None,
+    result: VideoResult,
+    refs: list[Reference] | None = None,
+) -> None:
     """A resumable run: the segments an earlier run finished are kept, the rest made, then all joined."""
-    film = _Film(info, dst, colorizer, opts, refs, window(info, opts), output_codec(dst, opts.codec),
-                 max(1, round(opts.segment_seconds * float(info.fps))))
+    film = _Film(
+        info,
+        dst,
+        colorizer,
+        opts,
+        refs,
+        window(info, opts),
+        output_codec(dst, opts.codec),
+        max(1, round(opts.segment_seconds * float(info.fps))),
+    )
     book = _open_book(segments_dir(dst), dst.suffix.lower(), _options(film), result)
     result.reused = sum(book.done.values())
     meter = Meter(film.win.total, result.reused, progress)

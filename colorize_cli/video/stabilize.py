@@ -5,6 +5,7 @@ no files, no model.
     -> warp the previous stabilised chroma onto this frame -> blend with this frame's prediction where the warp is
     trustworthy -> restart at scene cuts
 """
+
 from __future__ import annotations
 
 import collections
@@ -34,9 +35,18 @@ class ChromaStabilizer:
     those go through the network, and step(lum, None) carries the previous chroma along the flow to the frames between.
     """
 
-    def __init__(self, strength: float = DEFAULT_STRENGTH, *, key_every: int = 1, cut_threshold: float = 0.4,
-                 cut_mad: float = 0.25, photo_sigma: float = 0.05, fb_sigma: float = 1.0, flow_size: int = 160,
-                 flow: Flow = Flow.DIS):
+    def __init__(
+        self,
+        strength: float = DEFAULT_STRENGTH,
+        *,
+        key_every: int = 1,
+        cut_threshold: float = 0.4,
+        cut_mad: float = 0.25,
+        photo_sigma: float = 0.05,
+        fb_sigma: float = 1.0,
+        flow_size: int = 160,
+        flow: Flow = Flow.DIS,
+    ):
         self.flow = flow
         self.strength = float(np.clip(strength, 0.0, 1.0))
         self.key_every = max(1, int(key_every))
@@ -47,13 +57,13 @@ class ChromaStabilizer:
         self.frames = self.cuts = self.nonfinite = 0
         self.confidence_sum = 0.0
         self._grid_cache: tuple[tuple[int, int], np.ndarray, np.ndarray] | None = None
-        self._planned: collections.deque = collections.deque()   # (lum, blurred, hist) from needs_model, for step
+        self._planned: collections.deque = collections.deque()  # (lum, blurred, hist) from needs_model, for step
         self.reset()
 
     def reset(self) -> None:
         self.prev_ab: np.ndarray | None = None
-        self.prev_lum: np.ndarray | None = None      # blurred, full render size
-        self.prev_flow: np.ndarray | None = None     # uint8 at flow size
+        self.prev_lum: np.ndarray | None = None  # blurred, full render size
+        self.prev_flow: np.ndarray | None = None  # uint8 at flow size
         self.prev_hist: np.ndarray | None = None
 
     @property
@@ -69,8 +79,13 @@ class ChromaStabilizer:
         blurred, hist = features(np32(lum))
         self._planned.append((lum, blurred, hist))
         prev = self._plan_prev
-        key = (force or prev is None or prev[0].shape != blurred.shape or self._since_key >= self.key_every
-               or self._is_cut(prev[0], prev[1], blurred, hist))
+        key = (
+            force
+            or prev is None
+            or prev[0].shape != blurred.shape
+            or self._since_key >= self.key_every
+            or self._is_cut(prev[0], prev[1], blurred, hist)
+        )
         self._since_key = 1 if key else self._since_key + 1
         self._plan_prev = (blurred, hist)
         return key
@@ -79,7 +94,7 @@ class ChromaStabilizer:
         """The stabilised chroma for this frame: ab blended with the warped previous chroma, or with ab None (a frame
         between key frames) the previous chroma carried along the flow alone."""
         planned = self._planned.popleft() if self._planned else None
-        if planned is not None and planned[0] is not lum:     # not the frame planned next: plan afresh
+        if planned is not None and planned[0] is not lum:  # not the frame planned next: plan afresh
             self._planned.clear()
             planned = None
         lum = np32(lum)
@@ -89,12 +104,17 @@ class ChromaStabilizer:
             self.nonfinite += 1
             ab = np.zeros_like(ab)
             self.reset()
-        if self.strength <= 0 and self.key_every <= 1:
+        if self.strength <= 0 and self.key_every <= 1 and ab is not None:
             return ab
         blurred, hist = planned[1:] if planned is not None else features(lum)
         flow_img, scale = self._flow_image(blurred)
         out = ab if ab is not None else np.zeros((2, *lum.shape), np.float32)
-        if self.prev_ab is not None and self.prev_ab.shape == out.shape:
+        if (
+            self.prev_ab is not None
+            and self.prev_lum is not None
+            and self.prev_hist is not None
+            and (self.prev_ab.shape == out.shape)
+        ):
             if self._is_cut(self.prev_lum, self.prev_hist, blurred, hist):
                 self.cuts += 1
             else:
@@ -114,8 +134,11 @@ class ChromaStabilizer:
         """uint8 luminance for the flow, shrunk so the short side is at most flow_size (cost ~ pixels)."""
         h, w = blurred.shape
         s = min(1.0, self.flow_size / min(h, w))
-        img = blurred if s == 1.0 else cv2.resize(blurred, (max(1, round(w * s)), max(1, round(h * s))),
-                                                  interpolation=cv2.INTER_AREA)
+        img = (
+            blurred
+            if s == 1.0
+            else cv2.resize(blurred, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        )
         return np.clip(img * 255 + 0.5, 0, 255).astype(np.uint8), s
 
     def _grid(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,6 +149,7 @@ class ChromaStabilizer:
 
     def _warp(self, blurred: np.ndarray, flow_img: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
         """The previous stabilised chroma moved onto this frame, and a per-pixel confidence 0..1."""
+        assert self.prev_flow is not None and self.prev_ab is not None and self.prev_lum is not None  # step checks
         h, w = blurred.shape
         # back: this frame's pixel -> where it was in the previous
         back, fwd = _flow_pair(flow_img, self.prev_flow, self.flow)
@@ -134,26 +158,28 @@ class ChromaStabilizer:
             fwd = cv2.resize(fwd, (w, h), interpolation=cv2.INTER_LINEAR) / scale
         gx, gy = self._grid(h, w)
         mx, my = gx + back[..., 0], gy + back[..., 1]
-        remap = functools.partial(cv2.remap, map1=mx, map2=my, interpolation=cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_REPLICATE)
+        remap = functools.partial(
+            cv2.remap, map1=mx, map2=my, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
         warped = np.stack([remap(c) for c in self.prev_ab])
         warped_lum = remap(self.prev_lum)
         fwd_there = remap(fwd)
         fb_err = np.hypot(back[..., 0] + fwd_there[..., 0], back[..., 1] + fwd_there[..., 1])
         fb_sigma = self.fb_sigma * max(1.0, min(h, w) / 256)
         photo = (warped_lum - warped_lum.mean()) - (blurred - blurred.mean())
-        conf = np.exp(-(photo / self.photo_sigma) ** 2 - (fb_err / fb_sigma) ** 2)
+        conf = np.exp(-((photo / self.photo_sigma) ** 2) - (fb_err / fb_sigma) ** 2)
         conf *= (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
-        conf = cv2.blur(cv2.erode(conf, np.ones((3, 3), np.uint8)), (3, 3))   # conservative at occlusion edges
+        conf = cv2.blur(cv2.erode(conf, np.ones((3, 3), np.uint8)), (3, 3))  # conservative at occlusion edges
         return warped, conf.astype(np.float32)
 
 
 def _farneback(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=3, winsize=15, iterations=3,
-                                        poly_n=5, poly_sigma=1.1, flags=0)
+    return cv2.calcOpticalFlowFarneback(
+        a, b, None, pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.1, flags=0
+    )
 
 
-_local = threading.local()     # per thread: a DIS instance keeps state between calls and is not thread-safe
+_local = threading.local()  # per thread: a DIS instance keeps state between calls and is not thread-safe
 
 
 def _dis(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -163,15 +189,20 @@ def _dis(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 _METHODS = {Flow.DIS: _dis, Flow.FARNEBACK: _farneback}
-_last_pair: list = [None, None, None, None]      # (method, cur, prev, flows) of the last _flow_pair call
+_last_pair: list = [None, None, None, None]  # (method, cur, prev, flows) of the last _flow_pair call
 
 
 def _flow_pair(cur: np.ndarray, prev: np.ndarray, method: Flow = Flow.DIS) -> tuple[np.ndarray, np.ndarray]:
     """Flow cur -> prev and prev -> cur. The last pair is remembered: a reference carried forward (reference.py)
     follows the same two frames right after the stabiliser and reuses its flows instead of doubling the cost."""
     m, c, p, flows = _last_pair
-    if m is method and c.shape == cur.shape and p.shape == prev.shape and np.array_equal(c, cur) \
-            and np.array_equal(p, prev):
+    if (
+        m is method
+        and c.shape == cur.shape
+        and p.shape == prev.shape
+        and np.array_equal(c, cur)
+        and np.array_equal(p, prev)
+    ):
         return flows
     flow = _METHODS[method]
     flows = (flow(cur, prev), flow(prev, cur))
@@ -194,4 +225,3 @@ def np32(x: np.ndarray | torch.Tensor) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().float().cpu().numpy()
     return np.ascontiguousarray(x, dtype=np.float32)
-
