@@ -193,8 +193,9 @@ _last_pair: list = [None, None, None, None]  # (method, cur, prev, flows) of the
 
 
 def _flow_pair(cur: np.ndarray, prev: np.ndarray, method: Flow = Flow.DIS) -> tuple[np.ndarray, np.ndarray]:
-    """Flow cur -> prev and prev -> cur. The last pair is remembered: a reference carried forward (reference.py)
-    follows the same two frames right after the stabiliser and reuses its flows instead of doubling the cost."""
+    """Flow cur -> prev and prev -> cur. The last pair is remembered per method: a caller following the same two
+    frames with the same method right after the stabiliser reuses its flows. The reference carry (reference.py) runs
+    Farneback while the stabiliser runs DIS, so with --reference each frame pays one Farneback pair more."""
     m, c, p, flows = _last_pair
     if (
         m is method
