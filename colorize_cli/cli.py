@@ -21,6 +21,7 @@ from colorize_cli.registry import DEFAULT_RENDER_SIZE
 if TYPE_CHECKING:  # torch stays out of --help
     from colorize_cli.batch import InPlaceJournal
     from colorize_cli.pipeline import Options
+    from colorize_cli.train import Blend
 
 app = typer.Typer(
     add_completion=True,
@@ -864,12 +865,12 @@ def train_cmd(
         _export(last, export)
 
 
-def _export(ckpt: Path, dest: Path, readout: dict[str, float] | None = None) -> None:
+def _export(ckpt: Path, dest: Path, readout: dict[str, float] | None = None, blend: Blend | None = None) -> None:
     from colorize_cli.train import export
     from colorize_cli.weights import WeightsError
 
     try:
-        meta = export(ckpt, dest, readout=readout)
+        meta = export(ckpt, dest, readout=readout, blend=blend)
     except WeightsError as e:
         fail(str(e))
     print(f"exported {meta['architecture']} (step {meta['step']}) to {dest}", file=sys.stderr)
@@ -895,10 +896,22 @@ def export_cmd(
         "divides back out (classification models; above "
         "1 leans towards common, duller colours).",
     ),
+    blend_with: str | None = typer.Option(
+        None,
+        "--blend-with",
+        help="Interpolate the checkpoint's weights with this model's (a name or .safetensors path of the same "
+        "architecture, usually the --init it was fine-tuned from): keeps more of the base's colour on photos unlike "
+        "the fine-tuning set.",
+    ),
+    blend: float = typer.Option(
+        0.5, "--blend", min=0.0, max=1.0, help="The checkpoint's share of the weights with --blend-with (1: no blend)."
+    ),
 ):
     """Turn a training checkpoint into a safetensors weights file with metadata."""
+    from colorize_cli.train import Blend
+
     readout = {k: v for k, v in (("temperature", temperature), ("prior_correction", prior_correction)) if v is not None}
-    _export(checkpoint, dest, readout)
+    _export(checkpoint, dest, readout, Blend(blend_with, blend) if blend_with else None)
 
 
 def main() -> None:

@@ -31,8 +31,8 @@ from colorize_cli.imaging import ImageError, iter_images, read_image, write_atom
 from colorize_cli.losses import LOSSES, NEEDS_READOUT
 from colorize_cli.models.base import ColorModel
 from colorize_cli.registry import create_model, get_spec
-from colorize_cli.weights import WeightsError, load_checkpoint, save_weights
-from colorize_cli.zoo import pick_device
+from colorize_cli.weights import WeightsError, blend_states, load_checkpoint, load_weights, save_weights
+from colorize_cli.zoo import pick_device, weights_for
 
 GRAY_CHROMA = 4.0  # mean |ab| below this: the "colour" photo is gray or near-gray and teaches nothing
 # With keep_muted, only photos of one hue at most are dropped (grayscale, sepia or other toning): the spread of ab
@@ -527,11 +527,28 @@ def rebuild_state(ck: dict[str, Any], readout: dict[str, float]) -> dict[str, to
     return state
 
 
-def export(ckpt_path: Path, dest: Path, half: bool = True, readout: dict[str, float] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Blend:
+    """Export the checkpoint's weights interpolated with another model's (weights.blend_states): share is the
+    checkpoint's part, 1 - share the base's."""
+
+    base: str  # a model name or a .safetensors path, of the checkpoint's architecture
+    share: float
+
+
+def export(
+    ckpt_path: Path,
+    dest: Path,
+    half: bool = True,
+    readout: dict[str, float] | None = None,
+    blend: Blend | None = None,
+) -> dict[str, Any]:
     """Write a checkpoint's model as safetensors with the metadata the registry needs to serve it."""
     ck = load_checkpoint(ckpt_path)
     state = rebuild_state(ck, readout or {})
     cfg, spec = ck["config"], get_spec(ck["arch"])
+    if blend:
+        state = _blended(state, blend, spec.name)
     history = json.loads(ck["history"])
     last_val = next((r["val_loss"] for r in reversed(history) if "val_loss" in r), None)
     meta = {
@@ -549,5 +566,14 @@ def export(ckpt_path: Path, dest: Path, half: bool = True, readout: dict[str, fl
         "format": "colorize_cli-weights-1",
     }
     meta.update({k: float(state[k]) for k in ("temperature", "prior_correction") if k in state})
+    if blend:
+        meta["blend"] = {"base": blend.base, "share": blend.share}
     save_weights(dest, state, meta, half=half)
     return meta
+
+
+def _blended(state: dict[str, torch.Tensor], blend: Blend, arch: str) -> dict[str, torch.Tensor]:
+    if not 0.0 <= blend.share <= 1.0:
+        raise WeightsError(f"blend share {blend.share} is not between 0 and 1")
+    base, _ = load_weights(weights_for(blend.base), expect_arch=arch)
+    return blend_states(state, base, blend.share)

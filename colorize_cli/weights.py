@@ -136,6 +136,23 @@ def update_sums(folder: Path) -> None:
     (folder / SUMS_FILE).write_text("\n".join(lines) + "\n")
 
 
+Tensors = dict[str, torch.Tensor]
+
+
+def blend_states(tuned: Tensors, base: Tensors, share: float) -> Tensors:
+    """share * tuned + (1 - share) * base for every floating tensor (BatchNorm statistics too); integer tensors
+    (batch counters) and scalar readout settings are the tuned model's. A fine-tune and the weights it started from
+    lie in one basin, so the straight line between them keeps most of the fine-tune's gain on its own data and the
+    start's robustness elsewhere (WiSE-FT, Wortsman et al. 2022)."""
+    missing = [k for k, v in tuned.items() if v.is_floating_point() and (k not in base or base[k].shape != v.shape)]
+    if missing:
+        raise WeightsError(f"the blend's base does not fit: {len(missing)} tensors differ or are absent ({missing[0]})")
+    return {
+        k: torch.lerp(base[k].float(), v.float(), share) if v.is_floating_point() and v.ndim else v
+        for k, v in tuned.items()
+    }
+
+
 def shipped_path(name: str) -> Path:
     return WEIGHTS_DIR / f"{name}.safetensors"
 

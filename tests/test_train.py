@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from colorize_cli.train import EpochSampler, TrainConfig, Trainer, export, group_weights, keep_colour
-from colorize_cli.weights import load_checkpoint, read_metadata
+from colorize_cli.train import Blend, EpochSampler, TrainConfig, Trainer, export, group_weights, keep_colour
+from colorize_cli.weights import WeightsError, load_checkpoint, load_weights, read_metadata
 from colorize_cli.zoo import available_models, load_model
 from tests.conftest import TRAIN, VAL, pick
 
@@ -99,6 +99,36 @@ def test_init_fine_tunes_from_weights_and_keeps_their_prior(small_set, tmp_path:
     assert torch.equal(after["class_weights"], start["class_weights"])  # the readout's prior is kept
     meta = export(tmp_path / "b" / "last.ckpt", tmp_path / "b.safetensors")
     assert meta["images_seen"] == (2 + 3) * 8 and meta["init"] == str(src)  # the whole history is counted
+
+
+def test_export_blends_the_checkpoint_with_its_base(small_set, tmp_path: Path):
+    Trainer(config(small_set, tmp_path / "a", steps=2)).run()
+    base = tmp_path / "base.safetensors"
+    export(tmp_path / "a" / "last.ckpt", base, half=False)
+    Trainer(config(small_set, tmp_path / "b", steps=3, init=str(base))).run()
+    export(tmp_path / "b" / "last.ckpt", tmp_path / "t.safetensors", half=False)
+    tuned, _ = load_weights(tmp_path / "t.safetensors")
+    start, _ = load_weights(base)
+    for share in (0.0, 0.5):
+        dest = tmp_path / f"blend{share}.safetensors"
+        meta = export(tmp_path / "b" / "last.ckpt", dest, half=False, blend=Blend(str(base), share))
+        got, _ = load_weights(dest)
+        w = "head.weight"
+        assert not torch.equal(tuned[w], start[w])
+        torch.testing.assert_close(got[w], share * tuned[w] + (1 - share) * start[w])
+        assert meta["blend"] == {"base": str(base), "share": share} and read_metadata(dest)["blend"]["share"] == share
+    mid, _ = load_weights(tmp_path / "blend0.5.safetensors")
+    assert torch.equal(mid["blocks.0._bn1.num_batches_tracked"], tuned["blocks.0._bn1.num_batches_tracked"])
+
+
+def test_export_refuses_a_blend_base_of_another_architecture(small_set, tmp_path: Path):
+    Trainer(config(small_set, tmp_path / "a", steps=1)).run()
+    Trainer(config(small_set, tmp_path / "c", steps=1, arch="cnn-rgb")).run()
+    other = tmp_path / "other.safetensors"
+    export(tmp_path / "c" / "last.ckpt", other)
+    with pytest.raises(WeightsError, match="not 'unet-lab'"):
+        export(tmp_path / "a" / "last.ckpt", tmp_path / "x.safetensors", blend=Blend(str(other), 0.5))
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_init_rejects_weights_of_another_architecture(small_set, tmp_path: Path):
