@@ -89,11 +89,11 @@ def params_m(model: nn.Module) -> float:
 
 
 def pipeline_ms(
-    model: torch.nn.Module, paths: list[Path], out: Path, device: torch.device, batch: int, workers: int
+    model: torch.nn.Module, paths: list[Path], out: Path, device: torch.device, batch: int, workers: int, threads: int
 ) -> float:
     """Marginal ms per image: (time for all - time for a quarter) / (the other three quarters)."""
     colorizer = Engine(model, device)
-    opts = Options(batch_size=batch, workers=workers)  # the default render size and threads, as `colorize dir`
+    opts = Options(batch_size=batch, workers=workers, threads=threads)  # the default render size, as `colorize dir`
 
     def run(subset: list[Path], tag: str) -> float:
         t0 = time.perf_counter()
@@ -116,6 +116,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8, help="Pipeline batch (colorize dir's --batch-size).")
     ap.add_argument("--workers", type=int, default=1, help="Pipeline decoding processes.")
     ap.add_argument("--repeats", type=int, default=3, help="Interleaved peer / pipeline timings per model.")
+    ap.add_argument(
+        "--pipeline-threads",
+        type=int,
+        nargs="*",
+        default=[None],
+        help="The pipeline's --threads, one row each (default: one row at colorize dir's default).",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -158,19 +165,24 @@ def main() -> None:
                 continue
             model = load_model(name, device)
             net = min(at_threads(n, lambda: network_ms(model, args.runs)) for n in {1, args.threads})
-            # The peer and our pipeline one after the other, repeated, so a change in the host's load hits both: the
-            # speed-up is the median of the pairs' ratios (our whole pipeline against the peer's network alone).
-            pairs = [
-                (peer_ms(), pipeline_ms(model, paths, Path(tmp) / f"{name}-{r}", device, args.batch_size, args.workers))
-                for r in range(args.repeats)
-            ]
-            peer_med = statistics.median(p for p, _ in pairs)
-            ms = statistics.median(m for _, m in pairs)
-            ratio = statistics.median(p / m for p, m in pairs)
-            print(
-                f"| {name} | {params_m(model):.1f}M | {net:.1f} | {ms:.1f} | {peer_med:.1f} | {ratio:.1f}x |",
-                flush=True,
-            )
+            for threads in args.pipeline_threads:
+                n = Options().threads if threads is None else threads
+                label = name if threads is None else f"{name}, --threads {n}"
+
+                def ours(r: int, n: int = n, name: str = name, model: torch.nn.Module = model) -> float:
+                    out = Path(tmp) / f"{name}-{n}-{r}"
+                    return pipeline_ms(model, paths, out, device, args.batch_size, args.workers, n)
+
+                # The peer and our pipeline one after the other, repeated, so a change in the host's load hits both:
+                # the speed-up is the median of the pairs' ratios (our whole pipeline against the peer's network).
+                pairs = [(peer_ms(), ours(r)) for r in range(args.repeats)]
+                peer_med = statistics.median(p for p, _ in pairs)
+                ms = statistics.median(m for _, m in pairs)
+                ratio = statistics.median(p / m for p, m in pairs)
+                print(
+                    f"| {label} | {params_m(model):.1f}M | {net:.1f} | {ms:.1f} | {peer_med:.1f} | {ratio:.1f}x |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
