@@ -144,6 +144,14 @@ def evaluate(
     return report
 
 
+def add_weights_sizes(report: dict[str, Any], names: list[str]) -> None:
+    """Each model's weights file size (MB) into its row of the report, for the tables."""
+    from colorize_cli.zoo import weights_for
+
+    for m in names:
+        report["results"][m]["weights_mb"] = weights_for(m).stat().st_size / 1e6
+
+
 def _rows(models: dict[str, ColorModel], gray: Scores, scores: dict[str, Scores], cf: float) -> dict[str, Any]:
     """The table: the gray baseline, then each model's scores with its size and network time."""
     results = {GRAY: gray.summary(cf)}

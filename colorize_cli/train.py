@@ -27,7 +27,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from colorize_cli import color
 from colorize_cli.claims import temp_file
-from colorize_cli.imaging import ImageError, iter_images, read_image, write_atomic
+from colorize_cli.folders import iter_images
+from colorize_cli.imaging import ImageError, read_image, write_atomic
 from colorize_cli.losses import LOSSES, NEEDS_READOUT
 from colorize_cli.models.base import ColorModel
 from colorize_cli.registry import create_model, get_spec
@@ -71,6 +72,12 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     quiet: bool = False
+
+    @classmethod
+    def from_checkpoint(cls, ck: dict[str, Any]) -> TrainConfig:
+        """The config a checkpoint was saved with; keys this version does not know (other versions) are left out."""
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in ck["config"].items() if k in known})
 
 
 # ----------------------------------------------------------------------------------------------------------- data
