@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from colorize_cli.train import EpochSampler, TrainConfig, Trainer, export, group_weights, keep_colour
+from colorize_cli.train import TrainConfig, Trainer
+from colorize_cli.train_data import EpochSampler, group_weights, keep_colour
+from colorize_cli.train_export import export
 from colorize_cli.weights import load_checkpoint, read_metadata
 from colorize_cli.zoo import available_models, load_model
 from tests.conftest import TRAIN, VAL, pick

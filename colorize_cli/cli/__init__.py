@@ -6,7 +6,7 @@ so `colorize --help` answers at once.
     cli/photos.py     dir, image        -> batch.py plans -> colorizer.Colorizer.run_planned
     cli/video.py      video             -> video.run
     cli/evaluate.py   eval, models      -> evaluate.py, zoo.describe_models
-    cli/train.py      train, export     -> train.Trainer, train.export
+    cli/train.py      train, export     -> train.Trainer, train_export.export
 
 Each command gathers its parameters into a dataclass (PhotoArgs, VideoArgs, ...) and hands it to a run_* function;
 the logic lives in the library, so the Python API reaches all of it.

@@ -1,5 +1,5 @@
 """`colorize train` (a TrainConfig from the options or a checkpoint, then train.Trainer) and `colorize export`
-(a checkpoint into safetensors weights)."""
+(train_export.export: a checkpoint into safetensors weights)."""
 
 from __future__ import annotations
 
@@ -216,7 +216,7 @@ def export_cmd(
 
 
 def export_weights(ckpt: Path, dest: Path, readout: dict[str, float] | None = None) -> None:
-    from colorize_cli.train import export
+    from colorize_cli.train_export import export
     from colorize_cli.weights import WeightsError
 
     try:
