@@ -89,7 +89,7 @@ def quality_photos(data: Path | None, n: int) -> list[Path]:
         if not found:
             raise SystemExit(f"no PNG photos in {data}")
         return found
-    from colorize_cli.train import split_files
+    from colorize_cli.train_data import split_files
 
     _, held_out = split_files(DATA / "train", 2.0)
     return held_out[:: max(1, len(held_out) // n)][:n]

@@ -21,7 +21,7 @@ from _common import DATA
 from colorize_cli.classifier import Classifier
 from colorize_cli.evaluate import evaluate, markdown, prefix, save_json
 from colorize_cli.pipeline import Options
-from colorize_cli.train import split_files
+from colorize_cli.train_data import split_files
 from colorize_cli.zoo import load_model
 
 

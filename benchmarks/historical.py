@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from colorize_cli import metrics
-from colorize_cli.imaging import encode_image, iter_images, read_image, write_atomic
+from colorize_cli.folders import iter_images
+from colorize_cli.imaging import encode_image, read_image, write_atomic
 from colorize_cli.pipeline import Engine, Options, colorize_files
 from colorize_cli.zoo import load_model
 

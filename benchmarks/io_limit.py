@@ -114,14 +114,12 @@ def stage_seconds(colorizer: Engine, paths: list[Path], opts: Options, out: Path
         t0 = time.perf_counter()
         items = [reader[i] for i in range(start, min(start + opts.batch_size, len(paths)))]
         t1 = time.perf_counter()
-        abs_ = colorizer.chroma([it["small"] for it in items])
+        abs_ = colorizer.chroma([it.small for it in items])
         t2 = time.perf_counter()
-        rgbs = [colorizer.merge(it["lum"], ab)[0] for it, ab in zip(items, abs_)]
+        rgbs = [colorizer.merge(it.lum, ab)[0] for it, ab in zip(items, abs_)]
         t3 = time.perf_counter()
         for it, rgb in zip(items, rgbs):
-            write_atomic(
-                out / paths[it["i"]].name, encode_image(rgb, it["alpha"], it["ext"], it["bit_depth"], opts.jpeg_quality)
-            )
+            write_atomic(out / paths[it.i].name, encode_image(rgb, it.alpha, it.ext, it.bit_depth, opts.jpeg_quality))
         t4 = time.perf_counter()
         for stage, dt in zip(STAGES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3)):
             spent[stage] += dt

@@ -78,11 +78,11 @@ def main() -> None:
         paths = gray_photos(args.images, Path(tmp), megapixels(1.0), ext=".jpg")
         reader = ReadSet(paths, Options(workers=0, device="cpu"))
         engine = Engine(load_model("unet-lab"), torch.device("cpu"))
-        engine.chroma([reader[0]["small"]])  # warm-up
+        engine.chroma([reader[0].small])  # warm-up
         for start in range(0, len(paths), 8):
             items = timed("decode", lambda: [reader[i] for i in range(start, min(start + 8, len(paths)))])
-            abs_ = timed("model", lambda: engine.chroma([it["small"] for it in items]))
-            rgbs = timed("merge", lambda: [engine.merge(it["lum"], ab, np.uint8)[0] for it, ab in zip(items, abs_)])
+            abs_ = timed("model", lambda: engine.chroma([it.small for it in items]))
+            rgbs = timed("merge", lambda: [engine.merge(it.lum, ab, np.uint8)[0] for it, ab in zip(items, abs_)])
             timed("encode", lambda: [encode_image(rgb, None, ".jpg", 8, 95) for rgb in rgbs])
     print("| " + " | ".join(f"{k} CPU ms/img" for k in cpu) + " | total |")
     print("|---" * (len(cpu) + 1) + "|")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from colorize_cli.folders import iter_images, output_path
 from colorize_cli.pipeline import Result, Status
 
 JOURNAL_NAME = ".colorize-in-place.jsonl"
@@ -122,6 +123,45 @@ class InPlaceJournal:
         finally:
             os.close(fd)
         self.entries[entry["out"]] = entry
+
+
+# ------------------------------------------------------------------------------------- pairs for dir and image
+def folder_output(input_dir: Path, output: Path | None, in_place: bool) -> Path:
+    """`dir`'s output folder: the input itself in place, else -o or INPUT_colorized beside it; never the input
+    folder by accident (ValueError)."""
+    if in_place:
+        return input_dir
+    out = output or input_dir.resolve().with_name(input_dir.resolve().name + "_colorized")
+    if out.resolve() == input_dir.resolve():
+        raise ValueError(f"{out}: output folder is the input folder; choose another with -o, or say --in-place")
+    return out
+
+
+def folder_pairs(
+    input_dir: Path, output: Path, recursive: bool, fmt: str, journal: InPlaceJournal | None = None
+) -> list[tuple[Path, Path]]:
+    """(photo, result) for every photo in the folder, mirrored under `output` (skipped when inside it), in walking
+    order; in place (`journal`), our own results from other inputs are not taken for originals."""
+    srcs = [
+        s
+        for s in iter_images(input_dir, recursive, exclude=None if journal is not None else output)
+        if journal is None or not journal.is_result_of_another(s)
+    ]
+    return [(s, output_path(s, input_dir, output, fmt)) for s in srcs]
+
+
+def file_pairs(files: list[Path], output: Path, fmt: str) -> list[tuple[Path, Path]]:
+    """(photo, result) for photos named one by one, all into `output`; ValueError when a result is its own input."""
+    pairs = [(f, output_path(f, None, output, fmt)) for f in files]
+    for src, dst in pairs:
+        if dst.resolve() == src.resolve():
+            raise ValueError(f"{src}: output would overwrite the input; choose another -o")
+    return pairs
+
+
+def relative_to(root: Path) -> Callable[[Path], str]:
+    """An input's name under `root`, as shards and the dry run know it."""
+    return lambda src: str(src.relative_to(root))
 
 
 def plan(

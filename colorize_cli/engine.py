@@ -1,7 +1,7 @@
 """The in-memory engine every front shares (the photo stream, film, eval, the Python API): a decoded image's
 luminance and render-size copy (prepare), the model run on batches at a chosen precision (Engine.chroma), and the
-merge of its chroma with the full-resolution luminance (Engine.merge). No paths, no files: pipeline.py streams
-folders through it, colorizer.py is its public face.
+merge of its chroma with the full-resolution luminance (Engine.merge). No paths, no files: stream.py and
+pipeline.py stream folders through it, colorizer.py is its public face.
 """
 
 from __future__ import annotations

@@ -80,6 +80,52 @@ def network_ms(model: ColorModel, runs: int = 10, size: int = 256) -> float:
     return 1000 * float(np.median(times[2:]))
 
 
+@dataclass
+class _Tally:
+    """What evaluate() gathers while the models' streams run: scores per model and for the gray baseline, the truth's
+    colourfulness and classes, the images left out (gray truth, unreadable) and the grid's pictures."""
+
+    scores: dict[str, Scores]
+    classifier: Classifier | None
+    grid_count: int
+    gray: Scores = field(default_factory=Scores)
+    truth_cf: dict[int, float] = field(default_factory=dict)
+    truth_class: dict[int, int] = field(default_factory=dict)
+    skipped: set[int] = field(default_factory=set)
+    failed: dict[int, str] = field(default_factory=dict)  # unreadable truth images: left out of every row, reported
+    grid: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+
+    def agrees(self, i: int, rgb: np.ndarray) -> bool | None:
+        if self.classifier is None:
+            return None
+        return self.classifier.top1([quantize8(rgb)])[0] == self.truth_class[i]
+
+    def add(self, name: str, first: bool, i: int, item: pipeline.StreamItem, colorizer: pipeline.Engine, group: str):
+        """One streamed image of model `name`; the first model's pass also scores the gray baseline."""
+        if item.error is not None:
+            self.failed[i] = item.error
+            return
+        if i in self.failed:
+            return
+        truth, out = item.rgb, item.rgb_out
+        assert truth is not None and out is not None and item.lum is not None  # keep_input, merged
+        if first and is_gray(truth):
+            self.skipped.add(i)
+        if i in self.skipped:
+            return
+        if first:
+            if self.classifier is not None:
+                self.truth_class[i] = self.classifier.top1([truth])[0]
+            g, _ = colorizer.merge(item.lum, torch.zeros(2, *item.lum.shape))
+            self.gray.add(g, truth, group, self.agrees(i, g))
+            self.truth_cf[i] = metrics.colorfulness(truth)
+            if i < self.grid_count:
+                self.grid[i] = {GRAY: g, "truth": truth}
+        self.scores[name].add(out, truth, group, self.agrees(i, out))
+        if i < self.grid_count:
+            self.grid[i][name] = out
+
+
 def evaluate(
     files: list[Path],
     models: dict[str, ColorModel],
@@ -92,56 +138,34 @@ def evaluate(
     group of files when group_by names each file's, e.g. prefix); grid_count first images kept for a grid."""
     opts.keep_input = True
     device = torch.device(opts.device) if opts.device != "auto" else None
-    truth_cf, gray, scores = {}, Scores(), {name: Scores() for name in models}
-    truth_class: dict[int, int] = {}
-
-    def agrees(i: int, rgb: np.ndarray) -> bool | None:
-        return None if classifier is None else classifier.top1([quantize8(rgb)])[0] == truth_class[i]
-
-    skipped: set[int] = set()
-    failed: dict[int, str] = {}  # unreadable truth images: left out of every row, reported
-    grid: dict[int, dict[str, np.ndarray]] = {}
+    t = _Tally({name: Scores() for name in models}, classifier, grid_count)
     for idx, (name, model) in enumerate(models.items()):
         colorizer = pipeline.Engine(model, device or next(model.parameters()).device)
         for i, item in pipeline.stream(files, colorizer, opts):
-            if "error" in item:
-                failed[i] = item["error"]
-                continue
-            if i in failed:
-                continue
-            truth = item["rgb"]
-            if idx == 0 and is_gray(truth):
-                skipped.add(i)
-            if i in skipped:
-                continue
-            group = group_by(files[i]) if group_by else ""
-            if idx == 0:
-                if classifier is not None:
-                    truth_class[i] = classifier.top1([truth])[0]
-                g, _ = colorizer.merge(item["lum"], torch.zeros(2, *item["lum"].shape))
-                gray.add(g, truth, group, agrees(i, g))
-                truth_cf[i] = metrics.colorfulness(truth)
-                if i < grid_count:
-                    grid[i] = {GRAY: g, "truth": truth}
-            scores[name].add(item["rgb_out"], truth, group, agrees(i, item["rgb_out"]))
-            if i < grid_count:
-                grid[i][name] = item["rgb_out"]
-    cf = float(np.mean(list(truth_cf.values())))
-    results = _rows(models, gray, scores, cf)
+            t.add(name, idx == 0, i, item, colorizer, group_by(files[i]) if group_by else "")
+    cf = float(np.mean(list(t.truth_cf.values())))
     report = {
         "data": str(files[0].parent) if files else "",
-        "images": len(files) - len(skipped) - len(failed),
-        "skipped_gray": [files[i].name for i in sorted(skipped)],
-        "failed": [failed[i] for i in sorted(failed)],
+        "images": len(files) - len(t.skipped) - len(t.failed),
+        "skipped_gray": [files[i].name for i in sorted(t.skipped)],
+        "failed": [t.failed[i] for i in sorted(t.failed)],
         "render_size": opts.render_size,
         "truth_colorfulness": cf,
-        "results": results,
+        "results": _rows(models, t.gray, t.scores, cf),
         "timed_on": timed_on(models),
-        "grid": [grid[i] for i in sorted(grid)],
+        "grid": [t.grid[i] for i in sorted(t.grid)],
     }
     if group_by is not None:
-        report["groups"] = group_summaries(gray, scores, truth_cf)
+        report["groups"] = group_summaries(t.gray, t.scores, t.truth_cf)
     return report
+
+
+def add_weights_sizes(report: dict[str, Any], names: list[str]) -> None:
+    """Each model's weights file size (MB) into its row of the report, for the tables."""
+    from colorize_cli.zoo import weights_for
+
+    for m in names:
+        report["results"][m]["weights_mb"] = weights_for(m).stat().st_size / 1e6
 
 
 def _rows(models: dict[str, ColorModel], gray: Scores, scores: dict[str, Scores], cf: float) -> dict[str, Any]:

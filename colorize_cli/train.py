@@ -1,4 +1,6 @@
-"""Training loop shared by every registered architecture.
+"""Training loop shared by every registered architecture: the Trainer (device, DDP, AMP, loop, validation,
+checkpoints, resume); what it reads (photos, crops, epoch order, the ab prior) is train_data.py, and a
+checkpoint becomes shipped weights in train_export.py.
 
 Determinism is designed in so `--resume` continues bit-for-bit: the data order is a permutation seeded by (seed, epoch),
 each sample's augmentation is seeded by (seed, epoch, index), and a checkpoint stores the position in the epoch with the
@@ -8,7 +10,6 @@ model, optimizer, scheduler and RNG states. Checkpoints hold tensors and plain v
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -17,28 +18,21 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import cv2
-import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 
 from colorize_cli import color
 from colorize_cli.claims import temp_file
-from colorize_cli.imaging import ImageError, iter_images, read_image, write_atomic
+from colorize_cli.folders import iter_images
+from colorize_cli.imaging import write_atomic
 from colorize_cli.losses import LOSSES, NEEDS_READOUT
 from colorize_cli.models.base import ColorModel
 from colorize_cli.registry import create_model, get_spec
-from colorize_cli.weights import WeightsError, blend_states, load_checkpoint, load_weights, save_weights
-from colorize_cli.zoo import pick_device, weights_for
-
-GRAY_CHROMA = 4.0  # mean |ab| below this: the "colour" photo is gray or near-gray and teaches nothing
-# With keep_muted, only photos of one hue at most are dropped (grayscale, sepia or other toning): the spread of ab
-# across that hue (the smaller principal axis) stays under this on a 64x64 copy. Muted colour photos (overcast streets,
-# concrete, dark clothes: 12% of train/) are kept; 0.2% of train/ fall under it, synthetic sepia of val/ mostly does.
-HUE_SPREAD = 0.75
+from colorize_cli.train_data import CropSet, EpochSampler, fit_prior, group_weights, keep_colour, split_files
+from colorize_cli.zoo import pick_device
 
 
 @dataclass
@@ -72,134 +66,11 @@ class TrainConfig:
     amp: bool = True
     quiet: bool = False
 
-
-# ----------------------------------------------------------------------------------------------------------- data
-def split_files(root: Path, val_percent: float) -> tuple[list[Path], list[Path]]:
-    """Hold out files by a hash of their relative path: stable as the folder grows."""
-    train: list[Path] = []
-    val: list[Path] = []
-    for p in iter_images(root, recursive=True):
-        h = int(hashlib.sha1(str(p.relative_to(root)).encode()).hexdigest()[:8], 16) % 10000
-        (val if h < val_percent * 100 else train).append(p)
-    return train, val
-
-
-def _decode_rgb(path: Path) -> np.ndarray | None:
-    """Float RGB 0..1 through the same safe reader as the CLI (EXIF, 16-bit, size guard); None if unreadable."""
-    try:
-        return read_image(path).rgb
-    except ImageError:
-        return None
-
-
-def _small_ab(rgb: np.ndarray) -> np.ndarray:
-    small = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(small, cv2.COLOR_RGB2Lab)[..., 1:].reshape(-1, 2).astype(np.float64)
-
-
-def chroma_level(rgb: np.ndarray) -> float:
-    """Mean |ab| of a small copy: how colourful a photo is."""
-    return float(np.abs(_small_ab(rgb)).mean())
-
-
-def hue_spread(rgb: np.ndarray) -> float:
-    """Standard deviation of a small copy's ab along its minor principal axis: near 0 when every pixel has one hue
-    (gray, or a sepia-like toning whose chroma follows the lightness), larger once two hues appear, however muted."""
-    return float(np.sqrt(max(0.0, np.linalg.eigvalsh(np.cov(_small_ab(rgb).T))[0])))
-
-
-class _ScanSet(Dataset):
-    def __init__(self, files: list[Path], keep_muted: bool):
-        self.files, self.keep_muted = files, keep_muted
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> bool | None:
-        """Whether the photo has colour to teach; None if unreadable."""
-        rgb = _decode_rgb(self.files[i])
-        if rgb is None:
-            return None
-        return hue_spread(rgb) >= HUE_SPREAD if self.keep_muted else chroma_level(rgb) >= GRAY_CHROMA
-
-
-def keep_colour(files: list[Path], workers: int, keep_muted: bool = False) -> tuple[list[Path], int, int]:
-    """Drop unreadable and gray images (decoded in workers): near-gray by mean chroma, or with keep_muted only those of
-    a single hue; returns kept files and the two counts dropped."""
-    verdicts = list(DataLoader(_ScanSet(files, keep_muted), batch_size=None, num_workers=workers))
-    kept = [f for f, ok in zip(files, verdicts) if ok]
-    return kept, sum(v is None for v in verdicts), sum(v is False for v in verdicts)
-
-
-def group_weights(files: list[Path], balance: float) -> torch.Tensor | None:
-    """Per-file sampling weights that give each file-name group (evaluate.prefix) a share of size ** balance; None
-    when balance is 1 (every photo alike). 0.5 lets faces and houses be seen beside scenes without repeating a small
-    group's photos too often."""
-    if balance == 1.0:
-        return None
-    from colorize_cli.evaluate import prefix
-
-    groups = [prefix(f) for f in files]
-    sizes = {g: groups.count(g) for g in set(groups)}
-    return torch.tensor([sizes[g] ** (balance - 1.0) for g in groups], dtype=torch.float64)
-
-
-class CropSet(Dataset):
-    """Random-resized crops with flips (train) or centre crops (val); indices arrive as (epoch, i) for determinism."""
-
-    def __init__(self, files: list[Path], crop: int, seed: int, train: bool):
-        self.files, self.crop, self.seed, self.train = files, crop, seed, train
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, key: tuple[int, ...] | int) -> torch.Tensor:
-        epoch, i, *draw = key if isinstance(key, tuple) else (0, key)  # draw: a photo drawn twice gets two crops
-        rgb = _decode_rgb(self.files[i])
-        if rgb is None:  # vanished or damaged since the scan: a neutral sample keeps the batch shape
-            return torch.full((3, self.crop, self.crop), 0.5)
-        rng = np.random.default_rng([self.seed, epoch, i, *draw])
-        rgb = self._random_crop(rgb, rng) if self.train else self._centre_crop(rgb)
-        return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()
-
-    def _random_crop(self, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        h, w = rgb.shape[:2]
-        side = int(rng.uniform(0.55, 1.0) * min(h, w))  # scale jitter: objects appear at many sizes
-        y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
-        out = cv2.resize(rgb[y : y + side, x : x + side], (self.crop, self.crop), interpolation=cv2.INTER_AREA)
-        return out[:, ::-1] if rng.random() < 0.5 else out
-
-    def _centre_crop(self, rgb: np.ndarray) -> np.ndarray:
-        h, w = rgb.shape[:2]
-        side = min(h, w)
-        y, x = (h - side) // 2, (w - side) // 2
-        return cv2.resize(rgb[y : y + side, x : x + side], (self.crop, self.crop), interpolation=cv2.INTER_AREA)
-
-
-class EpochSampler(Sampler):
-    """Yields (epoch, index) forever from a per-epoch seeded permutation, from a given position, sharded by rank.
-    With weights, each epoch is n seeded draws with replacement instead, yielded as (epoch, index, draw)."""
-
-    def __init__(
-        self, n: int, seed: int, start: int = 0, rank: int = 0, world: int = 1, weights: torch.Tensor | None = None
-    ):
-        self.n, self.seed, self.start, self.rank, self.world = n, seed, start, rank, world
-        self.weights = weights
-
-    def __iter__(self) -> Iterator[tuple[int, ...]]:
-        per_epoch = self.n // self.world
-        pos = self.start
-        while True:
-            epoch, k = divmod(pos, per_epoch)
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            if self.weights is None:
-                order = torch.randperm(self.n, generator=g)[self.rank :: self.world][:per_epoch].tolist()
-                yield from ((epoch, i) for i in order[k:])
-            else:
-                drawn = torch.multinomial(self.weights, self.n, True, generator=g)
-                draws = list(enumerate(drawn.tolist()))[self.rank :: self.world][:per_epoch]
-                yield from ((epoch, i, j) for j, i in draws[k:])
-            pos = (epoch + 1) * per_epoch
+    @classmethod
+    def from_checkpoint(cls, ck: dict[str, Any]) -> TrainConfig:
+        """The config a checkpoint was saved with; keys this version does not know (other versions) are left out."""
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in ck["config"].items() if k in known})
 
 
 # ------------------------------------------------------------------------------------------------------- helpers
@@ -213,14 +84,6 @@ def lr_lambda(warmup: int, total: int):
         return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t))
 
     return f
-
-
-def fit_prior(model: ColorModel, files: list[Path], crop: int, seed: int, n: int = 512) -> None:
-    """Give the model the training data's ab distribution (used by classification models for rebalancing)."""
-    ds = CropSet(files[:: max(1, len(files) // n)][:n], crop, seed, train=False)
-    rgb = torch.stack([ds[i] for i in range(len(ds))])
-    ab = torch.nn.functional.avg_pool2d(color.rgb_to_lab(rgb)[:, 1:], 4)
-    model.fit_prior(ab.permute(0, 2, 3, 1).reshape(-1, 2))
 
 
 def _train_worker(_: int) -> None:
@@ -509,71 +372,3 @@ class Trainer:
                     self.save()
         if stop["flag"] and self.dist.main:
             self.log(f"stopped: checkpoint saved to {self.save()}")
-
-
-def rebuild_state(ck: dict[str, Any], readout: dict[str, float]) -> dict[str, torch.Tensor]:
-    """The checkpoint's tensors loaded into a fresh model, so buffers added to the architecture since (with their
-    defaults) are filled in; then readout buffers (e.g. temperature) set as asked."""
-    model = create_model(ck["arch"])
-    missing, unexpected = model.load_state_dict(ck["model"], strict=False)
-    params = {n for n, _ in model.named_parameters()}
-    if unexpected or params & set(missing):
-        raise WeightsError(f"checkpoint does not fit {ck['arch']!r}: missing {missing}, unexpected {unexpected}")
-    state = model.own_state()
-    for name, value in readout.items():
-        if name not in state or state[name].ndim != 0:
-            raise WeightsError(f"architecture {ck['arch']!r} has no readout setting {name!r}")
-        state[name] = torch.tensor(float(value))
-    return state
-
-
-@dataclass(frozen=True)
-class Blend:
-    """Export the checkpoint's weights interpolated with another model's (weights.blend_states): share is the
-    checkpoint's part, 1 - share the base's."""
-
-    base: str  # a model name or a .safetensors path, of the checkpoint's architecture
-    share: float
-
-
-def export(
-    ckpt_path: Path,
-    dest: Path,
-    half: bool = True,
-    readout: dict[str, float] | None = None,
-    blend: Blend | None = None,
-) -> dict[str, Any]:
-    """Write a checkpoint's model as safetensors with the metadata the registry needs to serve it."""
-    ck = load_checkpoint(ckpt_path)
-    state = rebuild_state(ck, readout or {})
-    cfg, spec = ck["config"], get_spec(ck["arch"])
-    if blend:
-        state = _blended(state, blend, spec.name)
-    history = json.loads(ck["history"])
-    last_val = next((r["val_loss"] for r in reversed(history) if "val_loss" in r), None)
-    meta = {
-        "name": cfg.get("name") or spec.name,
-        "architecture": spec.name,
-        "color_space": spec.color_space,
-        "loss": cfg.get("loss") or spec.loss,
-        "render_size": spec.render_size,
-        "train_size": cfg["crop"] or spec.train_size,
-        "training_data": cfg["data"],
-        "init": cfg.get("init", ""),
-        "images_seen": int(ck["step"]) * cfg["batch_size"] * int(ck.get("world", 1)) + cfg.get("init_images", 0),
-        "step": int(ck["step"]),
-        "val_loss": last_val,
-        "format": "colorize_cli-weights-1",
-    }
-    meta.update({k: float(state[k]) for k in ("temperature", "prior_correction") if k in state})
-    if blend:
-        meta["blend"] = {"base": blend.base, "share": blend.share}
-    save_weights(dest, state, meta, half=half)
-    return meta
-
-
-def _blended(state: dict[str, torch.Tensor], blend: Blend, arch: str) -> dict[str, torch.Tensor]:
-    if not 0.0 <= blend.share <= 1.0:
-        raise WeightsError(f"blend share {blend.share} is not between 0 and 1")
-    base, _ = load_weights(weights_for(blend.base), expect_arch=arch)
-    return blend_states(state, base, blend.share)

@@ -10,7 +10,7 @@ import torch
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from colorize_cli import color, metrics, train
+from colorize_cli import color, metrics, train_data
 
 
 def _nchw(hw3: np.ndarray) -> torch.Tensor:
@@ -242,10 +242,10 @@ def test_opencv_merge_matches_torch_merge():
 
 
 def test_train_chroma_level_opencv_lab_matches_ours():
-    """train.chroma_level keeps OpenCV's float Lab: measured here equal to ours (mean |ab| within 0.05)."""
+    """train_data.chroma_level keeps OpenCV's float Lab: measured here equal to ours (mean |ab| within 0.05)."""
     rng = np.random.default_rng(9)
     for _ in range(4):
         rgb = np.clip(rng.random((80, 80, 3)) * rng.uniform(0.2, 1.0), 0, 1).astype(np.float32)
         small = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA)
         ours = np.abs(color.rgb_to_lab_np(small.astype(np.float64))[..., 1:]).mean()
-        assert abs(train.chroma_level(rgb) - ours) < 0.05
+        assert abs(train_data.chroma_level(rgb) - ours) < 0.05

@@ -14,7 +14,8 @@ import torch
 from colorize_cli import metrics, video
 from colorize_cli.imaging import read_image
 from colorize_cli.pipeline import Engine, Options, colorize_files
-from colorize_cli.train import TrainConfig, Trainer, export
+from colorize_cli.train import TrainConfig, Trainer
+from colorize_cli.train_export import export
 from colorize_cli.weights import load_checkpoint, shipped_path
 from colorize_cli.zoo import available_models, load_model
 from tests.conftest import ROOT

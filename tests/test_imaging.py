@@ -1,4 +1,4 @@
-"""Tests for colorize_cli.imaging: decoding edge cases, encoding, atomic writes, scanning."""
+"""Tests for colorize_cli.imaging (decoding edge cases, encoding, atomic writes) and colorize_cli.folders (scanning)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,12 @@ import pytest
 from PIL import Image, ImageOps
 
 from colorize_cli import imaging
+from colorize_cli.folders import iter_images, output_path
 from colorize_cli.imaging import (
     DEFAULT_MAX_PIXELS,
     IMAGE_EXTENSIONS,
     ImageError,
     encode_image,
-    iter_images,
-    output_path,
     read_image,
     write_atomic,
 )

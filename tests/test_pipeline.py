@@ -30,7 +30,7 @@ def test_batches_hold_one_render_shape_and_every_image_comes_once(tmp_path: Path
     assert sorted(i for i, _ in out) == list(range(17))
     assert all(len(c) == 1 for c in spy.calls) and len(spy.calls) <= 17 // 4 + 3
     for i, item in out:
-        assert item["rgb_out"].shape[:2] == shapes[i % 3]
+        assert item.rgb_out.shape[:2] == shapes[i % 3]
 
 
 def test_merge_in_strips_matches_the_whole_image_merge(monkeypatch):

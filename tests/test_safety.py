@@ -6,6 +6,7 @@ needs ../shared.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -222,11 +223,11 @@ def test_a_writer_whose_thread_dies_stops_the_run_instead_of_hanging():
         raise RuntimeError("report sink broke")
 
     writer = pipeline.Writer(95, on_done, write=lambda path, data: None)
-    item = {"rgb_out": np.zeros((4, 4, 3), np.uint8), "alpha": None, "bit_depth": 8, "t0": time.perf_counter()}
+    item = pipeline.StreamItem(0, time.perf_counter(), rgb_out=np.zeros((4, 4, 3), np.uint8))
     t0 = time.perf_counter()
     with pytest.raises(pipeline.WriterDied, match="report sink broke"):
         for _ in range(100):  # far more than the queue holds
-            writer.put(pipeline.Result(Path("a.png"), Path("o.png"), pipeline.Status.OK), dict(item))
+            writer.put(pipeline.Result(Path("a.png"), Path("o.png"), pipeline.Status.OK), dataclasses.replace(item))
         writer.close()
     assert time.perf_counter() - t0 < 10
 

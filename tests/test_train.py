@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from colorize_cli.train import Blend, EpochSampler, TrainConfig, Trainer, export, group_weights, keep_colour
+from colorize_cli.train import TrainConfig, Trainer
+from colorize_cli.train_data import EpochSampler, group_weights, keep_colour
+from colorize_cli.train_export import Blend, export
 from colorize_cli.weights import WeightsError, load_checkpoint, load_weights, read_metadata
 from colorize_cli.zoo import available_models, load_model
 from tests.conftest import TRAIN, VAL, pick
@@ -119,6 +121,15 @@ def test_export_blends_the_checkpoint_with_its_base(small_set, tmp_path: Path):
         assert meta["blend"] == {"base": str(base), "share": share} and read_metadata(dest)["blend"]["share"] == share
     mid, _ = load_weights(tmp_path / "blend0.5.safetensors")
     assert torch.equal(mid["blocks.0._bn1.num_batches_tracked"], tuned["blocks.0._bn1.num_batches_tracked"])
+    from typer.testing import CliRunner
+
+    from colorize_cli.cli import app
+
+    cli_dest = tmp_path / "cli.safetensors"
+    args = ["export", str(tmp_path / "b" / "last.ckpt"), str(cli_dest), "--blend-with", str(base), "--blend", "0.25"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert read_metadata(cli_dest)["blend"] == {"base": str(base), "share": 0.25}
 
 
 def test_export_refuses_a_blend_base_of_another_architecture(small_set, tmp_path: Path):

@@ -12,7 +12,8 @@ from typing import Iterator
 
 from colorize_cli.batch import Inputs
 from colorize_cli.color import srgb_luminance
-from colorize_cli.imaging import ImageError, encode_image, iter_images, output_path, read_image, write_atomic
+from colorize_cli.folders import iter_images, output_path
+from colorize_cli.imaging import ImageError, encode_image, read_image, write_atomic
 from colorize_cli.pipeline import Engine, Status
 from colorize_cli.progress import Meter, ProgressFn
 from colorize_cli.video import references

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from colorize_cli.claims import ClaimError, claim, is_temp_name, release, sweep
-from colorize_cli.imaging import iter_images, output_path
+from colorize_cli.folders import iter_images, output_path
 from colorize_cli.pipeline import Engine, Status
 from colorize_cli.progress import Meter, ProgressFn
 from colorize_cli.video import references

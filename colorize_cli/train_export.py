@@ -1,0 +1,84 @@
+"""A training checkpoint into shipped weights: its tensors loaded into a fresh model of its architecture (so buffers
+added since are filled in), readout settings applied, optionally blended with the weights it was fine-tuned from,
+written as safetensors with the metadata the registry serves."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from colorize_cli.registry import create_model, get_spec
+from colorize_cli.weights import WeightsError, blend_states, load_checkpoint, load_weights, save_weights
+from colorize_cli.zoo import weights_for
+
+
+def rebuild_state(ck: dict[str, Any], readout: dict[str, float]) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors loaded into a fresh model, so buffers added to the architecture since (with their
+    defaults) are filled in; then readout buffers (e.g. temperature) set as asked."""
+    model = create_model(ck["arch"])
+    missing, unexpected = model.load_state_dict(ck["model"], strict=False)
+    params = {n for n, _ in model.named_parameters()}
+    if unexpected or params & set(missing):
+        raise WeightsError(f"checkpoint does not fit {ck['arch']!r}: missing {missing}, unexpected {unexpected}")
+    state = model.own_state()
+    for name, value in readout.items():
+        if name not in state or state[name].ndim != 0:
+            raise WeightsError(f"architecture {ck['arch']!r} has no readout setting {name!r}")
+        state[name] = torch.tensor(float(value))
+    return state
+
+
+@dataclass(frozen=True)
+class Blend:
+    """Export the checkpoint's weights interpolated with another model's (weights.blend_states): share is the
+    checkpoint's part, 1 - share the base's."""
+
+    base: str  # a model name or a .safetensors path, of the checkpoint's architecture
+    share: float
+
+
+def export(
+    ckpt_path: Path,
+    dest: Path,
+    half: bool = True,
+    readout: dict[str, float] | None = None,
+    blend: Blend | None = None,
+) -> dict[str, Any]:
+    """Write a checkpoint's model as safetensors with the metadata the registry needs to serve it."""
+    ck = load_checkpoint(ckpt_path)
+    state = rebuild_state(ck, readout or {})
+    cfg, spec = ck["config"], get_spec(ck["arch"])
+    if blend:
+        state = _blended(state, blend, spec.name)
+    history = json.loads(ck["history"])
+    last_val = next((r["val_loss"] for r in reversed(history) if "val_loss" in r), None)
+    meta = {
+        "name": cfg.get("name") or spec.name,
+        "architecture": spec.name,
+        "color_space": spec.color_space,
+        "loss": cfg.get("loss") or spec.loss,
+        "render_size": spec.render_size,
+        "train_size": cfg["crop"] or spec.train_size,
+        "training_data": cfg["data"],
+        "init": cfg.get("init", ""),
+        "images_seen": int(ck["step"]) * cfg["batch_size"] * int(ck.get("world", 1)) + cfg.get("init_images", 0),
+        "step": int(ck["step"]),
+        "val_loss": last_val,
+        "format": "colorize_cli-weights-1",
+    }
+    meta.update({k: float(state[k]) for k in ("temperature", "prior_correction") if k in state})
+    if blend:
+        meta["blend"] = {"base": blend.base, "share": blend.share}
+    save_weights(dest, state, meta, half=half)
+    return meta
+
+
+def _blended(state: dict[str, torch.Tensor], blend: Blend, arch: str) -> dict[str, torch.Tensor]:
+    if not 0.0 <= blend.share <= 1.0:
+        raise WeightsError(f"blend share {blend.share} is not between 0 and 1")
+    base, _ = load_weights(weights_for(blend.base), expect_arch=arch)
+    return blend_states(state, base, blend.share)
