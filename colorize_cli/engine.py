@@ -130,6 +130,8 @@ def _pad_stack(smalls: list[torch.Tensor]) -> torch.Tensor:
     """Batch images of different render sizes by edge-padding to the largest; each is cropped back after."""
     h = max(s.shape[0] for s in smalls)
     w = max(s.shape[1] for s in smalls)
+    if all(s.shape == (h, w) for s in smalls):  # the photo stream batches one render shape: nothing to pad
+        return torch.stack(smalls)[:, None]
     return torch.stack(
         [F.pad(s[None, None], (0, w - s.shape[1], 0, h - s.shape[0]), mode="replicate")[0] for s in smalls]
     )
