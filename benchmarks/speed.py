@@ -168,14 +168,17 @@ def main() -> None:
             for threads in args.pipeline_threads:
                 n = Options().threads if threads is None else threads
                 label = name if threads is None else f"{name}, --threads {n}"
-
-                def ours(r: int, n: int = n, name: str = name, model: torch.nn.Module = model) -> float:
-                    out = Path(tmp) / f"{name}-{n}-{r}"
-                    return pipeline_ms(model, paths, out, device, args.batch_size, args.workers, n)
-
                 # The peer and our pipeline one after the other, repeated, so a change in the host's load hits both:
                 # the speed-up is the median of the pairs' ratios (our whole pipeline against the peer's network).
-                pairs = [(peer_ms(), ours(r)) for r in range(args.repeats)]
+                pairs = [
+                    (
+                        peer_ms(),
+                        pipeline_ms(
+                            model, paths, Path(tmp) / f"{name}-{n}-{r}", device, args.batch_size, args.workers, n
+                        ),
+                    )
+                    for r in range(args.repeats)
+                ]
                 peer_med = statistics.median(p for p, _ in pairs)
                 ms = statistics.median(m for _, m in pairs)
                 ratio = statistics.median(p / m for p, m in pairs)

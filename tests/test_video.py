@@ -60,46 +60,10 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     ffmpeg(
         "-i", str(FILM), "-t", "1", "-vf", "scale=161:91", "-c:v", "libx264", "-pix_fmt", "yuv444p", str(c["film_odd"])
     )
-    ffmpeg(
-        "-i",
-        str(SWAN),
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:duration=2",
-        "-t",
-        "2",
-        "-vf",
-        "scale=160:90",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-shortest",
-        str(c["swan_audio"]),
-    )
-    ffmpeg(
-        "-i",
-        str(SWAN),
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:duration=2",
-        "-t",
-        "2",
-        "-vf",
-        "scale=96:54",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "aac",
-        "-shortest",
-        str(c["swan_2s"]),
-    )
+    for name, scale in (("swan_audio", "160:90"), ("swan_2s", "96:54")):  # 2 s of the swan with a 440 Hz tone
+        sine = ["-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-t", "2"]
+        codecs = ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest"]
+        ffmpeg("-i", str(SWAN), *sine, "-vf", f"scale={scale}", *codecs, str(c[name]))
     # frames 30..59 of the film hold a hard cut at frame 44 (30 + 14)
     ffmpeg(
         "-i",
