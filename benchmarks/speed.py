@@ -149,7 +149,7 @@ def main() -> None:
         "interleaved repeats"
     )
     print(
-        "| model | params | network ms/img (256x256, batch 1) "
+        "| model | params | network ms/img (256x256, batch 1; as trained, unfused, in brackets) "
         f"| pipeline ms/img (marginal, render size {Options().render_size}) "
         "| peer encoder ms/img, timed beside it | speed-up vs ConvNeXt-Tiny encoder |"
     )
@@ -165,6 +165,7 @@ def main() -> None:
                 continue
             model = load_model(name, device)
             net = min(at_threads(n, lambda: network_ms(model, args.runs)) for n in {1, args.threads})
+            unfused = min(at_threads(n, lambda: network_ms(model, args.runs, fuse=False)) for n in {1, args.threads})
             for threads in args.pipeline_threads:
                 n = Options().threads if threads is None else threads
                 label = name if threads is None else f"{name}, --threads {n}"
@@ -183,7 +184,8 @@ def main() -> None:
                 ms = statistics.median(m for _, m in pairs)
                 ratio = statistics.median(p / m for p, m in pairs)
                 print(
-                    f"| {label} | {params_m(model):.1f}M | {net:.1f} | {ms:.1f} | {peer_med:.1f} | {ratio:.1f}x |",
+                    f"| {label} | {params_m(model):.1f}M | {net:.1f} ({unfused:.1f}) | {ms:.1f} | {peer_med:.1f} "
+                    f"| {ratio:.1f}x |",
                     flush=True,
                 )
 

@@ -6,6 +6,7 @@ pipeline.py stream folders through it, colorizer.py is its public face.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from enum import Enum
@@ -19,10 +20,11 @@ import torch.nn.functional as F
 from colorize_cli import color
 from colorize_cli.color import gray_luminance, srgb_luminance
 from colorize_cli.imaging import DEFAULT_MAX_PIXELS, Decoded
+from colorize_cli.models.fuse import fused
 from colorize_cli.registry import DEFAULT_RENDER_SIZE
 
 MAX_ASPECT = 4  # the long side of the render is capped at this many times the render size
-CPU_CHUNK_PIXELS = 1 << 18  # render-size pixels per model call on a CPU (two 256x455 film frames, seven 192x192 photos)
+CPU_CHUNK_PIXELS = 1 << 18  # most render-size pixels per model call on a CPU (two 256x455 film frames; cpu_chunks)
 MERGE_PIXELS = color.STRIP_PIXELS  # pixels per strip of the full-resolution merge: memory bounded for any size
 # Prints fade: blacks lift and whites dull. About four in five training photos reach these at their 0.5th / 99.5th
 # luminance percentiles (medians 0.03 / 0.96), so a narrower range is stretched out to them before the network looks
@@ -137,6 +139,28 @@ def _pad_stack(smalls: list[torch.Tensor]) -> torch.Tensor:
     )
 
 
+def cpu_chunks(smalls: list[torch.Tensor], limit: int) -> list[list[torch.Tensor]]:
+    """The batch in order, in as few chunks of at most `limit` pixels as it needs (a larger image alone), of about
+    equal size: eight 192x192 photos go as 4 + 4, not 7 + 1 (a lone image costs the network far more per pixel)."""
+    sizes = [s.numel() for s in smalls]
+    least = max(1, math.ceil(sum(sizes) / limit))
+    for n in range(least, max(least, len(smalls)) + 1):
+        chunks = _split(smalls, sizes, sum(sizes) / n)
+        if all(len(c) == 1 or sum(s.numel() for s in c) <= limit for c in chunks):
+            return chunks
+    return [[s] for s in smalls]
+
+
+def _split(smalls: list[torch.Tensor], sizes: list[int], share: float) -> list[list[torch.Tensor]]:
+    """Consecutive chunks of about `share` pixels: each image goes where the middle of its pixels falls."""
+    chunks: dict[int, list[torch.Tensor]] = {}
+    before = 0
+    for s, size in zip(smalls, sizes):
+        chunks.setdefault(int((before + size / 2) // share), []).append(s)
+        before += size
+    return list(chunks.values())
+
+
 PRECISIONS = tuple(p.value for p in Precision)
 
 
@@ -153,8 +177,9 @@ class Engine:
     is colorizer.Colorizer).
 
     precision: "auto" is fp16 autocast on CUDA and fp32 on a CPU; "bf16"/"fp16" autocast the network on any device;
-    "fp32" never autocasts. The readout (softmax, annealed mean) always runs in fp32. The network runs
-    channels_last (tensor-core friendly on CUDA, less time on a CPU too); compile wraps it in torch.compile,
+    "fp32" never autocasts. The readout (softmax, annealed mean) always runs in fp32. The network runs fused (a copy
+    with its BatchNorms and padding folded into the convolutions: models/fuse.py) and channels_last (tensor-core
+    friendly on CUDA, less time on a CPU too); compile wraps it in torch.compile,
     specialised per render shape (photos come in batches of one shape; dynamic shapes fail in torch 2.13's
     inductor), so each new shape compiles once."""
 
@@ -166,8 +191,9 @@ class Engine:
         compile: bool = False,
     ):
         self.precision = check_precision(precision)
-        # Any: a ColorModel (to_chroma) in use; tests pass bare modules around a spy's chroma
-        self.model: Any = model.to(device).eval()
+        # Any: a ColorModel (to_chroma) in use; tests pass bare modules around a spy's chroma. A copy with its
+        # BatchNorms and padding folded into the convolutions (models/fuse.py): the caller's model stays trainable.
+        self.model: Any = fused(model).to(device)
         self.device = device
         self.dtype = self.precision.autocast(device)
         self.memory_format = torch.channels_last  # tensor cores on CUDA; 10-15% less CPU time on a CPU too
@@ -179,16 +205,7 @@ class Engine:
         past that, activations fall out of cache and a bigger batch is slower per image (benchmarks/RESULTS.md)."""
         if self.device.type != "cpu":
             return self._chroma(smalls)
-        out: list[torch.Tensor] = []
-        chunk: list[torch.Tensor] = []
-        pixels = 0
-        for s in smalls:
-            if chunk and pixels + s.numel() > CPU_CHUNK_PIXELS:
-                out += self._chroma(chunk)
-                chunk, pixels = [], 0
-            chunk.append(s)
-            pixels += s.numel()
-        return out + self._chroma(chunk) if chunk else out
+        return [ab for chunk in cpu_chunks(smalls, CPU_CHUNK_PIXELS) for ab in self._chroma(chunk)]
 
     @torch.inference_mode()
     def _chroma(self, smalls: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -16,6 +16,7 @@ import torch
 
 from colorize_cli import metrics, pipeline
 from colorize_cli.imaging import encode_image, write_atomic
+from colorize_cli.models.fuse import fused
 
 if TYPE_CHECKING:
     from colorize_cli.classifier import Classifier
@@ -65,15 +66,18 @@ def quantize8(rgb: np.ndarray) -> np.ndarray:
 
 
 @torch.inference_mode()
-def network_ms(model: ColorModel, runs: int = 10, size: int = 256) -> float:
-    """Median ms of one size x size image through the network (batch 1, on the model's device): the same input for
-    every model, so the speed column compares architectures, not the test images' shapes."""
+def network_ms(model: ColorModel, runs: int = 10, size: int = 256, fuse: bool = True) -> float:
+    """Median ms of one size x size image through the network as the Engine runs it (fused, channels_last, batch 1,
+    on the model's device): the same input for every model, so the speed column compares architectures, not the test
+    images' shapes. fuse False: the network as trained (benchmarks/speed.py's side-by-side of the two)."""
     dev = next(model.parameters()).device
-    lum = torch.rand(1, 1, size, size, device=dev)
+    net = (fused(model) if fuse else model).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # stub lacks the keyword
+    lum = torch.rand(1, 1, size, size, device=dev).contiguous(memory_format=torch.channels_last)
     times = []
     for _ in range(runs + 2):  # two warm-up calls pay lazy initialisation out of the figure
         t0 = time.perf_counter()
-        model.chroma(lum)
+        with torch.inference_mode():
+            net.chroma(lum)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)

@@ -160,6 +160,16 @@ def _with_colour_floor(
     return _with_shown_error(model, raw, target, shown, ciede=ciede) + weight * F.relu(want - got).mean() / 10
 
 
+def distillation(student: torch.Tensor, teacher: torch.Tensor, classes: bool) -> torch.Tensor:
+    """What keeps a fine-tune near its teacher's outputs (Li & Hoiem 2016, "Learning without Forgetting"): per pixel,
+    KL(teacher || student) over the colour bins of a classification model, MSE of the raw output otherwise."""
+    student, teacher = student.float(), teacher.float()
+    if not classes:
+        return F.mse_loss(student, teacher)
+    p = F.softmax(teacher, 1)
+    return (p * (F.log_softmax(teacher, 1) - F.log_softmax(student, 1))).sum(1).mean()
+
+
 LOSSES: dict[str, Callable[[ColorModel, torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "l1": l1,
     "mae": l1,

@@ -24,6 +24,8 @@ from colorize_cli.engine import Engine, Options, prepare, set_threads
 from colorize_cli.imaging import ImageError, read_image
 from colorize_cli.results import Status
 
+PIPE_BYTES = 1 << 20  # StreamItem tensors under this size cross from the decode workers pickled, not shared
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -52,6 +54,23 @@ class StreamItem:
     error: str | None = None
     warning: str = ""  # e.g. the model's chroma was not finite
     verdict: Verdict | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Crossing the pipe, a small image's luminance travels as plain bytes: a tensor goes through a shared-memory
+        file and its descriptor, 1.4 ms of the main process's time per 256x256 photo against 0.45 as bytes; at 1 MP
+        the shared file wins (2.4 against 7 ms)."""
+        state = self.__dict__.copy()
+        for key in ("lum", "small"):
+            t = state[key]
+            if t is not None and t.numel() * t.element_size() < PIPE_BYTES:
+                state[key] = t.numpy()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for key in ("lum", "small"):
+            if isinstance(state[key], np.ndarray):
+                state[key] = torch.from_numpy(state[key])
+        self.__dict__.update(state)
 
     def pin_memory(self) -> StreamItem:
         """DataLoader(pin_memory=True) calls this: the luminance tensors pinned, for a faster copy to the GPU."""

@@ -28,8 +28,9 @@ from colorize_cli import color
 from colorize_cli.claims import temp_file
 from colorize_cli.folders import iter_images
 from colorize_cli.imaging import write_atomic
-from colorize_cli.losses import LOSSES, NEEDS_READOUT
+from colorize_cli.losses import LOSSES, NEEDS_READOUT, distillation
 from colorize_cli.models.base import ColorModel
+from colorize_cli.models.fuse import fused
 from colorize_cli.registry import create_model, get_spec
 from colorize_cli.train_data import CropSet, EpochSampler, fit_prior, group_weights, keep_colour, split_files
 from colorize_cli.zoo import pick_device
@@ -58,10 +59,13 @@ class TrainConfig:
     val_every: int = 500
     limit: int = 0  # use at most this many training images (0 = all)
     keep_muted: bool = False  # drop only grayscale and toned photos (HUE_SPREAD), not muted colour ones
+    no_enlarge: bool = False  # never upsample a crop (small photos give crops of at least the crop size)
     group_balance: float = 1.0  # sample each file-name group in proportion to its size ** this (1: as the data)
     pretrained_backbone: bool = True
     init: str = ""  # weights (.safetensors or a shipped name) to fine-tune from; empty -> fresh model
     init_images: int = 0  # images the --init weights had already seen (filled in from their metadata)
+    distill: str = ""  # frozen teacher weights whose outputs the loss also follows (usually the --init); empty: none
+    distill_weight: float = 1.0
     device: str = "auto"
     amp: bool = True
     quiet: bool = False
@@ -127,6 +131,7 @@ class Trainer:
         if self.loss in NEEDS_READOUT and not hasattr(self.model, "readout"):
             raise ValueError(f"loss {cfg.loss!r} needs a classification model with a readout, not {cfg.arch!r}")
         self.model.to(self.device)
+        self.teacher = self._build_teacher()
         self.net = self._wrap_ddp(self.model)
         lr = cfg.lr or self.spec.lr
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
@@ -158,6 +163,26 @@ class Trainer:
         model = create_model(self.cfg.arch, pretrained_backbone=self.cfg.pretrained_backbone)
         fit_prior(model, self.train_files, self.crop, self.cfg.seed)
         return model
+
+    def _build_teacher(self) -> torch.nn.Module | None:
+        """--distill: frozen weights of the same architecture (one output space), read in eval mode every step."""
+        if not self.cfg.distill:
+            return None
+        from colorize_cli.zoo import load_model
+
+        teacher = load_model(self.cfg.distill).eval()
+        if teacher.spec.name != self.cfg.arch:
+            raise ValueError(f"{self.cfg.distill}: teacher is {teacher.spec.name!r}, not --arch {self.cfg.arch!r}")
+        return fused(teacher).requires_grad_(False).to(self.device)  # never trained: its BatchNorms fold away
+
+    def _objective(self, lum: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
+        raw = self.net(lum)
+        loss = self.loss(self.model, raw, self.model.target(rgb))
+        if self.teacher is None:
+            return loss
+        with torch.no_grad():
+            taught = self.teacher(lum)
+        return loss + self.cfg.distill_weight * distillation(raw, taught, hasattr(self.model, "readout"))
 
     @property
     def use_amp(self) -> bool:
@@ -247,7 +272,7 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------------------- loop
     def loader(self) -> DataLoader:
-        ds = CropSet(self.train_files, self.crop, self.cfg.seed, train=True)
+        ds = CropSet(self.train_files, self.crop, self.cfg.seed, train=True, no_enlarge=self.cfg.no_enlarge)
         start = self.step * self.cfg.batch_size
         sampler = EpochSampler(
             len(ds),
@@ -272,8 +297,7 @@ class Trainer:
         rgb = rgb.to(self.device, non_blocking=True)
         self.net.train()
         with torch.autocast(self.device.type, enabled=self.use_amp):
-            lum = color.rgb_to_luminance(rgb)
-            loss = self.loss(self.model, self.net(lum), self.model.target(rgb))
+            loss = self._objective(color.rgb_to_luminance(rgb), rgb)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.opt)

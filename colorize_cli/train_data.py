@@ -95,11 +95,15 @@ def group_weights(files: list[Path], balance: float) -> torch.Tensor | None:
     return torch.tensor([sizes[g] ** (balance - 1.0) for g in groups], dtype=torch.float64)
 
 
+MIN_CROP_SHARE = 0.55  # the smallest training crop, as a share of the photo's short side
+
+
 class CropSet(Dataset):
     """Random-resized crops with flips (train) or centre crops (val); indices arrive as (epoch, i) for determinism."""
 
-    def __init__(self, files: list[Path], crop: int, seed: int, train: bool):
+    def __init__(self, files: list[Path], crop: int, seed: int, train: bool, no_enlarge: bool = False):
         self.files, self.crop, self.seed, self.train = files, crop, seed, train
+        self.no_enlarge = no_enlarge  # crops of at least `crop` pixels: the network never sees upsampled softness
 
     def __len__(self) -> int:
         return len(self.files)
@@ -113,9 +117,15 @@ class CropSet(Dataset):
         rgb = self._random_crop(rgb, rng) if self.train else self._centre_crop(rgb)
         return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float()
 
+    def crop_side(self, short: int, rng: np.random.Generator) -> int:
+        """A random crop's side on a photo of this short side: scale jitter, so objects appear at many sizes."""
+        low = min(1.0, max(MIN_CROP_SHARE, self.crop / short)) if self.no_enlarge else MIN_CROP_SHARE
+        side = int(rng.uniform(low, 1.0) * short)
+        return max(side, min(self.crop, short)) if self.no_enlarge else side
+
     def _random_crop(self, rgb: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         h, w = rgb.shape[:2]
-        side = int(rng.uniform(0.55, 1.0) * min(h, w))  # scale jitter: objects appear at many sizes
+        side = self.crop_side(min(h, w), rng)
         y, x = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
         out = cv2.resize(rgb[y : y + side, x : x + side], (self.crop, self.crop), interpolation=cv2.INTER_AREA)
         return out[:, ::-1] if rng.random() < 0.5 else out

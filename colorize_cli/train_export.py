@@ -73,6 +73,8 @@ def export(
     meta.update({k: float(state[k]) for k in ("temperature", "prior_correction") if k in state})
     if blend:
         meta["blend"] = {"base": blend.base, "share": blend.share}
+    if cfg.get("distill"):
+        meta["distill"] = {"teacher": cfg["distill"], "weight": cfg.get("distill_weight", 1.0)}
     save_weights(dest, state, meta, half=half)
     return meta
 

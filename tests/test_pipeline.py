@@ -215,3 +215,40 @@ def test_decode_workers_start_after_opencv_used_its_threads(tmp_path):
     )
     assert res.returncode == 0, res.stderr[-2000:]
     assert (tmp_path / "out" / "a.png").exists()
+
+
+def test_stream_items_cross_the_pipe_as_bytes_when_small_and_shared_when_large():
+    """A small photo's luminance is pickled as bytes (cheaper than a shared-memory file per tensor); a large one's
+    stays a tensor, which torch's worker pickler shares; either way the item arrives as it left."""
+    import pickle
+
+    from colorize_cli.stream import PIPE_BYTES, StreamItem
+
+    small = StreamItem(3, 1.5, lum=torch.rand(64, 48), small=torch.rand(16, 12), ext=".png")
+    state = small.__getstate__()
+    assert isinstance(state["lum"], np.ndarray) and isinstance(state["small"], np.ndarray)
+    back = pickle.loads(pickle.dumps(small))
+    assert isinstance(back.lum, torch.Tensor) and torch.equal(back.lum, small.lum) and back.ext == ".png"
+    side = int((PIPE_BYTES // 4) ** 0.5) + 1
+    large = StreamItem(0, 0.0, lum=torch.rand(side, side), small=torch.rand(16, 16))
+    state = large.__getstate__()
+    assert isinstance(state["lum"], torch.Tensor) and isinstance(state["small"], np.ndarray)
+    assert StreamItem(1, 0.0, error="x: cannot read").__getstate__()["lum"] is None
+
+
+def test_cpu_chunks_are_even_in_order_and_within_the_limit():
+    """A batch the CPU cap splits goes in chunks of about equal size (4 + 4, never 7 + 1: a lone image costs the
+    network far more per pixel), in input order, none over the cap unless one image alone is."""
+    limit = engine.CPU_CHUNK_PIXELS
+
+    def split(shapes: list[tuple[int, int]]) -> list[list[torch.Tensor]]:
+        return engine.cpu_chunks([torch.full(s, float(k)) for k, s in enumerate(shapes)], limit)
+
+    assert [len(c) for c in split([(192, 192)] * 8)] == [4, 4]
+    assert [len(c) for c in split([(256, 455)] * 8)] == [2, 2, 2, 2]
+    assert [len(c) for c in split([(192, 192)] * 3)] == [3]
+    mixed = [(192, 192)] * 2 + [(1024, 1024)] + [(192, 256)] * 5
+    chunks = split(mixed)
+    assert [float(s[0, 0]) for c in chunks for s in c] == list(range(len(mixed)))
+    assert all(len(c) == 1 or sum(s.numel() for s in c) <= limit for c in chunks)
+    assert len(chunks) <= 4 and engine.cpu_chunks([], limit) == []

@@ -334,3 +334,14 @@ def test_vivid_ciede_loss_swaps_the_l1_for_ciede2000(unet):
         want = losses.ab_classification(unet, logits, truth) + losses.READOUT_L1_WEIGHT * error + floor
         assert torch.allclose(losses.ab_classification_vivid_ciede(unet, logits, truth), want, atol=1e-4)
     assert losses.ciede2000_ab(shown, shown).max() < 0.05
+
+
+def test_distillation_is_zero_at_the_teacher_and_pulls_the_student_towards_it():
+    torch.manual_seed(0)
+    teacher, student = torch.randn(2, 5, 4, 4), torch.randn(2, 5, 4, 4, requires_grad=True)
+    assert float(losses.distillation(teacher, teacher, classes=True)) < 1e-6
+    assert float(losses.distillation(teacher, teacher, classes=False)) == 0.0
+    before = losses.distillation(student, teacher, classes=True)
+    before.backward()
+    stepped = (student - 0.5 * student.grad).detach()
+    assert float(losses.distillation(stepped, teacher, classes=True)) < before.item() > 0.01

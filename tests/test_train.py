@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -13,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from colorize_cli.losses import distillation
 from colorize_cli.train import TrainConfig, Trainer
-from colorize_cli.train_data import EpochSampler, group_weights, keep_colour
+from colorize_cli.train_data import CropSet, EpochSampler, group_weights, keep_colour
 from colorize_cli.train_export import Blend, export
 from colorize_cli.weights import WeightsError, load_checkpoint, load_weights, read_metadata
 from colorize_cli.zoo import available_models, load_model
@@ -142,6 +144,38 @@ def test_export_refuses_a_blend_base_of_another_architecture(small_set, tmp_path
     assert not (tmp_path / "x.safetensors").exists()
 
 
+def test_distill_keeps_a_fine_tune_near_its_frozen_teacher(small_set, tmp_path: Path):
+    Trainer(config(small_set, tmp_path / "a", steps=2)).run()
+    base = tmp_path / "base.safetensors"
+    export(tmp_path / "a" / "last.ckpt", base, half=False)
+    probe = torch.rand(4, 1, 64, 64)
+    teacher = load_model(str(base))
+    drift = {}
+    for weight in (0.0, 20.0):
+        cfg = config(small_set, tmp_path / f"w{weight}", steps=8, lr=3e-3, init=str(base), distill=str(base))
+        trainer = Trainer(dataclasses.replace(cfg, distill_weight=weight))
+        assert trainer.teacher is not None
+        frozen = {k: v.clone() for k, v in trainer.teacher.state_dict().items()}
+        trainer.run()
+        for k, v in trainer.teacher.state_dict().items():  # the teacher is frozen
+            assert torch.equal(v, frozen[k]), k
+        with torch.no_grad():
+            drift[weight] = float(distillation(trainer.model.eval()(probe), teacher(probe), classes=True))
+    assert drift[20.0] < 0.5 * drift[0.0], drift
+    meta = export(tmp_path / "w20.0" / "last.ckpt", tmp_path / "d.safetensors")
+    assert meta["distill"] == {"teacher": str(base), "weight": 20.0}
+    resumed = Trainer(TrainConfig.from_checkpoint(load_checkpoint(tmp_path / "w20.0" / "last.ckpt")))
+    assert resumed.teacher is not None and resumed.cfg.distill_weight == 20.0
+
+
+def test_distill_rejects_a_teacher_of_another_architecture(small_set, tmp_path: Path):
+    Trainer(config(small_set, tmp_path / "c", steps=1, arch="cnn-rgb")).run()
+    other = tmp_path / "other.safetensors"
+    export(tmp_path / "c" / "last.ckpt", other)
+    with pytest.raises(ValueError, match="teacher is 'cnn-rgb'"):
+        Trainer(config(small_set, tmp_path / "b", steps=1, distill=str(other)))
+
+
 def test_init_rejects_weights_of_another_architecture(small_set, tmp_path: Path):
     Trainer(config(small_set, tmp_path / "a", steps=1)).run()
     src = tmp_path / "a.safetensors"
@@ -178,6 +212,20 @@ def test_keep_muted_keeps_muted_colour_and_drops_gray_and_sepia(tmp_path: Path):
     assert sorted(p.name for p in kept) == ["colour.png", "sepia.png"] and dropped == 2
     kept, _, dropped = keep_colour(files, workers=0, keep_muted=True)
     assert sorted(p.name for p in kept) == ["colour.png", "muted.png"] and dropped == 2
+
+
+def test_no_enlarge_takes_crops_of_at_least_the_crop_size():
+    """--no-enlarge: on a 144-pixel photo every crop is 128 pixels or more (never upsampled); on a large photo the
+    scale jitter is the default's; on a photo smaller than the crop the whole short side is taken."""
+    rng = lambda: np.random.default_rng(7)  # noqa: E731
+    plain, sharp = CropSet([], 128, 0, train=True), CropSet([], 128, 0, train=True, no_enlarge=True)
+    small = [sharp.crop_side(144, r) for r in [rng()] for _ in range(300)]
+    assert min(small) >= 128 and max(small) <= 144
+    assert min(plain.crop_side(144, r) for r in [rng()] for _ in range(300)) < 100
+    big_plain = [plain.crop_side(600, r) for r in [rng()] for _ in range(50)]
+    big_sharp = [sharp.crop_side(600, r) for r in [rng()] for _ in range(50)]
+    assert big_plain == big_sharp and min(big_sharp) >= 330
+    assert sharp.crop_side(100, rng()) == 100
 
 
 def test_group_balance_evens_out_groups_and_resumes_in_place():

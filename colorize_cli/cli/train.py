@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from colorize_cli.cli.common import DEFAULT_MODEL, check_loss, check_model, fail
+from colorize_cli.cli.common import DEFAULT_MODEL, check_loss, check_model, check_model_or_file, fail
 
 if TYPE_CHECKING:  # torch stays out of --help
     from colorize_cli.train import TrainConfig
@@ -36,6 +36,12 @@ KEEP_MUTED = typer.Option(
     help="Keep colour photos with muted palettes; drop only "
     "grayscale and toned (sepia) ones, of a single hue (default: drop mean |ab| < 4).",
 )
+NO_ENLARGE = typer.Option(
+    False,
+    "--no-enlarge",
+    help="Never enlarge a training crop: from photos little larger than the crop, take crops of at least the crop "
+    "size, so the network does not learn the softness of upsampled small photos that sharp scans never show.",
+)
 GROUP_BALANCE = typer.Option(
     1.0,
     "--group-balance",
@@ -54,6 +60,13 @@ INIT = typer.Option(
     "--init",
     help="Fine-tune from these weights (a model name or a .safetensors file), e.g. the shipped unet-lab.",
 )
+DISTILL = typer.Option(
+    None,
+    "--distill",
+    help="Also follow these frozen weights' outputs (a name or .safetensors of the same architecture, usually the "
+    "--init): a fine-tune that learns new photos without forgetting what the teacher got right.",
+)
+DISTILL_WEIGHT = typer.Option(1.0, "--distill-weight", min=0.0, help="Weight of the --distill term in the loss.")
 RESUME = typer.Option(None, "--resume", help="Continue from a checkpoint (last.ckpt).")
 EXPORT = typer.Option(None, "--export", help="Write the trained model as safetensors here.")
 QUIET = typer.Option(False, "--quiet/--no-quiet", "-q", help="Only errors and the final line.")
@@ -105,12 +118,15 @@ class TrainArgs:
     ckpt_every: int
     limit: int
     keep_muted: bool
+    no_enlarge: bool
     group_balance: float
     workers: int
     seed: int
     device: str
     no_pretrained: bool
     init: str | None
+    distill: str | None
+    distill_weight: float
     resume: Path | None
     export: Path | None
     quiet: bool
@@ -123,6 +139,8 @@ class TrainArgs:
             fail("give a training folder, or --resume a checkpoint")
         check_model(self.arch)
         check_loss(self.loss)
+        if self.distill:
+            check_model_or_file(self.distill)
         return TrainConfig(
             data=str(self.data),
             arch=self.arch,
@@ -139,12 +157,15 @@ class TrainArgs:
             ckpt_every=self.ckpt_every,
             limit=self.limit,
             keep_muted=self.keep_muted,
+            no_enlarge=self.no_enlarge,
             group_balance=self.group_balance,
             workers=self.workers,
             seed=self.seed,
             device=self.device,
             pretrained_backbone=not self.no_pretrained,
             init=self.init or "",
+            distill=self.distill or "",
+            distill_weight=self.distill_weight,
             quiet=self.quiet,
         )
 
@@ -165,12 +186,15 @@ def train_cmd(
     ckpt_every: int = CKPT_EVERY,
     limit: int = LIMIT,
     keep_muted: bool = KEEP_MUTED,
+    no_enlarge: bool = NO_ENLARGE,
     group_balance: float = GROUP_BALANCE,
     workers: int = WORKERS,
     seed: int = SEED,
     device: str = DEVICE,
     no_pretrained: bool = NO_PRETRAINED,
     init: str | None = INIT,
+    distill: str | None = DISTILL,
+    distill_weight: float = DISTILL_WEIGHT,
     resume: Path | None = RESUME,
     export: Path | None = EXPORT,
     quiet: bool = QUIET,
