@@ -179,7 +179,8 @@ def upsample_ab_cv(ab: torch.Tensor, h: int, w: int) -> np.ndarray:
 def merge_luminance_cv(lum: np.ndarray, lab: np.ndarray, dtype: type) -> np.ndarray:
     """The CPU merge_luminance: L / 100 (HxW) into channel 0 of a Lab image (HxWx3, its ab already at full size)
     -> sRGB HxWx3 in dtype, rounded and clipped as the torch path's rounding does."""
-    lab = cv2.insertChannel(cv2.multiply(lum, 100.0), lab, 0)
+    # numpy, not cv2.multiply(lum, 100.0): OpenCV 5.1 reads a 1x1 array beside a Python scalar as a 4x1 Scalar.
+    lab = cv2.insertChannel(lum * np.float32(100.0), lab, 0)
     rgb = cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)
     np.maximum(rgb, 0.0, out=rgb)
     if dtype == np.uint8:  # saturate_cast rounds half to even, as torch.round

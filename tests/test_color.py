@@ -230,15 +230,17 @@ def test_one_set_of_constants():
     )
 
 
-def test_opencv_merge_matches_torch_merge():
-    """The CPU merge (OpenCV's Lab -> sRGB) lands on the torch formula's 8-bit value, within one level."""
+@pytest.mark.parametrize("h,w,sh,sw", [(40, 56, 10, 14), (1, 1, 1, 1), (1, 5, 1, 2), (4, 1, 2, 1)])
+def test_opencv_merge_matches_torch_merge(h: int, w: int, sh: int, sw: int):
+    """The CPU merge (OpenCV's Lab -> sRGB) lands on the torch formula's 8-bit value, within one level, down to a
+    1x1 image (which OpenCV 5.1 mistakes for a scalar in its arithmetic)."""
     rng = np.random.default_rng(5)
-    lum = rng.random((40, 56)).astype(np.float32)
-    ab = torch.from_numpy(rng.uniform(-60, 60, (2, 10, 14)).astype(np.float32))
-    cv = color.merge_luminance_cv(lum, color.upsample_ab_cv(ab, 40, 56), np.uint8)
+    lum = rng.random((h, w)).astype(np.float32)
+    ab = torch.from_numpy(rng.uniform(-60, 60, (2, sh, sw)).astype(np.float32))
+    cv = color.merge_luminance_cv(lum, color.upsample_ab_cv(ab, h, w), np.uint8)
     ref = color.merge_luminance(torch.from_numpy(lum)[None, None], ab[None])[0].permute(1, 2, 0)
     ref8 = (ref * 255).round().to(torch.uint8).numpy()
-    assert np.abs(cv.astype(int) - ref8.astype(int)).max() <= 1
+    assert cv.shape == (h, w, 3) and np.abs(cv.astype(int) - ref8.astype(int)).max() <= 1
 
 
 def test_train_chroma_level_opencv_lab_matches_ours():
