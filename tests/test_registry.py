@@ -180,6 +180,17 @@ def test_annealed_mean_readout_picks_a_confident_bin(unet):
     assert torch.allclose(ab, unet.bins[target].view(1, 2, 1, 1).expand_as(ab), atol=1e-3)
 
 
+def test_readout_is_the_annealed_mean_in_either_memory_layout(unet):
+    """The bins-last readout equals Zhang et al.'s formula over dim 1, for NCHW and channels_last logits alike."""
+    raw = torch.randn(2, len(unet.bins), 5, 7) * 3
+    correction = unet.prior_correction + (1.0 - unet.vividness)
+    probs = torch.softmax((raw - correction * unet.class_weights.log()[:, None, None]) / unet.temperature, 1)
+    want = (probs[:, :, None] * unet.bins[None, :, :, None, None]).sum(1)
+    for logits in (raw, raw.contiguous(memory_format=torch.channels_last)):
+        got = unet.readout(logits)
+        assert got.shape == (2, 2, 5, 7) and torch.allclose(got, want, atol=1e-4)
+
+
 def test_soft_encode_is_a_distribution_peaked_at_the_nearest_bin(unet):
     ab = unet.bins[[0, 5, len(unet.bins) // 2]].T.reshape(1, 2, 1, 3) + 1.0
     soft = unet.soft_encode(ab)
