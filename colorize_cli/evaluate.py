@@ -76,8 +76,7 @@ def network_ms(model: ColorModel, runs: int = 10, size: int = 256, fuse: bool = 
     times = []
     for _ in range(runs + 2):  # two warm-up calls pay lazy initialisation out of the figure
         t0 = time.perf_counter()
-        with torch.inference_mode():
-            net.chroma(lum)
+        net.chroma(lum)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)

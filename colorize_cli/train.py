@@ -170,7 +170,7 @@ class Trainer:
             return None
         from colorize_cli.zoo import load_model
 
-        teacher = load_model(self.cfg.distill).eval()
+        teacher = load_model(self.cfg.distill)
         if teacher.spec.name != self.cfg.arch:
             raise ValueError(f"{self.cfg.distill}: teacher is {teacher.spec.name!r}, not --arch {self.cfg.arch!r}")
         return fused(teacher).requires_grad_(False).to(self.device)  # never trained: its BatchNorms fold away
