@@ -6,6 +6,7 @@ busy 2-core host extra threads can cost several times); the pipeline runs at `co
 
     python benchmarks/speed.py [--runs 20] [--images 40] [--threads 2] [--repeats 3] [--models unet-lab ...]
     python benchmarks/speed.py --device cuda --images 400 --batch-size 32 --workers 8
+    python benchmarks/speed.py --models unet-lab --pipeline-threads 0 1 --one-lane   # lanes against one call
 
 Prints one Markdown table; paste it with the date and machine into benchmarks/RESULTS.md.
 """
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from _common import gray_photos, header, median_ms, square
 from torch import nn
 
+from colorize_cli.engine import CPU_CHUNK_PIXELS, cpu_chunks
 from colorize_cli.evaluate import network_ms
 from colorize_cli.pipeline import Engine, Options, colorize_files
 from colorize_cli.weights import shipped_path
@@ -88,11 +90,27 @@ def params_m(model: nn.Module) -> float:
     return sum(p.numel() for p in model.parameters()) / 1e6
 
 
+class OneLane(Engine):
+    """The Engine as it ran before lanes: each CPU chunk in turn, one network call over all torch threads."""
+
+    def chroma(self, smalls: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.device.type != "cpu":
+            return super().chroma(smalls)
+        return [ab for chunk in cpu_chunks(smalls, CPU_CHUNK_PIXELS) for ab in self._chroma(chunk)]
+
+
 def pipeline_ms(
-    model: torch.nn.Module, paths: list[Path], out: Path, device: torch.device, batch: int, workers: int, threads: int
+    model: torch.nn.Module,
+    paths: list[Path],
+    out: Path,
+    device: torch.device,
+    batch: int,
+    workers: int,
+    threads: int,
+    engine: type[Engine] = Engine,
 ) -> float:
     """Marginal ms per image: (time for all - time for a quarter) / (the other three quarters)."""
-    colorizer = Engine(model, device)
+    colorizer = engine(model, device)
     opts = Options(batch_size=batch, workers=workers, threads=threads)  # the default render size, as `colorize dir`
 
     def run(subset: list[Path], tag: str) -> float:
@@ -122,6 +140,11 @@ def main() -> None:
         nargs="*",
         default=[None],
         help="The pipeline's --threads, one row each (default: one row at colorize dir's default).",
+    )
+    ap.add_argument(
+        "--one-lane",
+        action="store_true",
+        help="Also a row per --pipeline-threads with the network as one call over all threads (no lanes).",
     )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -166,16 +189,26 @@ def main() -> None:
             model = load_model(name, device)
             net = min(at_threads(n, lambda: network_ms(model, args.runs)) for n in {1, args.threads})
             unfused = min(at_threads(n, lambda: network_ms(model, args.runs, fuse=False)) for n in {1, args.threads})
-            for threads in args.pipeline_threads:
+            rows = [(t, Engine) for t in args.pipeline_threads]
+            rows += [(t, OneLane) for t in args.pipeline_threads] if args.one_lane else []
+            for threads, engine in rows:
                 n = Options().threads if threads is None else threads
                 label = name if threads is None else f"{name}, --threads {n}"
+                label += ", one lane" if engine is OneLane else ""
                 # The peer and our pipeline one after the other, repeated, so a change in the host's load hits both:
                 # the speed-up is the median of the pairs' ratios (our whole pipeline against the peer's network).
                 pairs = [
                     (
                         peer_ms(),
                         pipeline_ms(
-                            model, paths, Path(tmp) / f"{name}-{n}-{r}", device, args.batch_size, args.workers, n
+                            model,
+                            paths,
+                            Path(tmp) / f"{name}-{n}-{engine.__name__}-{r}",
+                            device,
+                            args.batch_size,
+                            args.workers,
+                            n,
+                            engine,
                         ),
                     )
                     for r in range(args.repeats)

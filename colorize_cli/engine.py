@@ -6,8 +6,12 @@ pipeline.py stream folders through it, colorizer.py is its public face.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import math
 import os
+import platform
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -128,6 +132,28 @@ def set_threads(threads: int) -> tuple[int, int]:
     return before
 
 
+# glibc's mallopt parameters, and the values keep_freed_memory sets: its largest mmap threshold, and a trim threshold
+# above the few tens of MB the pipeline frees and takes again for each batch.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD, _TRIM_THRESHOLD = 32 << 20, 64 << 20
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep freed blocks of up to 32 MB for reuse (once per process; False where it is not glibc).
+    Its default hands large blocks back to the kernel, and the pipeline's arrays (made on one thread, freed on
+    another) came back as fresh pages: 1,200-1,800 page faults and 5-7 ms of kernel time per 256x256 photo against
+    about 200 and 4-5 ms (benchmarks/RESULTS.md). The heap then stays near its peak, which a batch bounds."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    mmap = libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+    return bool(mmap) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+
+
 def _pad_stack(smalls: list[torch.Tensor]) -> torch.Tensor:
     """Batch images of different render sizes by edge-padding to the largest; each is cropped back after."""
     h = max(s.shape[0] for s in smalls)
@@ -139,11 +165,13 @@ def _pad_stack(smalls: list[torch.Tensor]) -> torch.Tensor:
     )
 
 
-def cpu_chunks(smalls: list[torch.Tensor], limit: int) -> list[list[torch.Tensor]]:
-    """The batch in order, in as few chunks of at most `limit` pixels as it needs (a larger image alone), of about
-    equal size: eight 192x192 photos go as 4 + 4, not 7 + 1 (a lone image costs the network far more per pixel)."""
+def cpu_chunks(smalls: list[torch.Tensor], limit: int, lanes: int = 1) -> list[list[torch.Tensor]]:
+    """The batch in order, in as few chunks of at most `limit` pixels as it needs (a larger image alone), a multiple
+    of `lanes` where the batch has the images (no lane idles while another runs a second chunk), of about equal size:
+    eight 192x192 photos go as 4 + 4, not 7 + 1 (a lone image costs the network far more per pixel)."""
     sizes = [s.numel() for s in smalls]
     least = max(1, math.ceil(sum(sizes) / limit))
+    least = min(max(len(smalls), 1), math.ceil(least / lanes) * lanes)
     for n in range(least, max(least, len(smalls)) + 1):
         chunks = _split(smalls, sizes, sum(sizes) / n)
         if all(len(c) == 1 or sum(s.numel() for s in c) <= limit for c in chunks):
@@ -191,6 +219,7 @@ class Engine:
         compile: bool = False,
     ):
         self.precision = check_precision(precision)
+        keep_freed_memory()
         # Any: a ColorModel (to_chroma) in use; tests pass bare modules around a spy's chroma. A copy with its
         # BatchNorms and padding folded into the convolutions (models/fuse.py): the caller's model stays trainable.
         self.model: Any = fused(model).to(device)
@@ -199,13 +228,35 @@ class Engine:
         self.memory_format = torch.channels_last  # tensor cores on CUDA; 10-15% less CPU time on a CPU too
         self.model.to(memory_format=self.memory_format)  # type: ignore[call-overload]  # the stub omits the keyword
         self.net = torch.compile(self.model, dynamic=False) if compile else self.model
+        self._lanes: tuple[int, ThreadPoolExecutor] | None = None  # (lanes, their threads): made on first use
 
     def chroma(self, smalls: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Chroma at render size for each luminance. On a CPU the batch runs in chunks of at most CPU_CHUNK_PIXELS:
-        past that, activations fall out of cache and a bigger batch is slower per image (benchmarks/RESULTS.md)."""
+        """Chroma at render size for each luminance. On a CPU the batch runs in chunks of at most CPU_CHUNK_PIXELS
+        (past that, activations fall out of cache and a bigger batch is slower per image), a multiple of the torch
+        threads where the batch has the images, and the chunks run side by side in lanes (_in_lanes)."""
         if self.device.type != "cpu":
             return self._chroma(smalls)
-        return [ab for chunk in cpu_chunks(smalls, CPU_CHUNK_PIXELS) for ab in self._chroma(chunk)]
+        threads = torch.get_num_threads()
+        chunks = cpu_chunks(smalls, CPU_CHUNK_PIXELS, lanes=threads)
+        lanes = min(threads, len(chunks))
+        if lanes < 2:
+            return [ab for chunk in chunks for ab in self._chroma(chunk)]
+        return [ab for out in self._in_lanes(chunks, lanes, threads) for ab in out]
+
+    def _in_lanes(self, chunks: list[list[torch.Tensor]], lanes: int, threads: int) -> list[list[torch.Tensor]]:
+        """The chunks on `lanes` threads at threads // lanes torch threads each. One call over every core waits at
+        each layer for its slowest thread, and on a 2-core host the decoder and writer keep taking one away: the
+        pipeline ran 19.0 ms a 256x256 photo as one call over two threads, 17.4 as two lanes of one, with about 15%
+        less CPU (benchmarks/RESULTS.md). torch's thread count is process-wide: set for the lanes, put back after."""
+        if self._lanes is None or self._lanes[0] != lanes:
+            if self._lanes is not None:
+                self._lanes[1].shutdown(wait=False)
+            self._lanes = (lanes, ThreadPoolExecutor(lanes, thread_name_prefix="colorize-lane"))
+        torch.set_num_threads(threads // lanes)
+        try:
+            return list(self._lanes[1].map(self._chroma, chunks))
+        finally:
+            torch.set_num_threads(threads)
 
     @torch.inference_mode()
     def _chroma(self, smalls: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
+import platform
+import threading
 from pathlib import Path
 
 import cv2
@@ -238,7 +241,8 @@ def test_stream_items_cross_the_pipe_as_bytes_when_small_and_shared_when_large()
 
 def test_cpu_chunks_are_even_in_order_and_within_the_limit():
     """A batch the CPU cap splits goes in chunks of about equal size (4 + 4, never 7 + 1: a lone image costs the
-    network far more per pixel), in input order, none over the cap unless one image alone is."""
+    network far more per pixel), in input order, none over the cap unless one image alone is; with lanes, in a
+    multiple of them where there are the images."""
     limit = engine.CPU_CHUNK_PIXELS
 
     def split(shapes: list[tuple[int, int]]) -> list[list[torch.Tensor]]:
@@ -247,8 +251,98 @@ def test_cpu_chunks_are_even_in_order_and_within_the_limit():
     assert [len(c) for c in split([(192, 192)] * 8)] == [4, 4]
     assert [len(c) for c in split([(256, 455)] * 8)] == [2, 2, 2, 2]
     assert [len(c) for c in split([(192, 192)] * 3)] == [3]
+    lanes = [torch.zeros(192, 192)] * 16
+    assert [len(c) for c in engine.cpu_chunks(lanes[:3], limit, lanes=2)] == [1, 2]
+    assert [len(c) for c in engine.cpu_chunks(lanes, limit, lanes=2)] == [4] * 4  # not 3 chunks on 2 lanes
+    assert [len(c) for c in engine.cpu_chunks(lanes[:4], limit, lanes=8)] == [1] * 4
+    assert len(engine.cpu_chunks(lanes[:1], limit, lanes=2)) == 1
     mixed = [(192, 192)] * 2 + [(1024, 1024)] + [(192, 256)] * 5
     chunks = split(mixed)
     assert [float(s[0, 0]) for c in chunks for s in c] == list(range(len(mixed)))
     assert all(len(c) == 1 or sum(s.numel() for s in c) <= limit for c in chunks)
     assert len(chunks) <= 4 and engine.cpu_chunks([], limit) == []
+
+
+class ThreadSpy(torch.nn.Module):
+    """A network that notes which thread ran each call, at how many torch threads, and on how many images."""
+
+    def __init__(self, fail: bool = False):
+        super().__init__()
+        self.fail = fail
+        self.calls: list[tuple[int, int, int]] = []
+
+    def forward(self, lum: torch.Tensor) -> torch.Tensor:
+        self.calls.append((threading.get_ident(), torch.get_num_threads(), len(lum)))
+        if self.fail:
+            raise RuntimeError("the network broke")
+        return lum.expand(-1, 2, -1, -1).clone()  # each image's chroma is its own luminance: order shows
+
+    def to_chroma(self, raw: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
+        return raw
+
+
+@pytest.fixture
+def two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_a_cpu_batch_runs_in_lanes_of_one_thread_and_the_thread_count_comes_back(two_threads):
+    """At two torch threads a batch runs as two chunks on two lanes of one thread each (no layer waits on a thread
+    the decoder took), every image once and in order; a lone image keeps both threads; the count is put back."""
+    colorizer = pipeline.Engine(ThreadSpy(), torch.device("cpu"))
+    spy = colorizer.model
+    smalls = [torch.full((40, 40), k / 10) for k in range(4)]
+    out = colorizer.chroma(smalls)
+    assert [round(float(ab[1, 0, 0]), 3) for ab in out] == [0.0, 0.1, 0.2, 0.3]
+    assert [ab.shape for ab in out] == [(2, 40, 40)] * 4
+    assert sorted(n for _, _, n in spy.calls) == [2, 2] and {t for _, t, _ in spy.calls} == {1}
+    assert len({ident for ident, _, _ in spy.calls}) == 2 and threading.get_ident() not in {i for i, _, _ in spy.calls}
+    assert torch.get_num_threads() == 2
+    spy.calls.clear()
+    colorizer.chroma(smalls[:1])
+    assert spy.calls == [(threading.get_ident(), 2, 1)]
+
+
+def test_lanes_give_the_one_lane_colours_and_a_failure_puts_the_threads_back(two_threads):
+    """The shipped model's chroma in lanes is the chroma of one call over the batch; a network that raises in a
+    lane raises to the caller, with torch's thread count put back."""
+    from colorize_cli.zoo import load_model
+
+    colorizer = pipeline.Engine(load_model("unet-lab", torch.device("cpu")), torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    smalls = [torch.rand(64, 96, generator=g) for _ in range(4)]
+    together = colorizer._chroma(smalls)
+    for lone, ab in zip(together, colorizer.chroma(smalls)):
+        assert torch.allclose(lone, ab, atol=1e-3)
+    broken = pipeline.Engine(ThreadSpy(fail=True), torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="the network broke"):
+        broken.chroma(smalls)
+    assert torch.get_num_threads() == 2
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks")
+    ] + [("keepcost", ctypes.c_size_t)]
+
+
+def _mmapped_bytes() -> int:
+    libc = ctypes.CDLL("libc.so.6")
+    if not hasattr(libc, "mallinfo2"):  # glibc before 2.33
+        pytest.skip("no mallinfo2")
+    libc.mallinfo2.restype = _MallInfo2
+    return int(libc.mallinfo2().hblkhd)
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+def test_blocks_up_to_32_mb_come_from_the_heap_that_keeps_them():
+    """After keep_freed_memory (every Engine calls it) a 24 MB array is carved from malloc's heap, which keeps it for
+    the next batch, not mapped fresh from the kernel and handed back on free (glibc's default above 128 KB)."""
+    assert engine.keep_freed_memory() and engine.keep_freed_memory()  # once per process, then cached
+    before = _mmapped_bytes()
+    block = np.ones(24 << 20, np.uint8)
+    assert _mmapped_bytes() - before < 1 << 20 and int(block[-1]) == 1

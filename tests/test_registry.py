@@ -180,8 +180,17 @@ def test_annealed_mean_readout_picks_a_confident_bin(unet):
     assert torch.allclose(ab, unet.bins[target].view(1, 2, 1, 1).expand_as(ab), atol=1e-3)
 
 
-def test_readout_is_the_annealed_mean_in_either_memory_layout(unet):
+@pytest.fixture(scope="module")
+def corrected():
+    """unet-lab with a prior correction and uneven class weights, so the readout's bias term is exercised."""
+    model = registry.create_model("unet-lab", pretrained_backbone=False, prior_correction=1.25).eval()
+    model.class_weights.copy_(torch.linspace(0.3, 3.0, len(model.bins)))
+    return model
+
+
+def test_readout_is_the_annealed_mean_in_either_memory_layout(corrected):
     """The bins-last readout equals Zhang et al.'s formula over dim 1, for NCHW and channels_last logits alike."""
+    unet = corrected
     raw = torch.randn(2, len(unet.bins), 5, 7) * 3
     correction = unet.prior_correction + (1.0 - unet.vividness)
     probs = torch.softmax((raw - correction * unet.class_weights.log()[:, None, None]) / unet.temperature, 1)
@@ -189,6 +198,21 @@ def test_readout_is_the_annealed_mean_in_either_memory_layout(unet):
     for logits in (raw, raw.contiguous(memory_format=torch.channels_last)):
         got = unet.readout(logits)
         assert got.shape == (2, 2, 5, 7) and torch.allclose(got, want, atol=1e-4)
+
+
+def test_readout_trains_with_the_gradient_of_the_formula(corrected):
+    """The readout losses train through the readout: its gradient is the formula's, bias and temperature included."""
+    unet = corrected
+    gen = torch.Generator().manual_seed(0)
+    raw = (torch.randn(2, len(unet.bins), 3, 4, generator=gen) * 3).requires_grad_()
+    weight = torch.randn(2, 2, 3, 4, generator=gen)
+    (unet.readout(raw) * weight).sum().backward()
+    got, raw.grad = raw.grad, None
+    correction = unet.prior_correction + (1.0 - unet.vividness)
+    probs = torch.softmax((raw - correction * unet.class_weights.log()[:, None, None]) / unet.temperature, 1)
+    ((probs[:, :, None] * unet.bins[None, :, :, None, None]).sum(1) * weight).sum().backward()
+    assert got is not None and raw.grad is not None and got.abs().max() > 1  # bins are tens of ab units
+    assert torch.allclose(got, raw.grad, rtol=1e-4, atol=1e-4 * float(got.abs().max()))
 
 
 def test_soft_encode_is_a_distribution_peaked_at_the_nearest_bin(unet):

@@ -119,8 +119,8 @@ THREADS = typer.Option(
     0,
     "--threads",
     min=0,
-    help="CPU threads for the network and the colour merge (0: every core; 1 can be faster "
-    "when other jobs keep the CPU busy).",
+    help="CPU threads for the network and the colour merge (0: every core). On a CPU a batch runs as one "
+    "network call per thread, side by side.",
 )
 DEVICE = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N.")
 OVERWRITE = typer.Option(
