@@ -1,9 +1,10 @@
 """CPU time per stage of the photo path, one thread, one stage at a time, for the lever-by-lever record of issue 21:
-decode (+ luminance, render copy), model, merge (uint8 out), encode, on 1 MP gray JPEGs at the default render size.
+decode (+ luminance, render copy), model, merge (uint8 out), encode, on 1 MP gray JPEGs (or PNGs) at the default render
+size.
 process_time, not wall time, so other work on a shared host moves the figures less. Run it against an older
 colorize_cli (`git archive COMMIT colorize_cli weights | tar -x -C DIR`) with PYTHONPATH=DIR to compare.
 
-    python benchmarks/stages.py [--images 16] [--threads 1]
+    python benchmarks/stages.py [--images 16] [--threads 1] [--format jpg|png]
     python benchmarks/stages.py --threading     # the model's 8 calls (batch 4, 192x288) at 1 thread, in 2 lanes of
                                                 # 1 thread, at 2 OpenMP threads; and 1024^2 matmuls, 1 thread vs 2 lanes
 """
@@ -61,6 +62,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--threading", action="store_true", help="only the threads / lanes check")
+    ap.add_argument("--format", default="jpg", choices=("jpg", "png"), help="the gray photos' format, in and out")
     args = ap.parse_args()
     if args.threading:
         return threading_check()
@@ -75,7 +77,7 @@ def main() -> None:
         return out
 
     with tempfile.TemporaryDirectory() as tmp:
-        paths = gray_photos(args.images, Path(tmp), megapixels(1.0), ext=".jpg")
+        paths = gray_photos(args.images, Path(tmp), megapixels(1.0), ext=f".{args.format}")
         reader = ReadSet(paths, Options(workers=0, device="cpu"))
         engine = Engine(load_model("unet-lab"), torch.device("cpu"))
         engine.chroma([reader[0].small])  # warm-up
@@ -83,7 +85,7 @@ def main() -> None:
             items = timed("decode", lambda: [reader[i] for i in range(start, min(start + 8, len(paths)))])
             abs_ = timed("model", lambda: engine.chroma([it.small for it in items]))
             rgbs = timed("merge", lambda: [engine.merge(it.lum, ab, np.uint8)[0] for it, ab in zip(items, abs_)])
-            timed("encode", lambda: [encode_image(rgb, None, ".jpg", 8, 95) for rgb in rgbs])
+            timed("encode", lambda: [encode_image(rgb, None, f".{args.format}", 8, 95) for rgb in rgbs])
     print("| " + " | ".join(f"{k} CPU ms/img" for k in cpu) + " | total |")
     print("|---" * (len(cpu) + 1) + "|")
     print(

@@ -97,7 +97,7 @@ def _read(path: Path, max_pixels: int) -> Decoded:
     with im if im is not None else contextlib.nullcontext():
         if w * h > max_pixels:
             raise ImageError(f"{path}: {w}x{h} pixels exceeds the limit of {max_pixels} (raise it with --max-pixels)")
-        orientation = _orientation(im) if im is not None else 1
+        orientation = _orientation(im, path) if im is not None else 1
         arr, bgr = _decode(path, im)
     return Decoded(*_normalize(_orient(arr, orientation), bgr, path), ext=path.suffix.lower())
 
@@ -156,15 +156,43 @@ def _is_empty(path: Path) -> bool:
         return False
 
 
-def _orientation(im: Image.Image) -> int:
+def _orientation(im: Image.Image, path: Path) -> int:
     # TIFF: both Pillow and cv2 apply the Orientation tag themselves while decoding.
     if im.format == "TIFF":
         return 1
     try:
-        value = int(im.getexif().get(_EXIF_ORIENTATION, 1))
+        if im.format == "PNG" and "exif" not in im.info and not _png_metadata_after_pixels(path):
+            # Pillow's PNG getexif decodes every pixel to look past them for metadata (as long as the decode itself);
+            # none is there, so the base getexif reads what the header gave (eXIf, EXIF or XMP text chunks).
+            exif = Image.Image.getexif(im)
+        else:
+            exif = im.getexif()
+        value = int(exif.get(_EXIF_ORIENTATION, 1))
     except Exception:  # noqa: BLE001 - broken EXIF must not cost the picture
         return 1
     return value if 1 <= value <= 8 else 1
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_METADATA = frozenset({b"eXIf", b"tEXt", b"zTXt", b"iTXt"})  # where Pillow finds EXIF or XMP orientation
+
+
+def _png_metadata_after_pixels(path: Path) -> bool:
+    """Whether a chunk that may hold orientation follows the PNG's image data, found by walking the chunk headers
+    (no pixel decoded). True where the walk cannot tell: Pillow then looks as before."""
+    seen_pixels = False
+    with open(path, "rb") as f:
+        if f.read(8) != _PNG_SIGNATURE:
+            return True
+        while len(head := f.read(8)) == 8:
+            length, kind = int.from_bytes(head[:4], "big"), head[4:]
+            if kind == b"IEND":
+                return False
+            if seen_pixels and kind in _PNG_METADATA:
+                return True
+            seen_pixels = seen_pixels or kind == b"IDAT"
+            f.seek(length + 4, os.SEEK_CUR)  # the chunk's data and CRC
+    return True
 
 
 def _decode(path: Path, im: Image.Image | None) -> tuple[np.ndarray, bool]:

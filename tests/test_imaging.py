@@ -237,6 +237,48 @@ def test_all_exif_orientations_match_pillow(tmp_path: Path, orientation: int) ->
     np.testing.assert_array_equal(got, expected)
 
 
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+
+@pytest.mark.parametrize("orientation", [3, 6])
+def test_png_orientation_after_the_pixels_is_found(tmp_path: Path, orientation: int) -> None:
+    """An eXIf chunk placed after the image data (allowed, and past where the header read stops) still turns it."""
+    src = tmp_path / "late.png"
+    Image.fromarray(_marked()).save(src)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = src.read_bytes()
+    assert data[-12:-8] == b"\x00\x00\x00\x00" and data[-8:-4] == b"IEND"
+    src.write_bytes(data[:-12] + _png_chunk(b"eXIf", exif.tobytes()[6:]) + data[-12:])  # without "Exif\0\0"
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(src)).convert("RGB"))
+    assert expected.shape[:2] != (16, 24) or orientation == 3
+    np.testing.assert_array_equal(np.rint(read_image(src).rgb * 255).astype(np.uint8), expected)
+
+
+def test_png_orientation_is_read_without_pillow_decoding_the_pixels(tmp_path: Path, monkeypatch) -> None:
+    """A PNG whose metadata all precedes its pixels (Pillow's own writer: eXIf, XMP) is turned by it, and Pillow
+    never decodes it (its PNG getexif would, only to look past the pixels); cv2 decodes it once."""
+    from PIL import ImageFile, PngImagePlugin
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(_marked()).save(tmp_path / "exif.png", exif=exif.tobytes())
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", '<x:xmpmeta><rdf:Description tiff:Orientation="6"/></x:xmpmeta>')
+    Image.fromarray(_marked()).save(tmp_path / "xmp.png", pnginfo=info)
+    Image.fromarray(_marked()).save(tmp_path / "plain.png")
+
+    def no_decode(self):
+        raise AssertionError("Pillow decoded the pixels")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decode)
+    for name in ("exif.png", "xmp.png"):
+        got = np.rint(read_image(tmp_path / name).rgb * 255).astype(np.uint8)
+        np.testing.assert_array_equal(got, np.rot90(_marked(), k=-1))
+    np.testing.assert_array_equal(np.rint(read_image(tmp_path / "plain.png").rgb * 255).astype(np.uint8), _marked())
+
+
 def test_tiff_orientation_not_applied_twice(tmp_path: Path) -> None:
     src = tmp_path / "o6.tif"
     Image.fromarray(_marked()).save(src, tiffinfo={0x0112: 6})
