@@ -10,6 +10,11 @@ writes a file.
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import os
+import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +98,26 @@ def _start_workers(loader: DataLoader) -> Iterator[StreamItem]:
         return iter(loader)
     finally:
         cv2.setNumThreads(before)
+
+
+_PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def die_with_parent(parent: int, worker_id: int) -> None:
+    """DataLoader's worker_init_fn (a partial with the run's pid): on Linux a worker is killed when the run that forked
+    it dies. A run killed with SIGKILL never tells its workers to stop; torch's worker notices, but then hangs at exit
+    joining its queue's feeder thread, whose reader is gone: one orphan per worker and kill, for good
+    (tests/test_reliability.py). The signal follows the thread that made the DataLoader's iterator, which is the one
+    that reads from it."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        zero = ctypes.c_ulong(0)
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, ctypes.c_ulong(signal.SIGKILL), zero, zero, zero)
+    except (OSError, AttributeError):  # no prctl: the worker lives as before
+        return
+    if os.getppid() != parent:  # the run died before the request took hold
+        os._exit(1)
 
 
 class ReadSet(Dataset):
@@ -189,6 +214,7 @@ def _stream(
         num_workers=opts.workers,
         pin_memory=colorizer.device.type == "cuda",
         prefetch_factor=4 if opts.workers else None,
+        worker_init_fn=functools.partial(die_with_parent, os.getpid()),
     )
     buckets: dict[tuple[int, ...], list[tuple[StreamItem, torch.Tensor]]] = {}  # by render shape: no padding
 

@@ -10,6 +10,7 @@ model, optimizer, scheduler and RNG states. Checkpoints hold tensors and plain v
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -32,6 +33,7 @@ from colorize_cli.losses import LOSSES, NEEDS_READOUT, distillation
 from colorize_cli.models.base import ColorModel
 from colorize_cli.models.fuse import fused
 from colorize_cli.registry import create_model, get_spec
+from colorize_cli.stream import die_with_parent
 from colorize_cli.train_data import CropSet, EpochSampler, fit_prior, group_weights, keep_colour, split_files
 from colorize_cli.zoo import pick_device
 
@@ -90,10 +92,12 @@ def lr_lambda(warmup: int, total: int):
     return f
 
 
-def _train_worker(_: int) -> None:
+def _train_worker(parent: int, worker_id: int) -> None:
     """A SIGTERM sent to the whole process group (Slurm's scancel, `kill -- -PGID`) is for the main process, which
-    saves a checkpoint and stops the workers itself; a worker dying of it first would crash the run unsaved."""
+    saves a checkpoint and stops the workers itself; a worker dying of it first would crash the run unsaved. A run
+    killed outright takes its workers with it (stream.die_with_parent)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    die_with_parent(parent, worker_id)
 
 
 class _DistInfo:
@@ -290,7 +294,7 @@ class Trainer:
             pin_memory=self.device.type == "cuda",
             persistent_workers=self.cfg.workers > 0,
             prefetch_factor=4 if self.cfg.workers else None,
-            worker_init_fn=_train_worker,
+            worker_init_fn=functools.partial(_train_worker, os.getpid()),
         )
 
     def train_step(self, rgb: torch.Tensor) -> float:

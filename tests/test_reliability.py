@@ -36,6 +36,28 @@ def colorize(*args) -> subprocess.Popen:
     )
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first), None once the process is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def children(pid: int) -> list[int]:
+    return [
+        int(p.name)
+        for p in Path("/proc").iterdir()
+        if p.name.isdigit() and (_stat(int(p.name)) or ["", ""])[1] == str(pid)
+    ]
+
+
+def alive(pid: int) -> bool:
+    """Running or asleep; a zombie waiting for init to reap it counts as gone."""
+    fields = _stat(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
 def png_bomb(path: Path, w: int = 100_000, h: int = 100_000) -> None:
     """A valid PNG header claiming w x h pixels followed by a tiny, truncated data stream."""
 
@@ -122,8 +144,14 @@ def test_sigkill_mid_run_then_rerun_completes_cleanly(tmp_path: Path):
     deadline = time.time() + 120
     while time.time() < deadline and len(list(out.glob("*.png"))) < 20:
         time.sleep(0.05)
+    workers = children(proc.pid)
+    assert workers, "the run's decode worker should be up"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(alive(w) for w in workers):
+        time.sleep(0.1)
+    assert not any(alive(w) for w in workers), "a decode worker outlived the killed run"
     done_before = len(list(out.glob("*.png")))
     assert 0 < done_before < 200, "the kill should land mid-run"
     for p in out.glob("*.png"):
@@ -133,6 +161,36 @@ def test_sigkill_mid_run_then_rerun_completes_cleanly(tmp_path: Path):
     assert rerun.returncode == 0, err
     assert f"skipped {done_before}" in err  # resumed: the finished files were not redone
     assert_clean(out, 200)  # the killed run's temp and lock files were swept
+
+
+_ORPHAN = """
+import os, time
+from colorize_cli.stream import die_with_parent
+parent = os.getpid()  # before the fork, as DataLoader's partial has it: the parent may die before the child looks
+child = os.fork()
+if child == 0:
+    die_with_parent(parent, 0)
+    time.sleep(120)
+    os._exit(0)
+print(child, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl is Linux's")
+def test_a_worker_dies_with_the_process_that_forked_it():
+    """die_with_parent, the decode and training workers' init: SIGKILL the parent and its forked child goes too
+    (without it the child sleeps on, reparented, for two minutes)."""
+    parent = subprocess.Popen([sys.executable, "-c", _ORPHAN], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    assert alive(child)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and alive(child):
+        time.sleep(0.05)
+    assert not alive(child)
 
 
 def test_overlapping_runs_share_the_work(tmp_path: Path):
