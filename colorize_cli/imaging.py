@@ -97,8 +97,9 @@ def _read(path: Path, max_pixels: int) -> Decoded:
     with im if im is not None else contextlib.nullcontext():
         if w * h > max_pixels:
             raise ImageError(f"{path}: {w}x{h} pixels exceeds the limit of {max_pixels} (raise it with --max-pixels)")
-        orientation = _orientation(im, path) if im is not None else 1
-        arr, bgr = _decode(path, im)
+        data = _file_bytes(path)  # read once: the PNG chunk walk and the decoder both use it
+        orientation = _orientation(im, data) if im is not None else 1
+        arr, bgr = _decode(path, im, data)
     return Decoded(*_normalize(_orient(arr, orientation), bgr, path), ext=path.suffix.lower())
 
 
@@ -156,12 +157,12 @@ def _is_empty(path: Path) -> bool:
         return False
 
 
-def _orientation(im: Image.Image, path: Path) -> int:
+def _orientation(im: Image.Image, data: np.ndarray) -> int:
     # TIFF: both Pillow and cv2 apply the Orientation tag themselves while decoding.
     if im.format == "TIFF":
         return 1
     try:
-        if im.format == "PNG" and "exif" not in im.info and not _png_metadata_after_pixels(path):
+        if im.format == "PNG" and "exif" not in im.info and not _png_metadata_after_pixels(data.data):
             # Pillow's PNG getexif decodes every pixel to look past them for metadata (as long as the decode itself);
             # none is there, so the base getexif reads what the header gave (eXIf, EXIF or XMP text chunks).
             exif = Image.Image.getexif(im)
@@ -177,33 +178,34 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_METADATA = frozenset({b"eXIf", b"tEXt", b"zTXt", b"iTXt"})  # where Pillow finds EXIF or XMP orientation
 
 
-def _png_metadata_after_pixels(path: Path) -> bool:
-    """Whether a chunk that may hold orientation follows the PNG's image data, found by walking the chunk headers
-    (no pixel decoded). True where the walk cannot tell: Pillow then looks as before."""
-    seen_pixels = False
-    with open(path, "rb") as f:
-        if f.read(8) != _PNG_SIGNATURE:
+def _png_metadata_after_pixels(png: memoryview) -> bool:
+    """Whether a chunk that may hold orientation follows the PNG's image data, found by walking the chunk headers of
+    the file's bytes (no pixel decoded). True where the walk cannot tell: Pillow then looks as before."""
+    if png[:8] != _PNG_SIGNATURE:
+        return True
+    seen_pixels, at = False, 8
+    while at + 8 <= len(png):
+        length, kind = int.from_bytes(png[at : at + 4], "big"), bytes(png[at + 4 : at + 8])
+        if kind == b"IEND":
+            return False
+        if seen_pixels and kind in _PNG_METADATA:
             return True
-        while len(head := f.read(8)) == 8:
-            length, kind = int.from_bytes(head[:4], "big"), head[4:]
-            if kind == b"IEND":
-                return False
-            if seen_pixels and kind in _PNG_METADATA:
-                return True
-            seen_pixels = seen_pixels or kind == b"IDAT"
-            f.seek(length + 4, os.SEEK_CUR)  # the chunk's data and CRC
+        seen_pixels = seen_pixels or kind == b"IDAT"
+        at += 12 + length  # length, type, the chunk's data and CRC
     return True
 
 
-def _decode(path: Path, im: Image.Image | None) -> tuple[np.ndarray, bool]:
-    """Pixels as stored; returns (array, channels_are_bgr)."""
+def _file_bytes(path: Path) -> np.ndarray:
     try:
-        # fromfile copes with unicode paths; UNCHANGED keeps 16-bit and alpha.
-        data = np.fromfile(path, dtype=np.uint8)
+        return np.fromfile(path, dtype=np.uint8)  # fromfile copes with unicode paths
     except OSError as e:
         raise ImageError(f"{path}: cannot read: {_reason(e)}") from None
+
+
+def _decode(path: Path, im: Image.Image | None, data: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Pixels as stored, from the file's bytes; returns (array, channels_are_bgr)."""
     try:
-        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+        arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)  # UNCHANGED keeps 16-bit and alpha
     except cv2.error:
         arr = None
     if arr is not None:
