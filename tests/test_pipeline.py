@@ -263,16 +263,22 @@ def test_cpu_chunks_are_even_in_order_and_within_the_limit():
     assert len(chunks) <= 4 and engine.cpu_chunks([], limit) == []
 
 
+_TWO_LANES = threading.Barrier(2)  # module-level: the Engine deep-copies its model, and a lock cannot be copied
+
+
 class ThreadSpy(torch.nn.Module):
     """A network that notes which thread ran each call, at how many torch threads, and on how many images."""
 
-    def __init__(self, fail: bool = False):
+    def __init__(self, fail: bool = False, meet: bool = False):
         super().__init__()
         self.fail = fail
+        self.meet = meet  # calls off the main thread wait for each other at _TWO_LANES: lanes must run side by side
         self.calls: list[tuple[int, int, int]] = []
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
         self.calls.append((threading.get_ident(), torch.get_num_threads(), len(lum)))
+        if self.meet and threading.current_thread() is not threading.main_thread():
+            _TWO_LANES.wait(timeout=10)  # BrokenBarrierError if the other lane never comes
         if self.fail:
             raise RuntimeError("the network broke")
         return lum.expand(-1, 2, -1, -1).clone()  # each image's chroma is its own luminance: order shows
@@ -292,7 +298,7 @@ def two_threads():
 def test_a_cpu_batch_runs_in_lanes_of_one_thread_and_the_thread_count_comes_back(two_threads):
     """At two torch threads a batch runs as two chunks on two lanes of one thread each (no layer waits on a thread
     the decoder took), every image once and in order; a lone image keeps both threads; the count is put back."""
-    colorizer = pipeline.Engine(ThreadSpy(), torch.device("cpu"))
+    colorizer = pipeline.Engine(ThreadSpy(meet=True), torch.device("cpu"))
     spy = colorizer.model
     smalls = [torch.full((40, 40), k / 10) for k in range(4)]
     out = colorizer.chroma(smalls)
