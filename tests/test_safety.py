@@ -277,6 +277,25 @@ def test_locks_tell_a_reused_pid_and_a_reboot_from_a_live_owner(tmp_path: Path):
     assert claims.claim(dst) is not None  # before a reboot: dead
 
 
+def test_a_forked_child_claims_with_its_own_start_time_not_its_parents(tmp_path: Path):
+    """The start time is read once per process (claims.own_start_time): a child forked after the parent read it must
+    not write the parent's into its locks, or a later run would take the child's pid for one reused."""
+    held = claims.claim(tmp_path / "parent.png")  # the parent's start time is now cached
+    assert held is not None
+    assert claims.Owner.parse(claims.lock_path(tmp_path / "parent.png").read_text()).started == claims.start_time(
+        os.getpid()
+    )
+    pid = os.fork()
+    if pid == 0:  # the child: claim, then exit without running pytest's teardown
+        child = claims.claim(tmp_path / "child.png")
+        os._exit(0 if child is not None else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+    owner = claims.Owner.parse(claims.lock_path(tmp_path / "child.png").read_text())
+    assert owner is not None and owner.pid == pid
+    assert owner.started != claims.start_time(os.getpid())  # the child started after its parent, at another tick
+    claims.release(held)
+
+
 def test_release_leaves_a_lock_it_no_longer_owns(tmp_path: Path):
     dst = tmp_path / "x.png"
     held = claims.claim(dst)
