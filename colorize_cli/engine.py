@@ -154,6 +154,13 @@ def keep_freed_memory() -> bool:
     return bool(mmap) and bool(libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
 
 
+@functools.cache
+def _lane_pool(lanes: int) -> ThreadPoolExecutor:
+    """The threads Engine._in_lanes runs chunks on, one pool per lane count for the process: every Engine shares them
+    (made on first use; idle threads cost nothing and end with the process)."""
+    return ThreadPoolExecutor(lanes, thread_name_prefix="colorize-lane")
+
+
 def _pad_stack(smalls: list[torch.Tensor]) -> torch.Tensor:
     """Batch images of different render sizes by edge-padding to the largest; each is cropped back after."""
     h = max(s.shape[0] for s in smalls)
@@ -228,7 +235,6 @@ class Engine:
         self.memory_format = torch.channels_last  # tensor cores on CUDA; 10-15% less CPU time on a CPU too
         self.model.to(memory_format=self.memory_format)  # type: ignore[call-overload]  # the stub omits the keyword
         self.net = torch.compile(self.model, dynamic=False) if compile else self.model
-        self._lanes: tuple[int, ThreadPoolExecutor] | None = None  # (lanes, their threads): made on first use
 
     def chroma(self, smalls: list[torch.Tensor]) -> list[torch.Tensor]:
         """Chroma at render size for each luminance. On a CPU the batch runs in chunks of at most CPU_CHUNK_PIXELS
@@ -248,13 +254,9 @@ class Engine:
         each layer for its slowest thread, and on a 2-core host the decoder and writer keep taking one away: the
         pipeline ran 19.0 ms a 256x256 photo as one call over two threads, 17.4 as two lanes of one, with about 15%
         less CPU (benchmarks/RESULTS.md). torch's thread count is process-wide: set for the lanes, put back after."""
-        if self._lanes is None or self._lanes[0] != lanes:
-            if self._lanes is not None:
-                self._lanes[1].shutdown(wait=False)
-            self._lanes = (lanes, ThreadPoolExecutor(lanes, thread_name_prefix="colorize-lane"))
         torch.set_num_threads(threads // lanes)
         try:
-            return list(self._lanes[1].map(self._chroma, chunks))
+            return list(_lane_pool(lanes).map(self._chroma, chunks))
         finally:
             torch.set_num_threads(threads)
 
