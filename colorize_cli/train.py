@@ -68,6 +68,7 @@ class TrainConfig:
     init_images: int = 0  # images the --init weights had already seen (filled in from their metadata)
     distill: str = ""  # frozen teacher weights whose outputs the loss also follows (usually the --init); empty: none
     distill_weight: float = 1.0
+    freeze_encoder: bool = False  # train only the decoder: the ImageNet features stay as pretrained (or as --init)
     device: str = "auto"
     amp: bool = True
     quiet: bool = False
@@ -136,9 +137,11 @@ class Trainer:
             raise ValueError(f"loss {cfg.loss!r} needs a classification model with a readout, not {cfg.arch!r}")
         self.model.to(self.device)
         self.teacher = self._build_teacher()
+        self.frozen = self._freeze_encoder()
         self.net = self._wrap_ddp(self.model)
         lr = cfg.lr or self.spec.lr
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+        trained = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(trained, lr=lr, weight_decay=cfg.weight_decay)
         steps_per_epoch = max(1, len(self.train_files) // (cfg.batch_size * self.dist.world))
         self.total = cfg.steps or cfg.epochs * steps_per_epoch
         self.sched = torch.optim.lr_scheduler.LambdaLR(
@@ -167,6 +170,18 @@ class Trainer:
         model = create_model(self.cfg.arch, pretrained_backbone=self.cfg.pretrained_backbone)
         fit_prior(model, self.train_files, self.crop, self.cfg.seed)
         return model
+
+    def _freeze_encoder(self) -> list[torch.nn.Module]:
+        """--freeze-encoder: the encoder's weights get no gradient and its BatchNorms keep their statistics (they
+        stay in eval mode), so a fine-tune on small photos cannot wear away the features learnt on ImageNet."""
+        if not self.cfg.freeze_encoder:
+            return []
+        frozen = self.model.encoder()
+        if not frozen:
+            raise ValueError(f"--freeze-encoder: {self.cfg.arch!r} has no pretrained encoder to freeze")
+        for m in frozen:
+            m.requires_grad_(False).eval()
+        return frozen
 
     def _build_teacher(self) -> torch.nn.Module | None:
         """--distill: frozen weights of the same architecture (one output space), read in eval mode every step."""
@@ -300,6 +315,8 @@ class Trainer:
     def train_step(self, rgb: torch.Tensor) -> float:
         rgb = rgb.to(self.device, non_blocking=True)
         self.net.train()
+        for m in self.frozen:
+            m.eval()
         with torch.autocast(self.device.type, enabled=self.use_amp):
             loss = self._objective(color.rgb_to_luminance(rgb), rgb)
         self.opt.zero_grad(set_to_none=True)

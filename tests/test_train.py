@@ -168,6 +168,30 @@ def test_distill_keeps_a_fine_tune_near_its_frozen_teacher(small_set, tmp_path: 
     assert resumed.teacher is not None and resumed.cfg.distill_weight == 20.0
 
 
+def test_freeze_encoder_trains_the_decoder_and_leaves_the_encoder_and_its_batchnorm_statistics_as_they_were(
+    small_set, tmp_path: Path
+):
+    trainer = Trainer(config(small_set, tmp_path / "f", steps=3, lr=3e-3, freeze_encoder=True))
+    model = trainer.model
+    encoder = {k: v.clone() for m in model.encoder() for k, v in m.state_dict().items()}
+    head = model.head.weight.detach().clone()
+    assert any("running_mean" in k for k in encoder)  # the statistics are part of what must not move
+    trainer.run()
+    after = {k: v for m in model.encoder() for k, v in m.state_dict().items()}
+    assert all(torch.equal(encoder[k], after[k]) for k in encoder)
+    assert not torch.equal(head, model.head.weight)
+    unfrozen = Trainer(config(small_set, tmp_path / "u", steps=3, lr=3e-3))
+    before = {k: v.clone() for m in unfrozen.model.encoder() for k, v in m.state_dict().items()}
+    unfrozen.run()
+    moved = {k: v for m in unfrozen.model.encoder() for k, v in m.state_dict().items()}
+    assert not all(torch.equal(before[k], moved[k]) for k in before)  # the check above can fail
+
+
+def test_freeze_encoder_is_refused_for_a_model_without_a_pretrained_encoder(small_set, tmp_path: Path):
+    with pytest.raises(ValueError, match="no pretrained encoder"):
+        Trainer(config(small_set, tmp_path / "n", steps=1, arch="cnn-rgb", freeze_encoder=True))
+
+
 def test_distill_rejects_a_teacher_of_another_architecture(small_set, tmp_path: Path):
     Trainer(config(small_set, tmp_path / "c", steps=1, arch="cnn-rgb")).run()
     other = tmp_path / "other.safetensors"

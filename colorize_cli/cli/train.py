@@ -67,6 +67,11 @@ DISTILL = typer.Option(
     "--init): a fine-tune that learns new photos without forgetting what the teacher got right.",
 )
 DISTILL_WEIGHT = typer.Option(1.0, "--distill-weight", min=0.0, help="Weight of the --distill term in the loss.")
+FREEZE_ENCODER = typer.Option(
+    False,
+    "--freeze-encoder",
+    help="Train only the decoder: the pretrained encoder's weights and BatchNorm statistics stay as they are.",
+)
 RESUME = typer.Option(None, "--resume", help="Continue from a checkpoint (last.ckpt).")
 EXPORT = typer.Option(None, "--export", help="Write the trained model as safetensors here.")
 QUIET = typer.Option(False, "--quiet/--no-quiet", "-q", help="Only errors and the final line.")
@@ -127,6 +132,7 @@ class TrainArgs:
     init: str | None
     distill: str | None
     distill_weight: float
+    freeze_encoder: bool
     resume: Path | None
     export: Path | None
     quiet: bool
@@ -166,6 +172,7 @@ class TrainArgs:
             init=self.init or "",
             distill=self.distill or "",
             distill_weight=self.distill_weight,
+            freeze_encoder=self.freeze_encoder,
             quiet=self.quiet,
         )
 
@@ -195,6 +202,7 @@ def train_cmd(
     init: str | None = INIT,
     distill: str | None = DISTILL,
     distill_weight: float = DISTILL_WEIGHT,
+    freeze_encoder: bool = FREEZE_ENCODER,
     resume: Path | None = RESUME,
     export: Path | None = EXPORT,
     quiet: bool = QUIET,

@@ -102,6 +102,9 @@ class EffUNetLab(ColorModel):
             raise ValueError(f"--vividness wants a value from 0 to 2, got {vividness}")
         self.vividness = float(vividness)
 
+    def encoder(self) -> list[nn.Module]:
+        return [self.stem, self.blocks]
+
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
         """Logits over ab bins at 1/4 of the input size."""
         h, w = lum.shape[-2:]
