@@ -176,7 +176,7 @@ class Trainer:
         stay in eval mode), so a fine-tune on small photos cannot wear away the features learnt on ImageNet."""
         if not self.cfg.freeze_encoder:
             return []
-        frozen = self.model.encoder()
+        frozen = self.model.pretrained_encoder()
         if not frozen:
             raise ValueError(f"--freeze-encoder: {self.cfg.arch!r} has no pretrained encoder to freeze")
         for m in frozen:

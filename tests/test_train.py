@@ -173,17 +173,17 @@ def test_freeze_encoder_trains_the_decoder_and_leaves_the_encoder_and_its_batchn
 ):
     trainer = Trainer(config(small_set, tmp_path / "f", steps=3, lr=3e-3, freeze_encoder=True))
     model = trainer.model
-    encoder = {k: v.clone() for m in model.encoder() for k, v in m.state_dict().items()}
+    encoder = {k: v.clone() for m in model.pretrained_encoder() for k, v in m.state_dict().items()}
     head = model.head.weight.detach().clone()
     assert any("running_mean" in k for k in encoder)  # the statistics are part of what must not move
     trainer.run()
-    after = {k: v for m in model.encoder() for k, v in m.state_dict().items()}
+    after = {k: v for m in model.pretrained_encoder() for k, v in m.state_dict().items()}
     assert all(torch.equal(encoder[k], after[k]) for k in encoder)
     assert not torch.equal(head, model.head.weight)
     unfrozen = Trainer(config(small_set, tmp_path / "u", steps=3, lr=3e-3))
-    before = {k: v.clone() for m in unfrozen.model.encoder() for k, v in m.state_dict().items()}
+    before = {k: v.clone() for m in unfrozen.model.pretrained_encoder() for k, v in m.state_dict().items()}
     unfrozen.run()
-    moved = {k: v for m in unfrozen.model.encoder() for k, v in m.state_dict().items()}
+    moved = {k: v for m in unfrozen.model.pretrained_encoder() for k, v in m.state_dict().items()}
     assert not all(torch.equal(before[k], moved[k]) for k in before)  # the check above can fail
 
 

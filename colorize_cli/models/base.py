@@ -29,7 +29,7 @@ class ColorModel(nn.Module):
         """The state a weights file stores: everything but the pip-installed frozen parts."""
         return {k: v for k, v in self.state_dict().items() if not (self.pip_weights and k.startswith(self.pip_weights))}
 
-    def encoder(self) -> list[nn.Module]:
+    def pretrained_encoder(self) -> list[nn.Module]:
         """The pretrained encoder's modules, which `colorize train --freeze-encoder` keeps as they are (weights and
         BatchNorm statistics); empty for models without one."""
         return []

@@ -102,7 +102,7 @@ class EffUNetLab(ColorModel):
             raise ValueError(f"--vividness wants a value from 0 to 2, got {vividness}")
         self.vividness = float(vividness)
 
-    def encoder(self) -> list[nn.Module]:
+    def pretrained_encoder(self) -> list[nn.Module]:
         return [self.stem, self.blocks]
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
