@@ -168,22 +168,24 @@ def test_distill_keeps_a_fine_tune_near_its_frozen_teacher(small_set, tmp_path: 
     assert resumed.teacher is not None and resumed.cfg.distill_weight == 20.0
 
 
+def _encoder_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for m in model.pretrained_encoder() for k, v in m.state_dict().items()}
+
+
 def test_freeze_encoder_trains_the_decoder_and_leaves_the_encoder_and_its_batchnorm_statistics_as_they_were(
     small_set, tmp_path: Path
 ):
     trainer = Trainer(config(small_set, tmp_path / "f", steps=3, lr=3e-3, freeze_encoder=True))
-    model = trainer.model
-    encoder = {k: v.clone() for m in model.pretrained_encoder() for k, v in m.state_dict().items()}
-    head = model.head.weight.detach().clone()
+    encoder, head = _encoder_state(trainer.model), trainer.model.head.weight.detach().clone()
     assert any("running_mean" in k for k in encoder)  # the statistics are part of what must not move
     trainer.run()
-    after = {k: v for m in model.pretrained_encoder() for k, v in m.state_dict().items()}
+    after = _encoder_state(trainer.model)
     assert all(torch.equal(encoder[k], after[k]) for k in encoder)
-    assert not torch.equal(head, model.head.weight)
+    assert not torch.equal(head, trainer.model.head.weight)
     unfrozen = Trainer(config(small_set, tmp_path / "u", steps=3, lr=3e-3))
-    before = {k: v.clone() for m in unfrozen.model.pretrained_encoder() for k, v in m.state_dict().items()}
+    before = _encoder_state(unfrozen.model)
     unfrozen.run()
-    moved = {k: v for m in unfrozen.model.pretrained_encoder() for k, v in m.state_dict().items()}
+    moved = _encoder_state(unfrozen.model)
     assert not all(torch.equal(before[k], moved[k]) for k in before)  # the check above can fail
 
 
