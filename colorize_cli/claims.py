@@ -3,7 +3,8 @@
 Both are hidden and carry a suffix no image or film has (`.colorize-lock`, `.colorize-tmp`), so they can never be an
 input of `dir`, and `sweep` recognises them by that exact scheme: a user's own `.something.lock` is never touched.
 
-A claim is `.NAME.colorize-lock` beside the output, created atomically (O_EXCL), holding its owner: host, boot id, pid,
+A claim is `.NAME.colorize-lock` beside the output, created whole and atomically (written aside, then
+hard-linked under its name, which fails if it exists), holding its owner: host, boot id, pid,
 the process's start time and a random token. The start time and boot id tell a dead owner from a live process that
 got the same pid later; release and takeover check the token, so a run never removes a lock it does not own.
 Temporary names carry the owner's pid, start time and host hash plus a random part, so two runs never share one.
@@ -12,6 +13,7 @@ Temporary names carry the owner's pid, start time and host hash plus a random pa
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import os
@@ -181,6 +183,33 @@ def claim(path: Path) -> Claim | None:
 
 
 def _create(lock: Path, owner: Owner) -> bool:
+    """Make the lock whole or not at all. The owner is written to a temporary first, then hard-linked under the
+    lock's name, which fails if the name exists, as O_EXCL does. A run killed between creating a lock and writing it
+    used to leave an empty one that no rerun could tell from a live run's (CI: a rerun after SIGKILL reported
+    "claimed by another run"); now it leaves at most a temporary, which sweep removes."""
+    tmp = temp_file(lock)
+    try:
+        tmp.write_text(owner.text())
+        try:
+            os.link(tmp, lock)
+        except FileExistsError:
+            return False
+        except OSError as e:
+            if e.errno not in _NO_HARD_LINKS:
+                raise
+            return _create_in_place(lock, owner)
+        return True
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+# What link() says on a file system without hard links (FAT, exFAT, some network shares).
+_NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
+
+
+def _create_in_place(lock: Path, owner: Owner) -> bool:
+    """O_EXCL and a write: the lock is empty for an instant, which a reader takes for a live owner (see _dead)."""
     try:
         fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:

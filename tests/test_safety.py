@@ -10,6 +10,7 @@ import dataclasses
 import errno
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -236,14 +237,23 @@ def test_a_writer_whose_thread_dies_stops_the_run_instead_of_hanging():
 def test_claim_errors_are_per_file_errors(tmp_path: Path, monkeypatch):
     for i in range(3):
         photo(tmp_path / "in" / f"p{i}.png", i)
-    real = os.open
+    real_open, real_link = os.open, os.link
+
+    def refused(path) -> bool:
+        return str(path).endswith(".p1.png" + claims.LOCK_SUFFIX)
 
     def deny(path, flags, *a, **k):
-        if str(path).endswith(".p1.png" + claims.LOCK_SUFFIX):
+        if refused(path):
             raise OSError(errno.EROFS, "Read-only file system", str(path))
-        return real(path, flags, *a, **k)
+        return real_open(path, flags, *a, **k)
+
+    def deny_link(src, dst, *a, **k):  # the lock is made by linking its written temporary under the lock's name
+        if refused(dst):
+            raise OSError(errno.EROFS, "Read-only file system", str(dst))
+        return real_link(src, dst, *a, **k)
 
     monkeypatch.setattr(claims.os, "open", deny)
+    monkeypatch.setattr(claims.os, "link", deny_link)
     res = runner.invoke(app, ["dir", str(tmp_path / "in"), "-o", str(tmp_path / "out"), *FAST])
     assert res.exit_code == 1, res.output
     assert "p1.png: cannot claim the output" in res.output and "Read-only file system" in res.output
@@ -294,6 +304,35 @@ def test_a_forked_child_claims_with_its_own_start_time_not_its_parents(tmp_path:
     assert owner is not None and owner.pid == pid
     assert owner.started != claims.start_time(os.getpid())  # the child started after its parent, at another tick
     claims.release(held)
+
+
+def test_a_run_killed_while_claiming_leaves_no_lock_that_blocks_a_rerun(tmp_path: Path, monkeypatch):
+    """SIGKILL between making a lock and writing its owner used to leave an empty lock, which reads as a live run's
+    for a minute: the rerun CI made after a kill reported "claimed by another run". A lock now appears whole."""
+    dst = tmp_path / "o.png"
+    pid = os.fork()
+    if pid == 0:  # the child dies mid-claim, at the moment its owner's text is asked for
+        monkeypatch.setattr(claims.Owner, "text", lambda self: os.kill(os.getpid(), signal.SIGKILL))
+        claims.claim(dst)
+        os._exit(0)
+    assert os.waitpid(pid, 0)[1] & 0x7F == signal.SIGKILL
+    held = claims.claim(dst)
+    assert held is not None, "the killed run's claim still blocks the output"
+    claims.release(held)
+    assert claims.sweep(tmp_path) == 1  # what the killed run left: its temporary, recognised as dead
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_system_without_hard_links_still_gets_whole_claims(tmp_path: Path, monkeypatch):
+    def no_links(src, dst, *a, **k):
+        raise OSError(errno.EPERM, "Operation not permitted", str(dst))
+
+    monkeypatch.setattr(claims.os, "link", no_links)
+    held = claims.claim(tmp_path / "o.png")
+    assert held is not None and claims.Owner.parse(claims.lock_path(tmp_path / "o.png").read_text()) is not None
+    assert claims.claim(tmp_path / "o.png") is None  # held by this live process
+    claims.release(held)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_release_leaves_a_lock_it_no_longer_owns(tmp_path: Path):
