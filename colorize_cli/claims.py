@@ -138,14 +138,18 @@ def temp_file(path: Path, keep_suffix: bool = False) -> Path:
     """Create (O_EXCL, so never an existing file: never an input) a hidden temporary beside `path`, unique to this
     process and call, with a new file's usual permissions. keep_suffix ends it in path's own extension, for ffmpeg,
     which picks the container by name."""
-    me = f".{os.getpid()}-{own_start_time() or 0}-{_HOST_ID}."
     suffix = TEMP_SUFFIX + (path.suffix if keep_suffix else "")
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=hidden_name(path.name, me), suffix=suffix)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=suffix)
     try:
         os.fchmod(fd, FILE_MODE)  # the output it becomes gets the permissions of any new file
     finally:
         os.close(fd)
     return Path(name)
+
+
+def _temp_prefix(path: Path) -> str:
+    """`.NAME.PID-START-HOST.`: what sweep reads to tell a dead run's temporary from a live one's."""
+    return hidden_name(path.name, f".{os.getpid()}-{own_start_time() or 0}-{_HOST_ID}.")
 
 
 def is_temp_name(name: str) -> bool:
@@ -187,9 +191,10 @@ def _create(lock: Path, owner: Owner) -> bool:
     lock's name, which fails if the name exists, as O_EXCL does. A run killed between creating a lock and writing it
     used to leave an empty one that no rerun could tell from a live run's (CI: a rerun after SIGKILL reported
     "claimed by another run"); now it leaves at most a temporary, which sweep removes."""
-    tmp = temp_file(lock)
+    # Named by the owner's random token, so no second random name is drawn (this runs once a photo).
+    tmp = lock.with_name(_temp_prefix(lock) + owner.token + TEMP_SUFFIX)
+    _write_new(tmp, owner)
     try:
-        tmp.write_text(owner.text())
         try:
             os.link(tmp, lock)
         except FileExistsError:
@@ -211,12 +216,17 @@ _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}
 def _create_in_place(lock: Path, owner: Owner) -> bool:
     """O_EXCL and a write: the lock is empty for an instant, which a reader takes for a live owner (see _dead)."""
     try:
-        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        _write_new(lock, owner)
     except FileExistsError:
         return False
+    return True
+
+
+def _write_new(path: Path, owner: Owner) -> None:
+    """Create path (O_EXCL: never an existing file) holding the owner; FileExistsError if it is there."""
+    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     with os.fdopen(fd, "w") as f:
         f.write(owner.text())
-    return True
 
 
 def _read(lock: Path) -> tuple[str, float] | None:
