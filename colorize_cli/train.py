@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,7 @@ class TrainConfig:
     keep_muted: bool = False  # drop only grayscale and toned photos (HUE_SPREAD), not muted colour ones
     no_enlarge: bool = False  # never upsample a crop (small photos give crops of at least the crop size)
     group_balance: float = 1.0  # sample each file-name group in proportion to its size ** this (1: as the data)
+    group_weight: dict[str, float] = field(default_factory=dict)  # a group's share times this (prefix -> factor)
     pretrained_backbone: bool = True
     init: str = ""  # weights (.safetensors or a shipped name) to fine-tune from; empty -> fresh model
     init_images: int = 0  # images the --init weights had already seen (filled in from their metadata)
@@ -132,6 +133,7 @@ class Trainer:
         check_outside_data(cfg, self.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.train_files, self.val_files = self._files(resume)
+        self.draw_weights = group_weights(self.train_files, cfg.group_balance, cfg.group_weight)
         self.model = self._build_model(resume)
         if self.loss in NEEDS_READOUT and not hasattr(self.model, "readout"):
             raise ValueError(f"loss {cfg.loss!r} needs a classification model with a readout, not {cfg.arch!r}")
@@ -299,7 +301,7 @@ class Trainer:
             start,
             self.dist.rank,
             self.dist.world,
-            group_weights(self.train_files, self.cfg.group_balance),
+            self.draw_weights,
         )
         return DataLoader(
             ds,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from colorize_cli.evaluate import prefix
 from colorize_cli.losses import distillation
 from colorize_cli.train import TrainConfig, Trainer
 from colorize_cli.train_data import CropSet, EpochSampler, group_weights, keep_colour
@@ -270,6 +272,17 @@ def test_group_balance_evens_out_groups_and_resumes_in_place():
     assert float(sqrt[90:].sum() / sqrt[:90].sum()) == pytest.approx((10 / 90) ** 0.5)
 
 
+def test_group_weight_multiplies_a_groups_share_and_a_missing_prefix_is_refused():
+    files = [Path(f"scene_{i}.jpg") for i in range(90)] + [Path(f"in1k_{i}.jpg") for i in range(10)]
+    assert group_weights(files, 1.0, {"in1k": 1.0}) is None
+    weights = group_weights(files, 1.0, {"in1k": 3.0})
+    assert float(weights[90:].sum() / weights[:90].sum()) == pytest.approx(3 * 10 / 90)
+    both = group_weights(files, 0.5, {"in1k": 3.0})
+    assert float(both[90:].sum() / both[:90].sum()) == pytest.approx(3 * (10 / 90) ** 0.5)
+    with pytest.raises(ValueError, match="imagenet"):
+        group_weights(files, 1.0, {"imagenet": 2.0})
+
+
 def test_two_process_ddp_on_cpu(small_set, tmp_path: Path):
     """torchrun with two CPU processes (gloo): both ranks train, rank 0 validates, checkpoints and exports."""
     cmd = [
@@ -318,8 +331,24 @@ def test_loss_option_is_checked_against_the_architecture(small_set, tmp_path: Pa
         Trainer(config(small_set, tmp_path / "b", arch="unet-simple-rgb", loss="ab-classification-readout", steps=1))
 
 
+def test_group_weight_option_errors_name_the_option(small_set, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from colorize_cli.cli import app
+
+    base = ["train", str(small_set[0]), "--steps", "1", "--workers", "0", "--group-weight"]
+    res = CliRunner().invoke(app, [*base, "in1k", "--out", str(tmp_path / "a")])
+    assert res.exit_code == 2 and "--group-weight 'in1k': expected PREFIX=FACTOR" in res.output
+    res = CliRunner().invoke(app, [*base, "nosuchgroup=2", "--out", str(tmp_path / "b")])
+    assert res.exit_code != 0 and "--group-weight nosuchgroup: no training photo" in res.output
+
+
 def test_trainer_runs_with_muted_photos_and_balanced_groups(small_set, tmp_path: Path):
-    trainer = Trainer(config(small_set, tmp_path, steps=2, keep_muted=True, group_balance=0.5))
+    group = prefix(small_set[0] / sorted(os.listdir(small_set[0]))[0])
+    cfg = config(small_set, tmp_path, steps=2, keep_muted=True, group_balance=0.5, group_weight={group: 3.0})
+    trainer = Trainer(cfg)
     assert trainer.loader().sampler.weights is not None
     trainer.run()
-    assert trainer.step == 2 and load_checkpoint(tmp_path / "last.ckpt")["config"]["group_balance"] == 0.5
+    saved = load_checkpoint(tmp_path / "last.ckpt")["config"]
+    assert trainer.step == 2 and saved["group_balance"] == 0.5 and saved["group_weight"] == {group: 3.0}
+    assert TrainConfig.from_checkpoint(load_checkpoint(tmp_path / "last.ckpt")).group_weight == {group: 3.0}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,13 @@ GROUP_BALANCE = typer.Option(
     help="Sample each file-name group "
     "(prefix up to the first _) in proportion to its size to this power: 1 as the "
     "data, 0.5 the square root, 0 every group equally often.",
+)
+GROUP_WEIGHT = typer.Option(
+    None,
+    "--group-weight",
+    metavar="PREFIX=FACTOR",
+    help="Draw one file-name group FACTOR times as often as --group-balance gives it (repeat for more groups): "
+    "for example keep the ImageNet part at its share when new groups are added beside it.",
 )
 WORKERS = typer.Option(2, "--workers", min=0, help="Decoding processes.")
 SEED = typer.Option(0, "--seed", help="Seed for crops, order and initial weights.")
@@ -125,6 +133,7 @@ class TrainArgs:
     keep_muted: bool
     no_enlarge: bool
     group_balance: float
+    group_weight: list[str] | None
     workers: int
     seed: int
     device: str
@@ -165,6 +174,7 @@ class TrainArgs:
             keep_muted=self.keep_muted,
             no_enlarge=self.no_enlarge,
             group_balance=self.group_balance,
+            group_weight=parse_group_weights(self.group_weight or []),
             workers=self.workers,
             seed=self.seed,
             device=self.device,
@@ -175,6 +185,21 @@ class TrainArgs:
             freeze_encoder=self.freeze_encoder,
             quiet=self.quiet,
         )
+
+
+def parse_group_weights(items: list[str]) -> dict[str, float]:
+    """--group-weight PREFIX=FACTOR options as a dict; a malformed one is a usage error."""
+    factors: dict[str, float] = {}
+    for item in items:
+        group, _, text = item.partition("=")
+        try:
+            factor = float(text)
+        except ValueError:
+            factor = math.nan
+        if not group.strip() or not 0.0 < factor < math.inf:
+            fail(f"--group-weight {item!r}: expected PREFIX=FACTOR with a factor above 0, e.g. in1k=3")
+        factors[group.strip()] = factor
+    return factors
 
 
 def train_cmd(
@@ -195,6 +220,7 @@ def train_cmd(
     keep_muted: bool = KEEP_MUTED,
     no_enlarge: bool = NO_ENLARGE,
     group_balance: float = GROUP_BALANCE,
+    group_weight: list[str] | None = GROUP_WEIGHT,
     workers: int = WORKERS,
     seed: int = SEED,
     device: str = DEVICE,
