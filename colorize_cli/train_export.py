@@ -73,6 +73,8 @@ def export(
     meta.update({k: float(state[k]) for k in ("temperature", "prior_correction") if k in state})
     if blend:
         meta["blend"] = {"base": blend.base, "share": blend.share}
+    if cfg.get("group_balance", 1.0) != 1.0 or cfg.get("group_weight"):  # how the groups were drawn, for the record
+        meta["sampling"] = {"group_balance": cfg.get("group_balance", 1.0), "group_weight": cfg.get("group_weight", {})}
     if cfg.get("distill"):
         meta["distill"] = {"teacher": cfg["distill"], "weight": cfg.get("distill_weight", 1.0)}
     save_weights(dest, state, meta, half=half)

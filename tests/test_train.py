@@ -352,3 +352,6 @@ def test_trainer_runs_with_muted_photos_and_balanced_groups(small_set, tmp_path:
     saved = load_checkpoint(tmp_path / "last.ckpt")["config"]
     assert trainer.step == 2 and saved["group_balance"] == 0.5 and saved["group_weight"] == {group: 3.0}
     assert TrainConfig.from_checkpoint(load_checkpoint(tmp_path / "last.ckpt")).group_weight == {group: 3.0}
+    meta = export(tmp_path / "last.ckpt", tmp_path / "w.safetensors")
+    assert meta["sampling"] == {"group_balance": 0.5, "group_weight": {group: 3.0}}
+    assert read_metadata(tmp_path / "w.safetensors")["sampling"] == meta["sampling"]
