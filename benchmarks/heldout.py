@@ -1,7 +1,7 @@
 """Gray against models on the photos `colorize train` holds out of ../shared/data/train (its 2% hash split, every
 group of the folder in it), overall and per file-name prefix, with every `colorize eval` figure.
 
-    python benchmarks/heldout.py [-m unet-lab] [-m runs/x.safetensors] [--corrections 0.95 1.1] [--images 0]
+    python benchmarks/heldout.py [-m unet-lab] [-m runs/x.safetensors] [--corrections 0.95 1.1] [--temperatures 0.4 0.6] [--images 0]
         [--threads 1] [--json heldout.json]
 
 Choices (weights, readout) are made on these photos, never on val/. --corrections re-reads each model at those
@@ -33,16 +33,19 @@ def held_out(n: int) -> list[Path]:
     return files[:: max(1, len(files) // n)][:n] if n else files
 
 
-def models_at(names: list[str], corrections: list[float]) -> dict[str, torch.nn.Module]:
-    """Each model at its own readout, then at each asked prior correction."""
+def models_at(names: list[str], corrections: list[float], temperatures: list[float]) -> dict[str, torch.nn.Module]:
+    """Each model at its own readout, then at each asked prior correction (and temperature: each pair of the two)."""
     out = {}
     for name in names:
         base = load_model(name)
         out[name] = base
-        for c in corrections:
-            m = copy.deepcopy(base)
-            m.prior_correction.fill_(c)
-            out[f"{name} @ correction {c}"] = m
+        for t in temperatures or [None]:
+            for c in corrections:
+                m = copy.deepcopy(base)
+                m.prior_correction.fill_(c)
+                if t is not None:
+                    m.temperature.fill_(t)
+                out[f"{name} @ correction {c}" + (f" temperature {t}" if t is not None else "")] = m
     return out
 
 
@@ -50,6 +53,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-m", "--model", action="append", default=None, help="Repeat; default unet-lab.")
     ap.add_argument("--corrections", type=float, nargs="*", default=[])
+    ap.add_argument("--temperatures", type=float, nargs="*", default=[], help="with --corrections: every pair")
     ap.add_argument("--images", type=int, default=0, help="0: every held-out photo.")
     ap.add_argument("--render-size", type=int, default=192)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the 2-core machine is shared).")
@@ -59,7 +63,7 @@ def main() -> None:
     files = held_out(args.images)
     report = evaluate(
         files,
-        models_at(args.model or ["unet-lab"], args.corrections),
+        models_at(args.model or ["unet-lab"], args.corrections, args.temperatures),
         Options(render_size=args.render_size, workers=1),
         classifier=Classifier(),
         group_by=prefix,
