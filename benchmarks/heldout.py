@@ -1,11 +1,12 @@
 """Gray against models on the photos `colorize train` holds out of ../shared/data/train (its 2% hash split, every
 group of the folder in it), overall and per file-name prefix, with every `colorize eval` figure.
 
-    python benchmarks/heldout.py [-m unet-lab] [-m runs/x.safetensors] [--corrections 0.95 1.1] [--temperatures 0.4 0.6] [--images 0]
-        [--threads 1] [--json heldout.json]
+    python benchmarks/heldout.py [-m unet-lab] [-m runs/x.safetensors] [--corrections 0.95 1.1]
+        [--temperatures 0.4 0.6] [--images 0] [--threads 1] [--json heldout.json]
 
 Choices (weights, readout) are made on these photos, never on val/. --corrections re-reads each model at those
-prior corrections too, so models can be compared at equal colourfulness.
+prior corrections too, so models can be compared at equal colourfulness; --temperatures re-reads each at every pair
+of a temperature and a correction.
 """
 
 from __future__ import annotations
