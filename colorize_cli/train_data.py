@@ -5,6 +5,7 @@ so `--resume` continues bit-for-bit (train.py)."""
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Iterator
@@ -88,13 +89,13 @@ def group_weights(files: list[Path], balance: float, factors: Mapping[str, float
     its factor (groups not named: 1); None when every photo is drawn alike. 0.5 lets faces and houses be seen beside
     scenes without repeating a small group's photos too often; a factor keeps a group at the share it needs (the
     ImageNet part beside newly added groups, say). A factor for a group with no photo is a typo: ValueError."""
-    factors = dict(factors or {})
+    factors = factors or {}
     if balance == 1.0 and all(f == 1.0 for f in factors.values()):
         return None
     from colorize_cli.evaluate import prefix
 
     groups = [prefix(f) for f in files]
-    sizes = {g: groups.count(g) for g in set(groups)}
+    sizes = Counter(groups)
     if missing := sorted(set(factors) - set(sizes)):
         raise ValueError(f"--group-weight {', '.join(missing)}: no training photo has this file-name prefix")
     return torch.tensor([sizes[g] ** (balance - 1.0) * factors.get(g, 1.0) for g in groups], dtype=torch.float64)
