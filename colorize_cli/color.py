@@ -93,6 +93,14 @@ def upsample(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+def median3(x: torch.Tensor) -> torch.Tensor:
+    """3x3 median of each channel (N,C,h,w), edges replicated: removes a lone cell whose value jumped far from all
+    its neighbours and keeps straight edges, which a mean would blur."""
+    n, c, h, w = x.shape
+    cells = F.unfold(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3).view(n, c, 9, h * w)
+    return cells.median(2).values.view(n, c, h, w)
+
+
 def upsample_rows(ab: torch.Tensor, height: int, y0: int, y1: int) -> torch.Tensor:
     """Rows y0..y1 of the bilinear upsampling of ab (C,h,W) to height, without building the other rows: the same
     source positions and weights as F.interpolate(align_corners=False), so strips join into the whole image."""

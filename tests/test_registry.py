@@ -180,6 +180,24 @@ def test_annealed_mean_readout_picks_a_confident_bin(unet):
     assert torch.allclose(ab, unet.bins[target].view(1, 2, 1, 1).expand_as(ab), atol=1e-3)
 
 
+def test_chroma_drops_a_lone_speck_and_keeps_an_edge(unet):
+    """One logit cell confident in a far bin (a speck on film grain) is gone from the chroma; a straight edge between
+    two colours stays where it was, as sharp as the readout gave it."""
+    q = len(unet.bins)
+    far, near = int(torch.argmax(unet.bins.norm(dim=1))), int(torch.argmin(unet.bins.norm(dim=1)))
+    raw = torch.zeros(1, q, 6, 6)
+    raw[:, near] = 50.0
+    raw[:, near, 2, 3], raw[:, far, 2, 3] = 0.0, 50.0
+    lum = torch.full((1, 1, 6, 6), 0.5)
+    ab = unet.to_chroma(raw, lum)
+    assert torch.allclose(ab, unet.bins[near].view(1, 2, 1, 1).expand_as(ab), atol=1e-3)
+    raw = torch.zeros(1, q, 6, 6)
+    raw[:, near, :, :3], raw[:, far, :, 3:] = 50.0, 50.0
+    ab = unet.to_chroma(raw, lum)
+    assert torch.allclose(ab, unet.readout(raw), atol=1e-3)
+    assert torch.allclose(ab[0, :, :, 3], unet.bins[far].view(2, 1).expand(2, 6), atol=1e-3)
+
+
 @pytest.fixture(scope="module")
 def corrected():
     """unet-lab with a prior correction and uneven class weights, so the readout's bias term is exercised."""

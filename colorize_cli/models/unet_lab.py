@@ -131,7 +131,9 @@ class EffUNetLab(ColorModel):
         return (probs @ self.bins).permute(0, 3, 1, 2)
 
     def to_chroma(self, raw: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
-        return color.upsample(self.readout(raw), (lum.shape[-2], lum.shape[-1]))
+        # The median drops lone cells whose annealed mean jumped to a far bin (green specks on film grain and sand,
+        # ~15 px once upsampled onto an 800 px scan); inference only, the loss reads the readout itself.
+        return color.upsample(color.median3(self.readout(raw)), (lum.shape[-2], lum.shape[-1]))
 
     def target(self, rgb: torch.Tensor) -> torch.Tensor:
         return F.avg_pool2d(color.rgb_to_lab(rgb)[:, 1:], 4, ceil_mode=True)
