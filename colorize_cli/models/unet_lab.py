@@ -3,6 +3,7 @@ quantised bins (Zhang et al. 2016: soft-encoded targets, class rebalancing, anne
 
 Why classification: plain L1/L2 regression averages plausible colours into brown; a distribution over bins with an
 annealed mean keeps the vivid mode. Why EfficientNet-Lite0: ImageNet semantics for 4.7M parameters and ~20 ms on a CPU.
+unet-lab-l is the same network on EfficientNet-Lite2 (better ImageNet features, about 1.4x the encoder's time).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import nn
 from colorize_cli import color
 from colorize_cli.models.base import ColorModel
 from colorize_cli.registry import register_model
+
 
 @dataclass(frozen=True)
 class Encoder:
