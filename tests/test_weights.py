@@ -175,6 +175,14 @@ def test_load_model_rejects_tensors_of_another_shape(tmp_path):
         zoo.load_model(str(path))
 
 
+def test_lite0_weights_do_not_load_as_the_lite2_variant(tmp_path):
+    """Both encoders are built by one class; the metadata's name picks the encoder, and a mislabelled file fails."""
+    path = tmp_path / "lite0.safetensors"
+    save_weights(path, registry.create_model("unet-lab").state_dict(), {"architecture": "unet-lab-l"})
+    with pytest.raises(WeightsError, match="do not fit"):
+        zoo.load_model(str(path))
+
+
 def test_load_model_rejects_unknown_architecture(tmp_path):
     path = tmp_path / "alien.safetensors"
     save_weights(path, {"x": torch.randn(3)}, {"architecture": "no-such-arch"})
@@ -187,15 +195,17 @@ def test_load_model_missing(tmp_path):
         zoo.load_model(str(tmp_path / "missing.safetensors"))
 
 
-def test_load_model_round_trip(tmp_path):
+@pytest.mark.parametrize("arch", ["unet-lab", "unet-lab-l"])
+def test_load_model_round_trip(tmp_path, arch):
     torch.manual_seed(0)
-    model = registry.create_model("unet-lab")
+    model = registry.create_model(arch)
     with torch.no_grad():
         model.class_weights.uniform_(0.5, 2.0)
     state = model.state_dict()
     path = tmp_path / "mine.safetensors"
-    save_weights(path, state, {"architecture": "unet-lab", "step": 3})
+    save_weights(path, state, {"architecture": arch, "step": 3})
     loaded = zoo.load_model(str(path))
+    assert loaded.spec.name == arch
     assert not loaded.training
     assert loaded.meta["step"] == 3
     got = loaded.state_dict()
