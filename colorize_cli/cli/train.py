@@ -246,7 +246,7 @@ def run_train(a: TrainArgs) -> None:
         if a.export is not None:
             check_outside_data(cfg, a.export)
         trainer = Trainer(cfg, resume=ck)
-    except (FileNotFoundError, ValueError, WeightsError) as e:
+    except (FileNotFoundError, ImportError, ValueError, WeightsError) as e:  # ImportError: an encoder's extra
         fail(str(e))
     try:
         last = trainer.run()

