@@ -118,9 +118,9 @@ class EffUNetLab(ColorModel):
         self.vividness = 1.0  # set_vividness; not part of the weights
 
     def set_vividness(self, vividness: float) -> None:
-        """Vividness v shifts the prior correction by 1 - v: 2 is about Zhang et al.'s vivid readout for a corrected
-        model, 0 leans hard on common colours (benchmarks/vividness.py: on held-out photos the shipped unet-lab's
-        colourfulness is 0.40 / 0.84 / 1.39 of the truth's at v = 0 / 1 / 2)."""
+        """Vividness v shifts the prior correction by 1 - v: above 1 leans on rare colours beyond the readout trained
+        in, 0 leans hard on common colours (benchmarks/vividness.py: on held-out photos the shipped unet-lab's
+        colourfulness is 0.47 / 0.94 / 1.49 of the truth's at v = 0 / 1 / 2)."""
         if not 0.0 <= vividness <= 2.0:
             raise ValueError(f"--vividness wants a value from 0 to 2, got {vividness}")
         self.vividness = float(vividness)
