@@ -75,7 +75,7 @@ def load_model(name_or_path: str, device: torch.device | str = "cpu", vividness:
     state = {**model.state_dict(), **{k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}}
     try:
         model.load_state_dict(state)
-        missing = set(model.own_state()) - set(tensors) - set(model.optional_state)
+        missing = set(model.own_state()) - set(tensors)
         if missing:
             raise RuntimeError(f"missing tensors: {', '.join(sorted(missing)[:5])}")
     except RuntimeError as e:

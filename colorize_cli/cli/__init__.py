@@ -22,7 +22,7 @@ from typing import Any
 import typer
 
 from colorize_cli import __version__
-from colorize_cli.cli import calibrate, evaluate, photos, train, video
+from colorize_cli.cli import evaluate, photos, train, video
 from colorize_cli.cli.common import fail
 
 app = typer.Typer(
@@ -73,7 +73,6 @@ app.command("eval")(evaluate.eval_cmd)
 app.command("models")(evaluate.models_cmd)
 app.command("train")(train.train_cmd)
 app.command("export")(train.export_cmd)
-app.command("calibrate")(calibrate.calibrate_cmd)
 
 
 def main() -> None:

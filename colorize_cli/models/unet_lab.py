@@ -88,8 +88,6 @@ class EffUNetLab(ColorModel):
     class_weights: torch.Tensor
     temperature: torch.Tensor
     prior_correction: torch.Tensor
-    bin_bias: torch.Tensor
-    optional_state = ("bin_bias",)  # weights files from before the calibration read without one
 
     def __init__(
         self,
@@ -116,9 +114,6 @@ class EffUNetLab(ColorModel):
         # power (0: Zhang et al.'s vivid readout, 1: the data's own posterior, whose mean is the PSNR-best guess; above
         # 1 tempers a network fine-tuned to be more colourful than that posterior).
         self.register_buffer("prior_correction", torch.tensor(float(prior_correction)))
-        # The readout's calibration (colorize_cli/calibrate.py fits it): a log-odds offset per bin, fitted on training
-        # photos to lower CIEDE2000 at the plain readout's colourfulness. Zero: the plain readout.
-        self.register_buffer("bin_bias", torch.zeros(len(self.bins)))
         self.rebalance = rebalance
         self.vividness = 1.0  # set_vividness; not part of the weights
 
@@ -149,12 +144,12 @@ class EffUNetLab(ColorModel):
         return self.head(x)[..., : -(-h // 4), : -(-w // 4)]
 
     def readout(self, raw: torch.Tensor) -> torch.Tensor:
-        """Annealed mean at the logits' size: softmax((logits - correction * log w + bias) / T) weighted sum of bin
-        centres (correction: the trained prior correction, shifted by 1 - vividness; bias: the calibration)."""
+        """Annealed mean at the logits' size: softmax((logits - correction * log w) / T) weighted sum of bin centres
+        (correction: the trained prior correction, shifted by 1 - vividness)."""
         correction = self.prior_correction + (1.0 - self.vividness)
         # Bins last (a free view of the Engine's channels_last logits): the softmax and the matmul over contiguous
         # bins take half the time of the same maths over dim 1 (benchmarks/RESULTS.md).
-        logits = raw.float().permute(0, 2, 3, 1) + (self.bin_bias - correction * self.class_weights.log())
+        logits = raw.float().permute(0, 2, 3, 1) - correction * self.class_weights.log()
         probs = torch.softmax(logits / self.temperature, -1)
         return (probs @ self.bins).permute(0, 3, 1, 2)
 
