@@ -18,6 +18,7 @@ from colorize_cli import metrics
 from colorize_cli.folders import iter_images
 from colorize_cli.imaging import encode_image, read_image, write_atomic
 from colorize_cli.pipeline import Engine, Options, colorize_files
+from colorize_cli.registry import DEFAULT_MODEL
 from colorize_cli.zoo import load_model
 
 HISTORICAL = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "historical"
@@ -39,7 +40,7 @@ def grid(pairs: list[tuple[np.ndarray, np.ndarray]], height: int = 220, per_row:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="unet-lab")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--grid", type=Path, default=Path("examples/historical_grid.jpg"))
     ap.add_argument("--count", type=int, default=12)
     args = ap.parse_args()

@@ -21,6 +21,7 @@ from colorize_cli.evaluate import Scores, is_gray
 from colorize_cli.imaging import encode_image, read_image, write_atomic
 from colorize_cli.metrics import colorfulness
 from colorize_cli.pipeline import Engine, render_small, srgb_luminance
+from colorize_cli.registry import DEFAULT_MODEL
 from colorize_cli.zoo import load_model
 
 SETTINGS = (0.0, 0.5, 1.0, 1.5, 2.0)
@@ -60,7 +61,7 @@ def strip(model: torch.nn.Module, photo: Path, dest: Path, size: int, height: in
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="unet-lab")
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--images", type=int, default=40, help="0: only the strip.")
     ap.add_argument("--render-size", type=int, default=192)
     ap.add_argument("--data", type=Path, default=None, help="A folder of colour PNGs instead of the held-out photos.")

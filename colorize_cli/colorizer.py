@@ -24,6 +24,7 @@ from colorize_cli import engine, pipeline
 from colorize_cli.engine import Options, Precision
 from colorize_cli.imaging import Decoded, from_array
 from colorize_cli.pipeline import Result, Status
+from colorize_cli.registry import DEFAULT_MODEL
 
 
 class ColorizeError(Exception):
@@ -51,7 +52,7 @@ class Colorizer:
     @classmethod
     def from_pretrained(
         cls,
-        name: str = "unet-lab",
+        name: str = DEFAULT_MODEL,
         device: str | torch.device = "auto",
         precision: str | Precision = Precision.AUTO,
         compile: bool = False,

@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 # Short side, in pixels, at which a model sees the whole scene. 192 was the most accurate of 144-256 on photos held
 # out from training (benchmarks/temperature.py, benchmarks/RESULTS.md): the training crops show scenes at that scale.
 DEFAULT_RENDER_SIZE = 192
+# What dir, image, video, eval and the Python API run unless told otherwise: the most accurate shipped model within
+# issue 24's budget (100 ms of CPU per 256x256 image); unet-lab is the fastest, and what `colorize train` trains.
+DEFAULT_MODEL = "unet-lab-duo"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ ORIGINALS = Path(__file__).resolve().parent.parent / "examples" / "originals"
 
 @pytest.fixture(scope="module")
 def colorizer(one_thread) -> Colorizer:
-    return Colorizer.from_pretrained("unet-lab", device="cpu", render_size=64)
+    return Colorizer.from_pretrained(device="cpu", render_size=64)  # the default, as the CLI runs it
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ def _batch(h: int, w: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_registry_lists_the_default():
-    assert "unet-lab" in NAMES
+    assert "unet-lab" in NAMES and registry.DEFAULT_MODEL in NAMES
     assert NAMES == sorted(NAMES)
 
 

@@ -10,9 +10,9 @@ from typing import NoReturn
 
 import typer
 
-from colorize_cli.registry import DEFAULT_RENDER_SIZE
+from colorize_cli.registry import DEFAULT_MODEL, DEFAULT_RENDER_SIZE
 
-DEFAULT_MODEL = "unet-lab"
+DEFAULT_ARCH = "unet-lab"  # what `colorize train` trains unless told: the fast single network
 
 
 class Fmt(str, Enum):

