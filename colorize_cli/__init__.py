@@ -1,7 +1,7 @@
 """colorize_cli: colour for black-and-white photographs and film, from the command line and from Python.
 
     from colorize_cli import Colorizer
-    rgb = Colorizer.from_pretrained("unet-lab").colorize(gray)
+    rgb = Colorizer.from_pretrained().colorize(gray)  # the default model; or a name, e.g. "unet-lab"
 
 Names are imported on first use, so `colorize --help` does not wait for torch.
 """
