@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from colorize_cli.cli import app
+from colorize_cli.registry import DEFAULT_MODEL
 from tests.conftest import VAL, pick
 
 
@@ -53,7 +54,7 @@ def test_eval_reports_models_and_gray_baseline(tmp_path: Path):
     )
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "r.json").read_text())
-    gray, model = report["results"]["gray (input)"], report["results"]["unet-lab"]
+    gray, model = report["results"]["gray (input)"], report["results"][DEFAULT_MODEL]
     # independent gray-baseline PSNR: 10 log10(1 / MSE) over all pixels of the three images
     psnrs = []
     assert report["skipped_gray"] == ["zz_gray.png"] and report["images"] == 3
@@ -64,11 +65,11 @@ def test_eval_reports_models_and_gray_baseline(tmp_path: Path):
     assert gray["colorfulness_ratio"] < 0.01 and model["colorfulness"] > 1.0
     for key in ("psnr", "ssim", "ciede2000", "colorfulness", "colorfulness_ratio", "ms_256"):
         assert np.isfinite(model[key])
-    assert "unet-lab" in (tmp_path / "r.csv").read_text()
+    assert DEFAULT_MODEL in (tmp_path / "r.csv").read_text()
     grid = cv2.imread(str(tmp_path / "g.png"))
     assert grid is not None and grid.shape[0] == 3 * 160
     text = readme.read_text()
-    assert "old" not in text and "| unet-lab |" in text and text.startswith("intro") and text.endswith("rest\n")
+    assert "old" not in text and f"| {DEFAULT_MODEL} |" in text and text.startswith("intro") and text.endswith("rest\n")
 
 
 def test_eval_groups_by_prefix_and_reports_classifier_agreement(tmp_path: Path):
@@ -87,7 +88,7 @@ def test_eval_groups_by_prefix_and_reports_classifier_agreement(tmp_path: Path):
     report = json.loads((tmp_path / "r.json").read_text())
     groups = report["groups"]
     assert {g: v["images"] for g, v in groups.items()} == {"face": 2, "house": 1, "plain": 1}
-    for row in ("gray (input)", "unet-lab"):
+    for row in ("gray (input)", DEFAULT_MODEL):
         overall = report["results"][row]
         for key in ("psnr", "ciede2000", "classifier_agreement"):  # the groups partition the images
             weighted = sum(v["images"] * v["results"][row][key] for v in groups.values()) / report["images"]
@@ -99,8 +100,8 @@ def test_eval_groups_by_prefix_and_reports_classifier_agreement(tmp_path: Path):
         hits += [judge.top1([gray_of(rgb8)])[0] == judge.top1([rgb8 / 255])[0]]
     assert report["results"]["gray (input)"]["classifier_agreement"] == pytest.approx(np.mean(hits))
     house = groups["house"]
-    assert house["results"]["unet-lab"]["colorfulness_ratio"] == pytest.approx(
-        house["results"]["unet-lab"]["colorfulness"] / house["truth_colorfulness"]
+    assert house["results"][DEFAULT_MODEL]["colorfulness_ratio"] == pytest.approx(
+        house["results"][DEFAULT_MODEL]["colorfulness"] / house["truth_colorfulness"]
     )
 
 
@@ -113,4 +114,4 @@ def test_eval_without_classifier_leaves_the_column_out(tmp_path: Path):
     )
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "r.json").read_text())
-    assert "classifier_agreement" not in report["results"]["unet-lab"] and "groups" not in report
+    assert "classifier_agreement" not in report["results"][DEFAULT_MODEL] and "groups" not in report
