@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from colorize_cli.models.unet_lab import EffUNetLabDuo
 from colorize_cli.registry import create_model, get_spec
 from colorize_cli.weights import WeightsError, blend_states, load_checkpoint, load_weights, save_weights
 from colorize_cli.zoo import weights_for
@@ -114,6 +115,5 @@ def _duo(member: dict[str, torch.Tensor], arch: str, first: str) -> dict[str, to
             f"the {DUO_SECOND} run trained its encoder ({trained[0]}); a duo member needs --freeze-encoder"
         )
     base, _ = load_weights(weights_for(first), expect_arch=DUO_FIRST)
-    duo = create_model(DUO)
-    state = {**base, **{f"second.{k}": v for k, v in member.items()}}
-    return {k: state[k] for k in duo.own_state()}
+    second = {f"second.{k}": v for k, v in member.items()}
+    return {**base, **{k: v for k, v in second.items() if not k.startswith(EffUNetLabDuo.pip_weights)}}
