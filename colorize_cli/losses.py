@@ -8,7 +8,6 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from colorize_cli import color
 from colorize_cli.models.base import ColorModel
 
 # The VAE's loss reads its `kl`, the classification losses its bins (`soft_encode`, `class_weights`, `readout`):
@@ -169,31 +168,6 @@ def distillation(student: torch.Tensor, teacher: torch.Tensor, classes: bool) ->
         return F.mse_loss(student, teacher)
     p = F.softmax(teacher, 1)
     return (p * (F.log_softmax(teacher, 1) - F.log_softmax(student, 1))).sum(1).mean()
-
-
-def class_agreement(critic: torch.nn.Module, shown_rgb: torch.Tensor, truth_rgb: torch.Tensor, size: int) -> torch.Tensor:
-    """KL(critic(truth) || critic(shown)) over ImageNet classes, photos (N,3,H,W) in 0..1 resized to `size` on the
-    short side: colour is judged by whether it tells a classifier the truth's story (ChromaGAN's class-distribution
-    loss, Vitoria et al. 2020). The gradient reaches the shown colour only; the critic stays as it is."""
-    with torch.no_grad():
-        p = F.softmax(critic(_critic_input(truth_rgb, size)).float(), 1)
-    log_q = F.log_softmax(critic(_critic_input(shown_rgb, size)).float(), 1)
-    return (p * (p.clamp_min(1e-12).log() - log_q)).sum(1).mean()
-
-
-def shown_rgb(model: FamilyModel, raw: torch.Tensor, lum: torch.Tensor) -> torch.Tensor:
-    """The photo a classification model's readout shows: its chroma upsampled onto the crop's own lightness."""
-    ab = color.upsample(model.readout(raw.float()), (lum.shape[-2], lum.shape[-1]))
-    return color.lab_to_rgb(torch.cat([lum.float() * 100, ab], 1))
-
-
-def _critic_input(rgb: torch.Tensor, size: int) -> torch.Tensor:
-    """0..1 RGB -> EfficientNet-Lite's -1..1 input, short side at `size`."""
-    h, w = rgb.shape[-2:]
-    scale = size / min(h, w)
-    if scale != 1:
-        rgb = F.interpolate(rgb, size=(round(h * scale), round(w * scale)), mode="bilinear", antialias=scale < 1)
-    return rgb * 2 - 1
 
 
 LOSSES: dict[str, Callable[[ColorModel, torch.Tensor, torch.Tensor], torch.Tensor]] = {

@@ -29,7 +29,7 @@ from colorize_cli import color
 from colorize_cli.claims import temp_file
 from colorize_cli.folders import iter_images
 from colorize_cli.imaging import write_atomic
-from colorize_cli.losses import LOSSES, NEEDS_READOUT, class_agreement, distillation, shown_rgb
+from colorize_cli.losses import LOSSES, NEEDS_READOUT, distillation
 from colorize_cli.models.base import ColorModel
 from colorize_cli.models.fuse import fused
 from colorize_cli.registry import create_model, get_spec
@@ -69,10 +69,6 @@ class TrainConfig:
     init_images: int = 0  # images the --init weights had already seen (filled in from their metadata)
     distill: str = ""  # frozen teacher weights whose outputs the loss also follows (usually the --init); empty: none
     distill_weight: float = 1.0
-    # Weight of KL(critic(truth) || critic(shown)) over ImageNet classes, the critic EfficientNet-Lite2's classifier
-    # (not the Lite0 that `colorize eval` judges with): 0, off. Classification models only (the shown colour).
-    semantic_weight: float = 0.0
-    semantic_size: int = 96  # the critic's input, short side: its cost per crop falls with the square of this
     freeze_encoder: bool = False  # train only the decoder: the ImageNet features stay as pretrained (or as --init)
     device: str = "auto"
     amp: bool = True
@@ -143,7 +139,6 @@ class Trainer:
             raise ValueError(f"loss {cfg.loss!r} needs a classification model with a readout, not {cfg.arch!r}")
         self.model.to(self.device)
         self.teacher = self._build_teacher()
-        self.critic = self._build_critic()
         self.frozen = self._freeze_encoder()
         self.net = self._wrap_ddp(self.model)
         lr = cfg.lr or self.spec.lr
@@ -201,23 +196,9 @@ class Trainer:
             raise ValueError(f"{self.cfg.distill}: teacher is {teacher.spec.name!r}, not --arch {self.cfg.arch!r}")
         return fused(teacher).requires_grad_(False).to(self.device)  # never trained: its BatchNorms fold away
 
-    def _build_critic(self) -> torch.nn.Module | None:
-        """--semantic-weight: the frozen ImageNet classifier whose verdict on the shown colour should match the truth's.
-        Lite2, so that the Lite0 classifier `colorize eval` reports stays a judge the training never saw."""
-        if not self.cfg.semantic_weight:
-            return None
-        if not hasattr(self.model, "readout"):
-            raise ValueError(f"--semantic-weight needs a classification model with a readout, not {self.cfg.arch!r}")
-        from colorize_cli.models.unet_lab import LITE2, efficientnet_lite
-
-        return efficientnet_lite(True, LITE2).eval().requires_grad_(False).to(self.device)
-
     def _objective(self, lum: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
         raw = self.net(lum)
         loss = self.loss(self.model, raw, self.model.target(rgb))
-        if self.critic is not None:
-            shown = shown_rgb(self.model, raw, lum)
-            loss = loss + self.cfg.semantic_weight * class_agreement(self.critic, shown, rgb, self.cfg.semantic_size)
         if self.teacher is None:
             return loss
         with torch.no_grad():

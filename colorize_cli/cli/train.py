@@ -75,13 +75,6 @@ DISTILL = typer.Option(
     "--init): a fine-tune that learns new photos without forgetting what the teacher got right.",
 )
 DISTILL_WEIGHT = typer.Option(1.0, "--distill-weight", min=0.0, help="Weight of the --distill term in the loss.")
-SEMANTIC_WEIGHT = typer.Option(
-    0.0,
-    "--semantic-weight",
-    min=0.0,
-    help="Also ask a frozen ImageNet classifier (EfficientNet-Lite2) to see the same classes in the shown colour as "
-    "in the truth, with this weight (classification models; 0: off). About 0.5 s more per 32 crops on 2 CPU cores.",
-)
 FREEZE_ENCODER = typer.Option(
     False,
     "--freeze-encoder",
@@ -155,7 +148,6 @@ class TrainArgs:
     init: str | None
     distill: str | None
     distill_weight: float
-    semantic_weight: float
     freeze_encoder: bool
     resume: Path | None
     export: Path | None
@@ -197,7 +189,6 @@ class TrainArgs:
             init=self.init or "",
             distill=self.distill or "",
             distill_weight=self.distill_weight,
-            semantic_weight=self.semantic_weight,
             freeze_encoder=self.freeze_encoder,
             quiet=self.quiet,
         )
@@ -244,7 +235,6 @@ def train_cmd(
     init: str | None = INIT,
     distill: str | None = DISTILL,
     distill_weight: float = DISTILL_WEIGHT,
-    semantic_weight: float = SEMANTIC_WEIGHT,
     freeze_encoder: bool = FREEZE_ENCODER,
     resume: Path | None = RESUME,
     export: Path | None = EXPORT,
