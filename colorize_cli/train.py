@@ -214,7 +214,7 @@ class Trainer:
     def logits(self, lum: torch.Tensor, net: torch.nn.Module | None = None) -> torch.Tensor:
         """The output of net (the training net: DDP-wrapped where distributed), averaged with the --partner's where
         there is one."""
-        raw = (net or self.net)(lum)
+        raw = (self.net if net is None else net)(lum)
         if self.partner is None:
             return raw
         with torch.no_grad():
