@@ -69,7 +69,6 @@ class TrainConfig:
     init_images: int = 0  # images the --init weights had already seen (filled in from their metadata)
     distill: str = ""  # frozen teacher weights whose outputs the loss also follows (usually the --init); empty: none
     distill_weight: float = 1.0
-    partner: str = ""  # frozen weights whose logits are averaged with this model's before the loss; empty: none
     freeze_encoder: bool = False  # train only the decoder: the ImageNet features stay as pretrained (or as --init)
     device: str = "auto"
     amp: bool = True
@@ -140,7 +139,6 @@ class Trainer:
             raise ValueError(f"loss {cfg.loss!r} needs a classification model with a readout, not {cfg.arch!r}")
         self.model.to(self.device)
         self.teacher = self._build_teacher()
-        self.partner = self._build_partner()
         self.frozen = self._freeze_encoder()
         self.net = self._wrap_ddp(self.model)
         lr = cfg.lr or self.spec.lr
@@ -198,31 +196,8 @@ class Trainer:
             raise ValueError(f"{self.cfg.distill}: teacher is {teacher.spec.name!r}, not --arch {self.cfg.arch!r}")
         return fused(teacher).requires_grad_(False).to(self.device)  # never trained: its BatchNorms fold away
 
-    def _build_partner(self) -> torch.nn.Module | None:
-        """--partner: a frozen network over the same ab bins whose logits are averaged with this model's before the
-        loss, so the model learns what the pair should show (the duo's members are read as that average)."""
-        if not self.cfg.partner:
-            return None
-        from colorize_cli.zoo import load_model
-
-        partner = load_model(self.cfg.partner)
-        bins = getattr(self.model, "bins", None)
-        if bins is None or not torch.equal(getattr(partner, "bins", torch.empty(0)), bins):
-            raise ValueError(f"{self.cfg.partner}: --partner needs a classifier over {self.cfg.arch!r}'s ab bins")
-        return fused(partner).requires_grad_(False).to(self.device)
-
-    def logits(self, lum: torch.Tensor, net: torch.nn.Module | None = None) -> torch.Tensor:
-        """The output of net (the training net: DDP-wrapped where distributed), averaged with the --partner's where
-        there is one."""
-        raw = (self.net if net is None else net)(lum)
-        if self.partner is None:
-            return raw
-        with torch.no_grad():
-            other = self.partner(lum)
-        return (raw + other) / 2
-
     def _objective(self, lum: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
-        raw = self.logits(lum)
+        raw = self.net(lum)
         loss = self.loss(self.model, raw, self.model.target(rgb))
         if self.teacher is None:
             return loss
@@ -370,7 +345,7 @@ class Trainer:
         for rgb in DataLoader(ds, batch_size=self.cfg.batch_size, num_workers=min(self.cfg.workers, 1)):
             rgb = rgb.to(self.device)
             lum = color.rgb_to_luminance(rgb)
-            raw = self.logits(lum, self.model)  # not the DDP wrapper: only the main process validates
+            raw = self.model(lum)
             losses.append(float(self.loss(self.model, raw, self.model.target(rgb))) * len(rgb))
             if first is None:
                 first = (

@@ -92,8 +92,6 @@ def export(
         meta["sampling"] = {"group_balance": cfg.get("group_balance", 1.0), "group_weight": cfg.get("group_weight", {})}
     if cfg.get("distill"):
         meta["distill"] = {"teacher": cfg["distill"], "weight": cfg.get("distill_weight", 1.0)}
-    if cfg.get("partner"):  # trained for a pair: its loss read the two networks' averaged logits
-        meta["partner"] = cfg["partner"]
     save_weights(dest, state, meta, half=half)
     return meta
 

@@ -245,36 +245,6 @@ def test_distill_rejects_a_teacher_of_another_architecture(small_set, tmp_path: 
         Trainer(config(small_set, tmp_path / "b", steps=1, distill=str(other)))
 
 
-def test_partner_trains_a_member_on_the_pairs_averaged_logits_and_stays_frozen(small_set, tmp_path: Path):
-    Trainer(config(small_set, tmp_path / "a", steps=1)).run()
-    first = tmp_path / "first.safetensors"
-    export(tmp_path / "a" / "last.ckpt", first, half=False)
-    cfg = config(small_set, tmp_path / "l", steps=3, lr=3e-3, arch="unet-lab-l", freeze_encoder=True)
-    trainer = Trainer(dataclasses.replace(cfg, partner=str(first)))
-    assert trainer.partner is not None
-    frozen = {k: v.clone() for k, v in trainer.partner.state_dict().items()}
-    head = trainer.model.head.weight.detach().clone()
-    trainer.run()
-    assert all(torch.equal(v, frozen[k]) for k, v in trainer.partner.state_dict().items())
-    assert not torch.equal(head, trainer.model.head.weight)  # the member itself learnt
-    lum = torch.rand(2, 1, 64, 64)
-    partner, member = load_model(str(first)), trainer.model.eval()
-    with torch.no_grad():  # what the loss reads is the pair's average, not the member alone
-        torch.testing.assert_close(trainer.logits(lum), (member(lum) + partner(lum)) / 2, atol=1e-4, rtol=1e-4)
-    meta = export(tmp_path / "l" / "last.ckpt", tmp_path / "duo.safetensors", duo_with=str(first))
-    assert meta["partner"] == str(first) and meta["architecture"] == "unet-lab-duo"
-    resumed = Trainer(TrainConfig.from_checkpoint(load_checkpoint(tmp_path / "l" / "last.ckpt")))
-    assert resumed.partner is not None
-
-
-def test_partner_must_share_the_models_ab_bins(small_set, tmp_path: Path):
-    Trainer(config(small_set, tmp_path / "c", steps=1, arch="cnn-rgb")).run()
-    other = tmp_path / "other.safetensors"
-    export(tmp_path / "c" / "last.ckpt", other)
-    with pytest.raises(ValueError, match="--partner needs a classifier"):
-        Trainer(config(small_set, tmp_path / "b", steps=1, partner=str(other)))
-
-
 def test_init_rejects_weights_of_another_architecture(small_set, tmp_path: Path):
     Trainer(config(small_set, tmp_path / "a", steps=1)).run()
     src = tmp_path / "a.safetensors"

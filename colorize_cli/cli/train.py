@@ -74,13 +74,6 @@ DISTILL = typer.Option(
     help="Also follow these frozen weights' outputs (a name or .safetensors of the same architecture, usually the "
     "--init): a fine-tune that learns new photos without forgetting what the teacher got right.",
 )
-PARTNER = typer.Option(
-    None,
-    "--partner",
-    help="Frozen weights (a name or .safetensors over the same ab bins) whose logits are averaged with the model's "
-    "before the loss: a unet-lab-l run with --partner unet-lab learns what the pair shows, and `colorize export "
-    "--duo-with` the same weights ships them as unet-lab-duo.",
-)
 DISTILL_WEIGHT = typer.Option(1.0, "--distill-weight", min=0.0, help="Weight of the --distill term in the loss.")
 FREEZE_ENCODER = typer.Option(
     False,
@@ -155,7 +148,6 @@ class TrainArgs:
     init: str | None
     distill: str | None
     distill_weight: float
-    partner: str | None
     freeze_encoder: bool
     resume: Path | None
     export: Path | None
@@ -171,8 +163,6 @@ class TrainArgs:
         check_loss(self.loss)
         if self.distill:
             check_model_or_file(self.distill)
-        if self.partner:
-            check_model_or_file(self.partner)
         return TrainConfig(
             data=str(self.data),
             arch=self.arch,
@@ -199,7 +189,6 @@ class TrainArgs:
             init=self.init or "",
             distill=self.distill or "",
             distill_weight=self.distill_weight,
-            partner=self.partner or "",
             freeze_encoder=self.freeze_encoder,
             quiet=self.quiet,
         )
@@ -246,7 +235,6 @@ def train_cmd(
     init: str | None = INIT,
     distill: str | None = DISTILL,
     distill_weight: float = DISTILL_WEIGHT,
-    partner: str | None = PARTNER,
     freeze_encoder: bool = FREEZE_ENCODER,
     resume: Path | None = RESUME,
     export: Path | None = EXPORT,
