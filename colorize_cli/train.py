@@ -175,7 +175,8 @@ class Trainer:
 
     def _freeze_encoder(self) -> list[torch.nn.Module]:
         """--freeze-encoder: the encoder's weights get no gradient and its BatchNorms keep their statistics (they
-        stay in eval mode), so a fine-tune on small photos cannot wear away the features learnt on ImageNet."""
+        stay in eval mode), so a fine-tune on small photos cannot wear away the features learnt on ImageNet. An --init
+        export rounded a wheel encoder to fp16; it is frozen at the wheel's own instead (see EffUNetLab)."""
         if not self.cfg.freeze_encoder:
             return []
         frozen = self.model.pretrained_encoder()
@@ -183,6 +184,9 @@ class Trainer:
             raise ValueError(f"--freeze-encoder: {self.cfg.arch!r} has no pretrained encoder to freeze")
         for m in frozen:
             m.requires_grad_(False).eval()
+        restore = getattr(self.model, "restore_rounded_wheel_encoder", None)
+        if self.cfg.init and restore is not None and restore():
+            self.log(f"{self.cfg.init}: its encoder is the wheel's rounded to fp16; frozen at the wheel's own")
         return frozen
 
     def _build_teacher(self) -> torch.nn.Module | None:

