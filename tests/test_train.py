@@ -167,22 +167,6 @@ def test_duo_export_pairs_unet_lab_with_a_frozen_lite2_run(small_set, tmp_path: 
         torch.testing.assert_close(duo(lum), (a(lum) + lite2(lum)) / 2)
 
 
-def test_duo_export_weighs_the_two_networks_by_the_share_asked(small_set, tmp_path: Path):
-    Trainer(config(small_set, tmp_path / "a", steps=1)).run()
-    Trainer(config(small_set, tmp_path / "l", steps=1, arch="unet-lab-l", freeze_encoder=True)).run()
-    first, second, dest = (tmp_path / f"{n}.safetensors" for n in ("first", "second", "duo"))
-    export(tmp_path / "a" / "last.ckpt", first, half=False)
-    export(tmp_path / "l" / "last.ckpt", second, half=False)
-    meta = export(tmp_path / "l" / "last.ckpt", dest, half=False, duo_with=str(first), duo_share=0.3)
-    assert meta["duo"]["share"] == 0.3
-    duo, a, lite2 = (load_model(str(p)) for p in (dest, first, second))
-    lum = torch.rand(1, 1, 64, 96)
-    with torch.no_grad():
-        torch.testing.assert_close(duo(lum), 0.7 * a(lum) + 0.3 * lite2(lum))
-    with pytest.raises(WeightsError, match="share"):
-        export(tmp_path / "l" / "last.ckpt", tmp_path / "x.safetensors", duo_with=str(first), duo_share=1.0)
-
-
 def test_duo_export_carries_a_member_encoder_that_was_trained(small_set, tmp_path: Path):
     Trainer(config(small_set, tmp_path / "a", steps=1)).run()
     Trainer(config(small_set, tmp_path / "l", steps=1, arch="unet-lab-l")).run()  # encoder trained too

