@@ -126,7 +126,8 @@ def ab_classification_vivid_batch(
     weight: float = COLOUR_WEIGHT,
 ) -> torch.Tensor:
     """As ab-classification-vivid, but the floor holds for the batch's mean colourfulness, as the colourfulness ratio
-    is measured (a ratio of means): the network may leave a crop it cannot read muted and colour the ones it can."""
+    is measured (a ratio of means): the network may leave a crop it cannot read muted and colour the ones it can.
+    On the widened data it bought held-out PSNR at equal colour, not `val/` CIEDE2000 (i24b, benchmarks/RESULTS.md)."""
     return _with_colour_floor(model, raw, target, floor, weight, per_crop=False)
 
 
