@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 DEFAULT_RENDER_SIZE = 192
 # What dir, image, video, eval and the Python API run unless told otherwise: the most accurate shipped model within
 # issue 24's budget (100 ms of CPU per 256x256 image); unet-lab is the fastest, and what `colorize train` trains.
-DEFAULT_MODEL = "unet-lab-duo"
+DEFAULT_MODEL = "unet-lab-trio"
 
 
 @dataclass(frozen=True)
