@@ -5,8 +5,9 @@ with the gray baseline (output = input) beside every figure so each number has i
 from __future__ import annotations
 
 import json
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 GRAY = "gray (input)"
 KEYS = ("psnr", "ssim", "ciede2000", "colorfulness")
 AGREE = "classifier_agreement"  # share of images whose top-1 ImageNet class is the truth's
+VS_GRAY = "classifier_vs_gray"  # the same, photo by photo against gray's: is the difference more than chance?
 
 
 def prefix(path: Path) -> str:
@@ -171,15 +173,43 @@ def add_weights_sizes(report: dict[str, Any], names: list[str]) -> None:
         report["results"][m]["weights_mb"] = weights_for(m).stat().st_size / 1e6
 
 
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """McNemar's exact two-sided p: the chance that two judges right equally often split their disagreements at
+    least this unevenly (a binomial test on the discordant photos)."""
+    n, k = only_a + only_b, min(only_a, only_b)
+    return min(1.0, 2 * sum(math.comb(n, j) for j in range(k + 1)) / 2**n) if n else 1.0
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A model's classifier agreement against gray's on the same photos: those only its colour keeps in the truth's
+    class, those only gray keeps, and McNemar's p, so a gap of a few photos is not read as a finding."""
+
+    only_model: int
+    only_gray: int
+    p: float
+
+
+def paired_with_gray(gray: Scores, model: Scores) -> Paired | None:
+    if not gray.rows or AGREE not in gray.rows[0]:
+        return None
+    pairs = [(m[AGREE], g[AGREE]) for m, g in zip(model.rows, gray.rows, strict=True)]  # the same photos, in order
+    only_model, only_gray = sum(m > g for m, g in pairs), sum(g > m for m, g in pairs)
+    return Paired(only_model, only_gray, mcnemar_p(only_model, only_gray))
+
+
 def _rows(models: dict[str, ColorModel], gray: Scores, scores: dict[str, Scores], cf: float) -> dict[str, Any]:
     """The table: the gray baseline, then each model's scores with its size and network time."""
-    results = {GRAY: gray.summary(cf)}
+    results: dict[str, dict[str, Any]] = {GRAY: gray.summary(cf)}
     for name, model in models.items():
         results[name] = {
             **scores[name].summary(cf),
             "params": sum(p.numel() for p in model.parameters()),
             "ms_256": network_ms(model),
         }
+        paired = paired_with_gray(gray, scores[name])
+        if paired is not None:
+            results[name][VS_GRAY] = asdict(paired)
     return results
 
 
@@ -279,8 +309,22 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def paired_note(report: dict[str, Any]) -> str:
+    """One sentence: each model's classifier agreement against gray's photo by photo ("" without the classifier)."""
+    pairs = [(name, r[VS_GRAY]) for name, r in report["results"].items() if VS_GRAY in r]
+    if not pairs:
+        return ""
+    each = "; ".join(f"{name} {v['only_model']} / {v['only_gray']} (p {v['p']:.2f})" for name, v in pairs)
+    return (
+        "Classifier against gray, photo by photo (photos only the model's colour keeps in the truth's class / only "
+        f"gray keeps; McNemar's exact p): {each}."
+    )
+
+
 def markdown(report: dict[str, Any], command: str) -> str:
     lines = markdown_table(HEADERS, table_rows(report))
+    if paired_note(report):
+        lines += ["", paired_note(report)]
     if report.get("groups"):
         lines += ["", "By file-name prefix (colourfulness ratio to the group's own truth):", ""]
         lines += markdown_table(GROUP_HEADERS, group_rows(report))

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from colorize_cli.cli import app
+from colorize_cli.evaluate import mcnemar_p
 from colorize_cli.registry import DEFAULT_MODEL
 from tests.conftest import VAL, pick
 
@@ -99,6 +100,14 @@ def test_eval_groups_by_prefix_and_reports_classifier_agreement(tmp_path: Path):
         rgb8 = cv2.cvtColor(cv2.imread(str(truth / name)), cv2.COLOR_BGR2RGB).astype(np.float64)
         hits += [judge.top1([gray_of(rgb8)])[0] == judge.top1([rgb8 / 255])[0]]
     assert report["results"]["gray (input)"]["classifier_agreement"] == pytest.approx(np.mean(hits))
+    paired, n = report["results"][DEFAULT_MODEL]["classifier_vs_gray"], report["images"]
+    gap = (
+        report["results"][DEFAULT_MODEL]["classifier_agreement"]
+        - report["results"]["gray (input)"]["classifier_agreement"]
+    )
+    assert paired["only_model"] - paired["only_gray"] == round(gap * n)  # the same photos, paired
+    assert paired["only_model"] + paired["only_gray"] <= n and 0 < paired["p"] <= 1
+    assert "McNemar" in res.output
     house = groups["house"]
     assert house["results"][DEFAULT_MODEL]["colorfulness_ratio"] == pytest.approx(
         house["results"][DEFAULT_MODEL]["colorfulness"] / house["truth_colorfulness"]
@@ -115,3 +124,11 @@ def test_eval_without_classifier_leaves_the_column_out(tmp_path: Path):
     assert res.exit_code == 0, res.output
     report = json.loads((tmp_path / "r.json").read_text())
     assert "classifier_agreement" not in report["results"][DEFAULT_MODEL] and "groups" not in report
+    assert "classifier_vs_gray" not in report["results"][DEFAULT_MODEL] and "McNemar" not in res.output
+
+
+def test_mcnemar_p_is_the_exact_binomial_test_on_the_photos_the_two_disagree_on():
+    assert mcnemar_p(0, 0) == 1.0 and mcnemar_p(3, 3) == 1.0
+    assert mcnemar_p(0, 6) == pytest.approx(2 / 64)  # six of six one way: 2 x (1/2)^6
+    assert mcnemar_p(13, 16) == mcnemar_p(16, 13) == pytest.approx(0.7111, abs=1e-4)
+    assert mcnemar_p(1, 9) == pytest.approx(2 * (1 + 10) / 1024)
