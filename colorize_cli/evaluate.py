@@ -323,8 +323,8 @@ def paired_note(report: dict[str, Any]) -> str:
 
 def markdown(report: dict[str, Any], command: str) -> str:
     lines = markdown_table(HEADERS, table_rows(report))
-    if paired_note(report):
-        lines += ["", paired_note(report)]
+    if note := paired_note(report):
+        lines += ["", note]
     if report.get("groups"):
         lines += ["", "By file-name prefix (colourfulness ratio to the group's own truth):", ""]
         lines += markdown_table(GROUP_HEADERS, group_rows(report))

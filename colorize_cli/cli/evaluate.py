@@ -169,8 +169,8 @@ def _print_tables(a: EvalArgs, report: dict[str, Any]) -> None:
     for row in evaluate.table_rows(report):
         table.add_row(*row)
     Console(stderr=False).print(table)
-    if evaluate.paired_note(report):
-        Console(stderr=False).print(evaluate.paired_note(report))
+    if note := evaluate.paired_note(report):
+        Console(stderr=False).print(note)
     if a.group_by is not None:
         by_group = Table(*evaluate.GROUP_HEADERS, title=f"by file-name {a.group_by.value}")
         for row in evaluate.group_rows(report):

@@ -311,8 +311,10 @@ def export_cmd(
     """Turn a training checkpoint into a safetensors weights file with metadata."""
     from colorize_cli.train_export import Blend
 
-    asked = {"temperature": temperature, "prior_correction": prior_correction, "vehicle_gate": vehicle_gate}
-    readout = {k: v for k, v in {**asked, "bayes_tau": bayes_tau}.items() if v is not None}
+    asked = dict(
+        temperature=temperature, prior_correction=prior_correction, vehicle_gate=vehicle_gate, bayes_tau=bayes_tau
+    )
+    readout = {k: v for k, v in asked.items() if v is not None}
     export_weights(checkpoint, dest, readout, Blend(blend_with, blend) if blend_with else None, duo_with, trio_with)
 
 

