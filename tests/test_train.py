@@ -21,7 +21,7 @@ from colorize_cli.models import unet_lab
 from colorize_cli.train import TrainConfig, Trainer
 from colorize_cli.train_data import CropSet, EpochSampler, group_weights, keep_colour
 from colorize_cli.train_export import Blend, export
-from colorize_cli.weights import WeightsError, load_checkpoint, load_weights, read_metadata
+from colorize_cli.weights import WeightsError, load_checkpoint, load_weights, read_metadata, save_weights
 from colorize_cli.zoo import available_models, load_model
 from tests.conftest import TRAIN, VAL, pick
 
@@ -220,7 +220,7 @@ def test_a_frozen_member_fine_tuned_from_a_half_precision_export_keeps_the_wheel
     Trainer(config(small_set, tmp_path / "l", steps=1, arch="unet-lab-l", freeze_encoder=True)).run()
     first, rounded, dest = (tmp_path / f"{n}.safetensors" for n in ("first", "rounded", "duo"))
     export(tmp_path / "a" / "last.ckpt", first, half=False)
-    export(tmp_path / "l" / "last.ckpt", rounded)  # half precision, the shipped way
+    _old_style_export(tmp_path / "l" / "last.ckpt", rounded)
     wheel = unet_lab.wheel_encoder_state(unet_lab.LITE2)
     assert not torch.equal(load_weights(rounded)[0]["stem.0.weight"].float(), wheel["stem.0.weight"])
     again = Trainer(
@@ -231,6 +231,59 @@ def test_a_frozen_member_fine_tuned_from_a_half_precision_export_keeps_the_wheel
     again.run()
     export(tmp_path / "j" / "last.ckpt", dest, half=False, duo_with=str(first))
     assert not any(k.startswith("second.stem.") for k in load_weights(dest)[0])
+
+
+def _old_style_export(ckpt: Path, dest: Path) -> None:
+    """A unet-lab-l file as exported before it gained the vehicle head: half precision, its wheel encoder rounded
+    and carried, no head."""
+    ck = load_checkpoint(ckpt)
+    state = {k: v for k, v in ck["model"].items() if not k.startswith("vehicle.")}
+    save_weights(dest, state, {"architecture": "unet-lab-l", "name": "unet-lab-l", "color_space": "lab"}, half=True)
+
+
+def test_an_old_style_lite2_file_loads_with_its_vehicle_head_from_the_wheel(small_set, tmp_path: Path):
+    Trainer(config(small_set, tmp_path / "l", steps=1, arch="unet-lab-l", freeze_encoder=True)).run()
+    _old_style_export(tmp_path / "l" / "last.ckpt", tmp_path / "old.safetensors")
+    model = load_model(str(tmp_path / "old.safetensors"))
+    head = unet_lab.VehicleHead()
+    head.load_wheel()
+    assert all(torch.equal(a, b) for a, b in zip(model.vehicle.state_dict().values(), head.state_dict().values()))
+    stored = load_weights(tmp_path / "old.safetensors")[0]["stem.0.weight"].float()
+    assert torch.equal(model.stem[0].weight, stored)  # the file's own encoder, not replaced by the wheel's
+
+
+def test_a_frozen_lite2_export_leaves_its_wheel_parts_out_and_loads_as_trained(small_set, tmp_path: Path):
+    Trainer(config(small_set, tmp_path / "l", steps=2, arch="unet-lab-l", freeze_encoder=True)).run()
+    dest = tmp_path / "l.safetensors"
+    meta = export(tmp_path / "l" / "last.ckpt", dest, half=False, readout={"vehicle_gate": 1.0, "bayes_tau": 2.0})
+    assert meta["vehicle_gate"] == 1.0 and meta["bayes_tau"] == 2.0
+    tensors, _ = load_weights(dest)
+    assert "up4.body.0.0.weight" in tensors
+    assert not any(k.startswith(("stem.", "blocks.", "vehicle.")) for k in tensors)  # the wheel's, left to pip
+    trained = unet_lab.EffUNetLab(encoder="lite2").eval()
+    trained.load_state_dict(load_checkpoint(tmp_path / "l" / "last.ckpt")["model"], strict=False)
+    model = load_model(str(dest))
+    lum = torch.rand(1, 1, 64, 96)
+    with torch.no_grad():
+        raw = model(lum)
+        torch.testing.assert_close(raw[:, :-1], trained(lum))  # the gate's channel follows the trained logits
+    assert raw.shape[1] == len(model.bins) + 1
+
+
+def test_a_lite2_run_from_before_the_vehicle_head_resumes(small_set, tmp_path: Path):
+    cfg = config(small_set, tmp_path / "l", steps=2, arch="unet-lab-l", freeze_encoder=True)
+    Trainer(dataclasses.replace(cfg, steps=1)).run()
+    ckpt = tmp_path / "l" / "last.ckpt"
+    ck = torch.load(ckpt, weights_only=True)
+    ck["model"] = {k: v for k, v in ck["model"].items() if not k.startswith("vehicle.")}
+    torch.save(ck, ckpt)
+    resumed = Trainer(TrainConfig.from_checkpoint(load_checkpoint(ckpt)), resume=load_checkpoint(ckpt))
+    head = unet_lab.VehicleHead()
+    head.load_wheel()
+    assert torch.equal(resumed.model.vehicle.fc.weight.cpu(), head.fc.weight)
+    with pytest.raises(ValueError, match="does not fit"):  # a missing part that no wheel holds is still an error
+        ck["model"].pop("head.weight")
+        Trainer(TrainConfig.from_checkpoint(ck), resume=ck)
 
 
 def test_a_trained_encoder_from_a_half_precision_export_is_frozen_as_it_is(small_set, tmp_path: Path):
@@ -294,12 +347,33 @@ def test_freeze_encoder_is_refused_for_a_model_without_a_pretrained_encoder(smal
         Trainer(config(small_set, tmp_path / "n", steps=1, arch="cnn-rgb", freeze_encoder=True))
 
 
-def test_distill_rejects_a_teacher_of_another_architecture(small_set, tmp_path: Path):
+def test_distill_rejects_a_teacher_whose_outputs_are_not_the_students(small_set, tmp_path: Path):
     Trainer(config(small_set, tmp_path / "c", steps=1, arch="cnn-rgb")).run()
     other = tmp_path / "other.safetensors"
     export(tmp_path / "c" / "last.ckpt", other)
-    with pytest.raises(ValueError, match="teacher is 'cnn-rgb'"):
+    with pytest.raises(ValueError, match="teacher is 'cnn-rgb', whose outputs are not"):
         Trainer(config(small_set, tmp_path / "b", steps=1, distill=str(other)))
+
+
+def test_distill_takes_a_gated_teacher_of_another_architecture_over_the_same_bins(small_set, tmp_path: Path):
+    """A unet-lab student taught by a vehicle-gated unet-lab-l: the teacher's gate channel is not a bin, so only
+    its bins teach, and the student moves toward them."""
+    Trainer(config(small_set, tmp_path / "l", steps=1, arch="unet-lab-l", freeze_encoder=True)).run()
+    teacher_file = tmp_path / "teacher.safetensors"
+    export(tmp_path / "l" / "last.ckpt", teacher_file, half=False, readout={"vehicle_gate": 1.0})
+    teacher = load_model(str(teacher_file))
+    probe = torch.rand(4, 1, 64, 64)
+    with torch.no_grad():
+        taught = teacher(probe)
+    assert taught.shape[1] == len(teacher.bins) + 1
+    drift = {}
+    for weight in (0.0, 20.0):
+        cfg = config(small_set, tmp_path / f"s{weight}", steps=8, lr=3e-3, distill=str(teacher_file))
+        trainer = Trainer(dataclasses.replace(cfg, distill_weight=weight))
+        trainer.run()
+        with torch.no_grad():
+            drift[weight] = float(distillation(trainer.model.eval()(probe), taught[:, :-1], classes=True))
+    assert drift[20.0] < 0.7 * drift[0.0], drift
 
 
 def test_init_rejects_weights_of_another_architecture(small_set, tmp_path: Path):

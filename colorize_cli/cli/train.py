@@ -72,7 +72,8 @@ DISTILL = typer.Option(
     None,
     "--distill",
     help="Also follow these frozen weights' outputs (a name or .safetensors of the same architecture, usually the "
-    "--init): a fine-tune that learns new photos without forgetting what the teacher got right.",
+    "--init: a fine-tune that learns new photos without forgetting what the teacher got right; or a model over the "
+    "same colour bins, e.g. unet-lab-trio teaching one faster network).",
 )
 DISTILL_WEIGHT = typer.Option(1.0, "--distill-weight", min=0.0, help="Weight of the --distill term in the loss.")
 FREEZE_ENCODER = typer.Option(

