@@ -127,10 +127,11 @@ VEHICLE_GATE = typer.Option(
     "--vehicle-gate",
     min=0.0,
     max=10.0,
-    help="unet-lab-trio: lean toward the Bayes readout by this times the photo's vehicle probability (0: off).",
+    help="unet-lab-trio, unet-lab-l: lean toward the Bayes readout by this times the photo's vehicle probability "
+    "(0: off).",
 )
 BAYES_TAU = typer.Option(
-    None, "--bayes-tau", min=0.05, max=10.0, help="unet-lab-trio: the softness of that Bayes readout's choice."
+    None, "--bayes-tau", min=0.05, max=10.0, help="unet-lab-trio, unet-lab-l: the softness of that Bayes choice."
 )
 BLEND = typer.Option(
     0.5, "--blend", min=0.0, max=1.0, help="The checkpoint's share of the weights with --blend-with (1: no blend)."
