@@ -140,8 +140,9 @@ def _joined(member: dict[str, torch.Tensor], arch: str, base_name: str, join: Jo
     base_carries = any(k.startswith(tuple(j.prefix + p for j in (DUO, TRIO) for p in ENCODER_PREFIXES)) for k in base)
     frozen = all(torch.equal(member[k], v) for k, v in wheel_encoder_state(join.encoder).items())
     ensemble = create_model(join.arch)
+    holds = ensemble.state_dict()
     # The member's tensors the ensemble holds (not a unet-lab-l run's own vehicle head: the ensemble has one).
-    joined = {name: v for k, v in member.items() if (name := f"{join.prefix}{k}") in ensemble.state_dict()}
+    joined = {name: v for k, v in member.items() if (name := f"{join.prefix}{k}") in holds}
     if frozen and not base_carries:
         joined = {k: v for k, v in joined.items() if not k.startswith(tuple(join.prefix + p for p in ENCODER_PREFIXES))}
     defaults = ensemble.own_state()  # the ensemble's own readout buffers, where the base has none
