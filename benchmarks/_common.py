@@ -96,11 +96,14 @@ def quality_photos(data: Path | None, n: int) -> list[Path]:
 
 
 def film_args(ap: argparse.ArgumentParser, strength: float) -> None:
-    """The options every film benchmark takes: model, which DAVIS clips, how much of each, render size, batching."""
-    ap.add_argument("--model", default="unet-lab")
+    """The options every film benchmark takes: model, which DAVIS clips, how much of each, render size, batching; the
+    model and render size default to what `colorize video` runs."""
+    from colorize_cli.registry import DEFAULT_MODEL, DEFAULT_RENDER_SIZE
+
+    ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--clips", nargs="*", default=None, help="Clip names (default: every davis-*.mp4).")
     ap.add_argument("--max-frames", type=int, default=0, help="Use at most this many frames of each clip (0: all).")
-    ap.add_argument("--render-size", type=int, default=256)
+    ap.add_argument("--render-size", type=int, default=DEFAULT_RENDER_SIZE)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--strength", type=float, default=strength)
 

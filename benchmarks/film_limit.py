@@ -4,7 +4,10 @@ defaults, no colour) beside `colorize video` (in process, at its defaults unless
 of each mode (PSNR, CDC against the clips' original colour, from gray-ified clips, as benchmarks/video.py computes
 them), so a faster default is seen not to cost accuracy or steadiness.
 
-    python benchmarks/film_limit.py [--clips davis-cows] [--key-every 1 3] [--before] [--threads 0] [--no-quality]
+    python benchmarks/film_limit.py [-m unet-lab-trio] [-m unet-lab] [--clips davis-cows] [--key-every 1 3] [--before]
+        [--threads 0] [--no-quality]
+
+-m repeats: each model's rows beside the others' (default: the default model, which `colorize video` runs).
 
 --key-every lists the key-frame intervals to time beside the defaults (`colorize video --key-every K`); --before adds
 the previous defaults (Farneback flow; Farneback and every frame).
@@ -23,6 +26,7 @@ import video as film_quality  # benchmarks/video.py: to_gray, evaluate, mean_ab_
 
 from colorize_cli import video
 from colorize_cli.pipeline import Engine, set_threads
+from colorize_cli.registry import DEFAULT_MODEL
 from colorize_cli.video.ffmpeg import Encoder, probe, read_frames
 from colorize_cli.zoo import load_model, pick_device
 
@@ -59,6 +63,7 @@ def quality(src: Path, colorizer: Engine, opts: video.VideoOptions) -> dict[str,
 
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("-m", "--model", action="append", default=None, help=f"Repeat; default {DEFAULT_MODEL}.")
     ap.add_argument("--clips", nargs="*", default=None)
     ap.add_argument("--key-every", type=int, nargs="*", default=[], help="Key-frame intervals to add as modes.")
     ap.add_argument("--threads", type=int, default=0, help="As colorize --threads (0: every core).")
@@ -71,7 +76,7 @@ def main() -> None:
     args = ap.parse_args()
     set_threads(args.threads)
     device = pick_device("auto")
-    colorizer = Engine(load_model("unet-lab", device), device)
+    engines = {name: Engine(load_model(name, device), device) for name in args.model or [DEFAULT_MODEL]}
     base = video.VideoOptions()
     modes = {
         f"defaults (key every {base.key_every})": base,
@@ -81,27 +86,30 @@ def main() -> None:
         modes[f"key every {base.key_every}, Farneback flow"] = video.VideoOptions(flow=video.Flow.FARNEBACK)
         modes["before: key every 1, Farneback"] = video.VideoOptions(key_every=1, flow=video.Flow.FARNEBACK)
     names = args.clips or sorted(p.stem for p in VIDEO.glob("davis-*.mp4"))
-    colorize_fps(VIDEO / f"{names[0]}.mp4", colorizer, video.VideoOptions(end=0.5))  # warm-up: lazy init untimed
+    for colorizer in engines.values():  # warm-up: lazy initialisation untimed
+        colorize_fps(VIDEO / f"{names[0]}.mp4", colorizer, video.VideoOptions(end=0.5))
     print(
         f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.machine()}, {device}, threads {args.threads}, "
         f"x264 preset {base.preset or 'medium'} CRF {base.crf}"
     )
-    print("| clip | mode | decode+encode fps | colorize fps | ratio | PSNR | CDC |")
-    print("|---|---|---|---|---|---|---|")
-    ratios: dict[str, list[tuple[float, float, float, float, float]]] = {m: [] for m in modes}
+    print("| clip | model | mode | decode+encode fps | colorize fps | ratio | PSNR | CDC |")
+    print("|---|---|---|---|---|---|---|---|")
+    ratios: dict[tuple[str, str], list[tuple[float, float, float, float, float]]] = {}
     for name in names:
         src = VIDEO / f"{name}.mp4"
-        for mode, opts in modes.items():
-            ref, got = io_only_fps(src, opts), colorize_fps(src, colorizer, opts)  # side by side, per mode
-            q = {"psnr": float("nan"), "cdc": float("nan")} if args.no_quality else quality(src, colorizer, opts)
-            ratios[mode].append((ref, got, got / ref, q["psnr"], q["cdc"]))
-            print(
-                f"| {name} | {mode} | {ref:.1f} | {got:.1f} | {got / ref:.2f} | {q['psnr']:.2f} | {q['cdc']:.4f} |",
-                flush=True,
-            )
-    for mode, rows in ratios.items():
+        for model, colorizer in engines.items():
+            for mode, opts in modes.items():
+                ref, got = io_only_fps(src, opts), colorize_fps(src, colorizer, opts)  # side by side, per mode
+                q = {"psnr": float("nan"), "cdc": float("nan")} if args.no_quality else quality(src, colorizer, opts)
+                ratios.setdefault((model, mode), []).append((ref, got, got / ref, q["psnr"], q["cdc"]))
+                print(
+                    f"| {name} | {model} | {mode} | {ref:.1f} | {got:.1f} | {got / ref:.2f} | {q['psnr']:.2f} | "
+                    f"{q['cdc']:.4f} |",
+                    flush=True,
+                )
+    for (model, mode), rows in ratios.items():
         m = np.mean(np.array(rows), 0)
-        print(f"| **mean** | {mode} | {m[0]:.1f} | {m[1]:.1f} | {m[2]:.2f} | {m[3]:.2f} | {m[4]:.4f} |")
+        print(f"| **mean** | {model} | {mode} | {m[0]:.1f} | {m[1]:.1f} | {m[2]:.2f} | {m[3]:.2f} | {m[4]:.4f} |")
 
 
 if __name__ == "__main__":

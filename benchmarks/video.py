@@ -15,8 +15,8 @@ stabilisation (the default strength), and compared with the original colour fram
 Modes: per-frame (strength 0), stabilised (the default strength), and stabilised with the model on key frames only
 (`--key-every K`, chroma carried along optical flow between them), for each K given.
 
-    python benchmarks/video.py [--max-frames 24] [--clips davis-blackswan] [--render-size 256] [--threads 2]
-                               [--key-every 2 3]
+    python benchmarks/video.py [--model unet-lab] [--max-frames 24] [--clips davis-blackswan] [--render-size 256]
+                               [--threads 2] [--key-every 2 3]   # model, render size: colorize video's defaults
 
 Prints one Markdown table with a mean row per mode; paste it with the date and machine into benchmarks/RESULTS.md.
 """
