@@ -242,7 +242,7 @@ class EffUNetLab(ColorModel):
     color_space="lab",
     loss="ab-classification",
     lr=5e-4,
-    description="U-Net on pretrained EfficientNet-Lite0, ab classification with rebalancing (default)",
+    description="U-Net on pretrained EfficientNet-Lite0, ab classification with rebalancing: the fast choice",
 )
 def unet_lab(pretrained_backbone: bool = False, **kw) -> EffUNetLab:
     return EffUNetLab(pretrained_backbone=pretrained_backbone, **kw)
@@ -287,7 +287,8 @@ class EffUNetLabDuo(EffUNetLab):
     color_space="lab",
     loss="ab-classification",
     lr=5e-4,
-    description="unet-lab and unet-lab-l together, their logits averaged: the most accurate, about 2x the time",
+    description="unet-lab and unet-lab-l together, their logits averaged: more accurate than unet-lab, about 2x "
+    "its time",
 )
 def unet_lab_duo(pretrained_backbone: bool = False, **kw) -> EffUNetLabDuo:
     return EffUNetLabDuo(pretrained_backbone=pretrained_backbone, **kw)
