@@ -309,12 +309,17 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
+def p_text(p: float) -> str:
+    """A p-value as a reader needs it: two decimals, and under 0.01 one significant digit, not a bare 0.00."""
+    return f"{p:.2f}" if p >= 0.01 else f"{p:.1g}"
+
+
 def paired_note(report: dict[str, Any]) -> str:
     """One sentence: each model's classifier agreement against gray's photo by photo ("" without the classifier)."""
     pairs = [(name, r[VS_GRAY]) for name, r in report["results"].items() if VS_GRAY in r]
     if not pairs:
         return ""
-    each = "; ".join(f"{name} {v['only_model']} / {v['only_gray']} (p {v['p']:.2f})" for name, v in pairs)
+    each = "; ".join(f"{name} {v['only_model']} / {v['only_gray']} (p {p_text(v['p'])})" for name, v in pairs)
     return (
         "Classifier against gray, photo by photo (photos only the model's colour keeps in the truth's class / only "
         f"gray keeps; McNemar's exact p): {each}."

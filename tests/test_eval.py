@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from colorize_cli.cli import app
-from colorize_cli.evaluate import mcnemar_p
+from colorize_cli.evaluate import mcnemar_p, paired_note
 from colorize_cli.registry import DEFAULT_MODEL
 from tests.conftest import VAL, pick
 
@@ -132,3 +132,18 @@ def test_mcnemar_p_is_the_exact_binomial_test_on_the_photos_the_two_disagree_on(
     assert mcnemar_p(0, 6) == pytest.approx(2 / 64)  # six of six one way: 2 x (1/2)^6
     assert mcnemar_p(13, 16) == mcnemar_p(16, 13) == pytest.approx(0.7111, abs=1e-4)
     assert mcnemar_p(1, 9) == pytest.approx(2 * (1 + 10) / 1024)
+
+
+def test_paired_note_keeps_a_small_p_from_reading_as_zero():
+    """The held-out split's 129 against 76 photos gives p 0.0003; printed with two decimals it read "p 0.00"."""
+    p = mcnemar_p(129, 76)
+    assert 0.0001 < p < 0.001
+    report = {
+        "results": {
+            "unet-lab-trio": {"classifier_vs_gray": {"only_model": 129, "only_gray": 76, "p": p}},
+            "unet-lab": {"classifier_vs_gray": {"only_model": 13, "only_gray": 16, "p": mcnemar_p(13, 16)}},
+        }
+    }
+    note = paired_note(report)
+    assert "unet-lab-trio 129 / 76 (p 0.0003)" in note
+    assert "unet-lab 13 / 16 (p 0.71)" in note
