@@ -116,6 +116,13 @@ class UpBlock(nn.Module):
         return self.body(torch.cat([x, skip], 1))
 
 
+@register_model(
+    "unet-lab",
+    color_space="lab",
+    loss="ab-classification",
+    lr=5e-4,
+    description="U-Net on pretrained EfficientNet-Lite0, ab classification with rebalancing: the fast choice",
+)
 class EffUNetLab(ColorModel):
     color_space = "lab"
     bins: torch.Tensor  # buffers (registered in __init__), declared for the type checker
@@ -237,29 +244,25 @@ class EffUNetLab(ColorModel):
         self.class_weights.copy_(w / (prior * w).sum())
 
 
-@register_model(
-    "unet-lab",
-    color_space="lab",
-    loss="ab-classification",
-    lr=5e-4,
-    description="U-Net on pretrained EfficientNet-Lite0, ab classification with rebalancing: the fast choice",
-)
-def unet_lab(pretrained_backbone: bool = False, **kw) -> EffUNetLab:
-    return EffUNetLab(pretrained_backbone=pretrained_backbone, **kw)
-
-
-@register_model(
+# The same class over EfficientNet-Lite1: the trio's third member.
+register_model(
     "unet-lab-m",
     color_space="lab",
     loss="ab-classification",
     lr=5e-4,
     description="unet-lab on the pretrained EfficientNet-Lite1 encoder",
     kwargs={"encoder": "lite1"},
+)(EffUNetLab)
+
+
+@register_model(
+    "unet-lab-duo",
+    color_space="lab",
+    loss="ab-classification",
+    lr=5e-4,
+    description="unet-lab and unet-lab-l together, their logits averaged: more accurate than unet-lab, about 2x "
+    "its time",
 )
-def unet_lab_m(pretrained_backbone: bool = False, **kw) -> EffUNetLab:
-    return EffUNetLab(pretrained_backbone=pretrained_backbone, **kw)
-
-
 class EffUNetLabDuo(EffUNetLab):
     """unet-lab (this module's own tensors, named as in unet-lab's weights) and a unet-lab-l member (`second.*`),
     their logits averaged, read by this module's readout (its temperature, correction and class weights; the
@@ -280,18 +283,6 @@ class EffUNetLabDuo(EffUNetLab):
 
     def forward(self, lum: torch.Tensor) -> torch.Tensor:
         return (super().forward(lum) + self.second(lum)) / 2
-
-
-@register_model(
-    "unet-lab-duo",
-    color_space="lab",
-    loss="ab-classification",
-    lr=5e-4,
-    description="unet-lab and unet-lab-l together, their logits averaged: more accurate than unet-lab, about 2x "
-    "its time",
-)
-def unet_lab_duo(pretrained_backbone: bool = False, **kw) -> EffUNetLabDuo:
-    return EffUNetLabDuo(pretrained_backbone=pretrained_backbone, **kw)
 
 
 # ImageNet's road and rail vehicles and car parts (cars, vans, trucks, buses, taxis, trams, trains, tractors, grille,
@@ -377,6 +368,13 @@ class VehicleGated(EffUNetLab):
         return (torch.softmax(-cost / self.bayes_tau, -1) @ self.bins).permute(0, 3, 1, 2)
 
 
+@register_model(
+    "unet-lab-l",
+    color_space="lab",
+    loss="ab-classification",
+    lr=5e-4,
+    description="unet-lab on the larger pretrained EfficientNet-Lite2 encoder, with the trio's vehicle gate",
+)
 class EffUNetLabL(VehicleGated):
     """unet-lab over EfficientNet-Lite2, with the vehicle gate its own encoder's head makes cheap (a 1x1 conv and a
     linear layer on features computed anyway). A file whose encoder is still the wheel's leaves it and the head
@@ -401,16 +399,13 @@ class EffUNetLabL(VehicleGated):
 
 
 @register_model(
-    "unet-lab-l",
+    "unet-lab-trio",
     color_space="lab",
     loss="ab-classification",
     lr=5e-4,
-    description="unet-lab on the larger pretrained EfficientNet-Lite2 encoder, with the trio's vehicle gate",
+    description="the default: unet-lab-duo with unet-lab-m as a third network, the three logits averaged, a "
+    "vehicle's colour read toward the least expected CIEDE2000; the most accurate, about 3.5x unet-lab's time",
 )
-def unet_lab_l(pretrained_backbone: bool = False, **kw) -> EffUNetLabL:
-    return EffUNetLabL(pretrained_backbone=pretrained_backbone, **kw)
-
-
 class EffUNetLabTrio(VehicleGated, EffUNetLabDuo):
     """unet-lab-duo and a unet-lab-m member (`third.*`, over EfficientNet-Lite1), the three networks' logits averaged
     and read by this module's gated readout; frozen members' encoders come from their wheels, as in the duo."""
@@ -435,15 +430,3 @@ class EffUNetLabTrio(VehicleGated, EffUNetLabDuo):
         taps = self.second.encode(lum)
         logits = (EffUNetLab.forward(self, lum) + self.second.decode(taps, lum) + self.third(lum)) / 3
         return self.gated(logits, taps[-1])
-
-
-@register_model(
-    "unet-lab-trio",
-    color_space="lab",
-    loss="ab-classification",
-    lr=5e-4,
-    description="the default: unet-lab-duo with unet-lab-m as a third network, the three logits averaged, a "
-    "vehicle's colour read toward the least expected CIEDE2000; the most accurate, about 3.5x unet-lab's time",
-)
-def unet_lab_trio(pretrained_backbone: bool = False, **kw) -> EffUNetLabTrio:
-    return EffUNetLabTrio(pretrained_backbone=pretrained_backbone, **kw)
